@@ -1,0 +1,268 @@
+"""The snapshot database: build, validate as untrusted input, search, summary, agenda."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from continuity import snapshotdb
+from continuity.errors import InputError, NotFound, SnapshotDatabaseError
+from continuity.model import AllergyStatus, NonSubstitutionReason, Treatment
+from tests.factories import small_practice
+
+TODAY = dt.date(2026, 11, 28)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    result = snapshotdb.build_from_records(small_practice(TODAY), tmp_path / "snapshot.db")
+    return result.path
+
+
+@pytest.fixture
+def db(db_path: Path) -> snapshotdb.SnapshotDB:
+    return snapshotdb.open_file(db_path)
+
+
+def ids(results: list[snapshotdb.SearchResult]) -> list[str]:
+    return [r.patient.id for r in results]
+
+
+# --- building ---------------------------------------------------------------------------------------
+
+
+def test_build_reports_counts_and_meta(db_path: Path) -> None:
+    result = snapshotdb.build_from_records(small_practice(TODAY), db_path.with_name("again.db"))
+    assert result.counts["patient"] == 11
+    assert result.counts["treatment"] == 2
+    assert result.counts["appointment"] == 3
+    db = snapshotdb.open_file(result.path, expected_counts=result.counts)
+    assert db.practice_name == "Cabinet des Lilas"
+    assert db.counts() == result.counts
+
+
+def test_build_refuses_records_pointing_to_an_undefined_patient(tmp_path: Path) -> None:
+    records = [*small_practice(TODAY), Treatment("trt-x", "pat-ghost", "paracétamol")]
+    with pytest.raises(InputError, match="pat-ghost"):
+        snapshotdb.build_from_records(records, tmp_path / "out.db")
+    assert not (tmp_path / "out.db").exists()
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind
+
+
+# --- search -----------------------------------------------------------------------------------------
+
+
+def test_exact_name_ranks_before_prefix(db: snapshotdb.SnapshotDB) -> None:
+    found = ids(db.search("martin"))
+    assert found[:2] == ["pat-martin-1", "pat-martin-2"]
+    assert found[2] == "pat-martinez"
+    assert [r.exact for r in db.search("martin")] == [1, 1, 0]
+
+
+def test_prefix_and_given_name_combination(db: snapshotdb.SnapshotDB) -> None:
+    assert ids(db.search("mart pau")) == ["pat-martinez"]
+    assert ids(db.search("marie martin")) == ["pat-martin-1", "pat-martin-2"]
+
+
+def test_homonyms_are_flagged_and_told_apart_by_birth_date(db: snapshotdb.SnapshotDB) -> None:
+    results = db.search("martin marie")
+    assert all(r.homonyms == 1 for r in results)
+    assert {r.patient.birth_date for r in results} == {dt.date(1951, 3, 12), dt.date(1987, 7, 1)}
+    assert ids(db.search("martin 12/03/1951")) == ["pat-martin-1"]
+    assert db.search("martinez")[0].homonyms == 0
+
+
+def test_twins_share_a_birth_date_but_not_a_given_name(db: snapshotdb.SnapshotDB) -> None:
+    assert set(ids(db.search("bernard 01/06/2023"))) == {"pat-twin-1", "pat-twin-2"}
+    assert ids(db.search("bernard lina")) == ["pat-twin-2"]
+    # Twins have different given names: they are not homonyms of each other.
+    assert all(r.homonyms == 0 for r in db.search("bernard"))
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("lefevre", "pat-lefevre"),
+        ("LEFÈVRE-ÇELIK", "pat-lefevre"),
+        ("celik", "pat-lefevre"),
+        ("lefevre celik", "pat-lefevre"),
+        ("lefevrecelik", "pat-lefevre"),
+        ("n'diaye", "pat-ndiaye"),
+        ("ndiaye", "pat-ndiaye"),
+        ("n diaye", "pat-ndiaye"),
+        ("diaye", "pat-ndiaye"),
+        ("fontaine", "pat-fontaine"),
+        ("de la fontaine", "pat-fontaine"),
+        ("delafontaine", "pat-fontaine"),
+        ("fontaine louise", "pat-fontaine"),  # third birth given name
+        ("moreau", "pat-married"),  # used name
+        ("dubois", "pat-married"),  # birth name
+        ("moreau claire", "pat-married"),
+        ("oeuvray", "pat-oeuvray"),
+        ("œuvray", "pat-oeuvray"),
+        ("zoe", "pat-oeuvray"),
+    ],
+)
+def test_accents_case_hyphens_apostrophes_and_used_names(
+    db: snapshotdb.SnapshotDB, typed: str, expected: str
+) -> None:
+    assert ids(db.search(typed))[:1] == [expected]
+
+
+def test_search_by_birth_date_alone(db: snapshotdb.SnapshotDB) -> None:
+    assert set(ids(db.search("12/03/1951"))) == {"pat-martin-1", "pat-qual"}
+    assert set(ids(db.search("12031951"))) == {"pat-martin-1", "pat-qual"}
+    assert "pat-fontaine" in ids(db.search("1944"))
+    assert "pat-martinez" not in ids(db.search("1944"))
+
+
+def test_search_by_ins(db: snapshotdb.SnapshotDB) -> None:
+    assert ids(db.search("151037512345658")) == ["pat-qual"]
+    assert ids(db.search("1 51 03 75 123 456 58")) == ["pat-qual"]
+    assert ids(db.search("1510375123456")) == ["pat-qual"]  # without the key
+    assert db.search("299999999999999") == []
+
+
+def test_nothing_found_and_empty_query(db: snapshotdb.SnapshotDB) -> None:
+    assert db.search("zzzz") == []
+    assert db.search("") == []
+    assert db.search("martin 01/01/1900") == []
+
+
+def test_limit_bounds_results(db: snapshotdb.SnapshotDB) -> None:
+    assert len(db.search("m", limit=2)) == 2
+
+
+# --- summary and agenda -----------------------------------------------------------------------------
+
+
+def test_summary_returns_the_whole_patient(db: snapshotdb.SnapshotDB) -> None:
+    summary = db.summary("pat-qual", today=TODAY)
+    assert summary.patient.ins == "151037512345658"
+    assert summary.patient.allergy_status is AllergyStatus.RECORDED
+    assert [a.substance for a in summary.allergies] == ["Amoxicilline"]
+    assert [c.text for c in summary.conditions] == ["Diabète de type 2", "Hypertension artérielle"]
+    assert summary.ald_conditions[0].code == "E11"
+    assert [t.dci for t in summary.treatments] == ["metformine", "lévothyroxine sodique"]
+    assert summary.treatments[1].non_substitution is NonSubstitutionReason.MTE
+    assert summary.treatments[0].renewals_left == 2
+    assert summary.general_practitioner is not None and summary.general_practitioner.rpps == "10001234567"
+    assert [a.id for a in summary.appointments] == ["apt-1"]  # the past one is not "upcoming"
+
+
+def test_latest_weight_is_the_most_recent(db: snapshotdb.SnapshotDB) -> None:
+    weight = db.summary("pat-twin-1", today=TODAY).latest("weight")
+    assert weight is not None and weight.value == 11.2 and weight.measured_on == dt.date(2026, 10, 1)
+
+
+def test_unknown_patient_is_not_found(db: snapshotdb.SnapshotDB) -> None:
+    with pytest.raises(NotFound):
+        db.summary("pat-nobody")
+
+
+def test_agenda_lists_the_day_with_patients(db: snapshotdb.SnapshotDB) -> None:
+    entries = db.agenda(TODAY, TODAY)
+    assert [(e.appointment.start.time(), e.patient.id) for e in entries] == [
+        (dt.time(9, 0), "pat-qual"),
+        (dt.time(9, 20), "pat-ndiaye"),
+    ]
+
+
+def test_opened_database_is_read_only(db: snapshotdb.SnapshotDB) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+        db._conn.execute("DELETE FROM patient")
+
+
+# --- untrusted input ------------------------------------------------------------------------------------
+
+
+def tampered(db_path: Path, tmp_path: Path, *statements: str, writable_schema: bool = False) -> bytes:
+    copy = tmp_path / "tampered.db"
+    shutil.copy(db_path, copy)
+    conn = sqlite3.connect(copy)
+    if writable_schema:
+        conn.execute("PRAGMA writable_schema = ON")
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    return copy.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TRIGGER evil AFTER INSERT ON meta BEGIN DELETE FROM patient; END",
+        "CREATE TABLE extra (x)",
+        "CREATE VIEW v AS SELECT * FROM patient",
+        "CREATE INDEX extra_index ON patient (birth_name)",
+        "DROP INDEX patient_ins",
+        "ALTER TABLE patient ADD COLUMN note TEXT",
+    ],
+)
+def test_schema_whitelist_refuses_any_extra_or_missing_object(
+    db_path: Path, tmp_path: Path, statement: str
+) -> None:
+    data = tampered(db_path, tmp_path, statement)
+    with pytest.raises(SnapshotDatabaseError, match="schema differs"):
+        snapshotdb.open_bytes(data)
+
+
+def test_wrong_schema_version_is_refused(db_path: Path, tmp_path: Path) -> None:
+    data = tampered(db_path, tmp_path, "PRAGMA user_version = 99")
+    with pytest.raises(SnapshotDatabaseError, match="schema version 99"):
+        snapshotdb.open_bytes(data)
+
+
+def test_rows_violating_the_check_constraints_are_caught(db_path: Path, tmp_path: Path) -> None:
+    # Write a bad row under a weakened schema, then restore the original text: only the rows lie.
+    copy = tmp_path / "bad-rows.db"
+    shutil.copy(db_path, copy)
+    conn = sqlite3.connect(copy)
+    (original,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'patient'").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    weakened = original.replace("CHECK (sex IN ('female', 'male', 'other', 'unknown'))", "")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'patient'", (weakened,))
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(copy)
+    conn.execute("UPDATE patient SET sex = 'dragon' WHERE id = 'pat-qual'")
+    conn.commit()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'patient'", (original,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(SnapshotDatabaseError, match="CHECK constraint failed"):
+        snapshotdb.open_file(copy)
+
+
+def test_counts_must_match_the_signed_header(db_path: Path) -> None:
+    counts = snapshotdb.open_file(db_path).counts()
+    with pytest.raises(SnapshotDatabaseError, match="patient: 11 rows, the signed header says 12"):
+        snapshotdb.open_file(db_path, expected_counts={**counts, "patient": 12})
+
+
+@pytest.mark.parametrize("mangle", ["empty", "magic", "truncated", "garbage_page"])
+def test_damaged_images_are_refused_cleanly(db_path: Path, mangle: str) -> None:
+    data = db_path.read_bytes()
+    if mangle == "empty":
+        data = b""
+    elif mangle == "magic":
+        data = b"NotSQLite format" + data[16:]
+    elif mangle == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data = data[:8192] + bytes(range(256)) * 16 + data[8192 + 4096 :]
+    with pytest.raises(SnapshotDatabaseError):
+        snapshotdb.open_bytes(data)
+
+
+def test_json_columns_that_lie_do_not_crash_the_reader(db_path: Path, tmp_path: Path) -> None:
+    data = tampered(db_path, tmp_path, "UPDATE patient SET birth_given_names = '{\"not\": \"a list\"}'")
+    db = snapshotdb.open_bytes(data)
+    with pytest.raises(SnapshotDatabaseError, match="patient row"):
+        db.search("martin")
