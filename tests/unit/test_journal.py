@@ -1,0 +1,492 @@
+"""The journal: hash chain, months, sealed details, checkpoints, retention, write failures."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import multiprocessing
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import nacl.public
+import nacl.signing
+import pytest
+
+from continuity import journal as journal_module
+from continuity.errors import JournalBroken, JournalError
+from continuity.journal import Action, Journal, verify_journal
+from tests.unit.journal_helpers import (
+    Appliance,
+    Clock,
+    files_bytes,
+    make_appliance,
+    make_prescription,
+    patient_markers,
+    write_key_files,
+)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fixed = Clock(dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC))
+    monkeypatch.setattr(journal_module, "_now", fixed)
+    return fixed
+
+
+@pytest.fixture
+def appliance(tmp_path: Path) -> Appliance:
+    return make_appliance(tmp_path / "home")
+
+
+def fill(journal: Journal, count: int, *, user: str = "dr.martin") -> None:
+    for number in range(count):
+        journal.append(user=user, action=Action.VIEW_PATIENT, patient_id=f"pat-{number:04d}", snapshot_seq=3)
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def kinds(home: Path, verify_key: nacl.signing.VerifyKey | None = None) -> list[str]:
+    return [problem.kind for problem in verify_journal(home, verify_key).problems]
+
+
+# --- writing and the chain -------------------------------------------------------------------------
+
+
+def test_append_chains_entries_in_canonical_form(appliance: Appliance, clock: Clock) -> None:
+    journal = appliance.journal()
+    first = journal.append(user="dr.martin", action=Action.UNLOCK, details={"method": "passphrase"})
+    second = journal.append(user="dr.martin", action="view_patient", patient_id="pat-0001", snapshot_seq=7)
+
+    assert (first.index, second.index) == (0, 1)
+    assert first.prev_hash == journal_module.GENESIS_HASH
+    assert second.prev_hash == first.hash
+    path = appliance.home / "journal" / "2026-11.jsonl"
+    raw = lines_of(path)
+    assert raw == [first.to_line(), second.to_line()]
+    parsed = json.loads(raw[1])
+    assert parsed["patient"] == "pat-0001"
+    assert parsed["snapshot_seq"] == 7
+    assert parsed["ts"].endswith("+00:00")
+    assert b" " not in raw[0]
+    assert b" " not in raw[1]
+    assert journal_module.JournalEntry.from_line(raw[1]) == second
+    assert list(journal.entries()) == [first, second]
+    report = verify_journal(appliance.home)
+    assert report.ok
+    assert report.entries == 2
+    assert report.head == second.hash
+
+
+def test_months_chain_to_each_other(appliance: Appliance, clock: Clock) -> None:
+    journal = appliance.journal()
+    clock.set(2026, 10, 31)
+    fill(journal, 2)
+    clock.set(2026, 11, 1)
+    fill(journal, 2)
+    october, november = (appliance.home / "journal" / name for name in ("2026-10.jsonl", "2026-11.jsonl"))
+    last_october = json.loads(lines_of(october)[-1])
+    first_november = json.loads(lines_of(november)[0])
+    assert first_november["prev"] == last_october["hash"]
+    assert first_november["index"] == 2
+    assert verify_journal(appliance.home).ok
+
+
+def test_clock_set_back_never_writes_into_an_older_month(appliance: Appliance, clock: Clock) -> None:
+    journal = appliance.journal()
+    clock.set(2026, 11, 2)
+    fill(journal, 1)
+    clock.set(2026, 9, 2)
+    fill(journal, 1)
+    assert [p.name for p in journal.month_files()] == ["2026-11.jsonl"]
+    report = verify_journal(appliance.home)
+    assert report.ok
+    assert report.notes_fr
+
+
+def test_refuses_patient_data_in_clear_fields(appliance: Appliance) -> None:
+    journal = appliance.journal()
+    with pytest.raises(ValueError, match="sealed"):
+        journal.append(user="dr.martin", action="view_patient", details={"birth_name": "NDIAYE"})
+    with pytest.raises(ValueError, match="pseudonymous"):
+        journal.append(user="dr.martin", action="view_patient", patient_id="2500375123456")
+    with pytest.raises(ValueError, match="pseudonymous"):
+        journal.append(user="dr.martin", action="view_patient", patient_id="NDIAYE Aminata")
+    with pytest.raises(ValueError, match="action"):
+        journal.append(user="dr.martin", action="View Patient")
+    assert not (appliance.home / "journal" / "2026-11.jsonl").exists()
+
+
+def test_sealed_details_open_only_with_the_appliance_key(appliance: Appliance, clock: Clock) -> None:
+    journal = appliance.journal()
+    prescription = make_prescription(1)
+    payload = journal_module.prescription_payload(prescription, pdf_sha256="ab" * 32)
+    entry = journal.append(
+        user="dr.martin",
+        action=Action.PRINT_PRESCRIPTION,
+        patient_id=prescription.patient.id,
+        snapshot_seq=3,
+        sealed=payload,
+    )
+    stored = next(iter(journal.entries()))
+    assert stored.sealed is not None
+    assert stored.sealed == entry.sealed
+    opened = journal_module.read_prescription_payload(stored.open_sealed(appliance.box_key))
+    assert opened == payload
+    assert opened["patient"]["birth_name"] == prescription.patient.birth_name
+    assert opened["lines"][0]["non_substitution"] == "MTE"
+    with pytest.raises(JournalError):
+        stored.open_sealed(nacl.public.PrivateKey.generate())
+
+
+def test_no_patient_data_in_clear_on_disk(appliance: Appliance, clock: Clock) -> None:
+    journal = appliance.journal()
+    prescriptions = [make_prescription(number) for number in range(1, 7)]
+    for prescription in prescriptions:
+        journal.append(user="dr.martin", action="view_patient", patient_id=prescription.patient.id, snapshot_seq=1)
+        journal.append(
+            user="dr.martin",
+            action="print_prescription",
+            patient_id=prescription.patient.id,
+            snapshot_seq=1,
+            sealed=journal_module.prescription_payload(prescription, pdf_sha256="cd" * 32),
+        )
+    journal.checkpoint(appliance.signing_key, "dr.martin")
+    scanned = 0
+    for path, data in files_bytes(appliance.home):
+        scanned += 1
+        text = data.decode("utf-8", errors="replace").casefold()
+        for prescription in prescriptions:
+            for marker in [*patient_markers(prescription.patient), "lévothyroxine", "paracétamol"]:
+                assert marker.casefold() not in text, f"{marker} in clear in {path}"
+    assert scanned >= 3
+
+
+def test_prescription_payload_shape_is_checked(appliance: Appliance) -> None:
+    payload = journal_module.prescription_payload(make_prescription(2), pdf_sha256="00" * 32)
+    broken = json.loads(json.dumps(payload))
+    del broken["lines"][0]["posology"]
+    with pytest.raises(JournalError, match="posology"):
+        journal_module.read_prescription_payload(broken)
+    wrong_type = json.loads(json.dumps(payload))
+    wrong_type["lines"][0]["renewals"] = True
+    with pytest.raises(JournalError, match="renewals"):
+        journal_module.read_prescription_payload(wrong_type)
+
+
+def test_public_key_read_from_home(appliance: Appliance, tmp_path: Path) -> None:
+    assert bytes(appliance.journal().public_key) == bytes(appliance.box_key.public_key)
+    with pytest.raises(JournalError):
+        Journal(tmp_path / "nowhere").append(user="system", action="pull_accepted", sealed={"x": 1})
+
+
+# --- tampering -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def filled(appliance: Appliance, clock: Clock) -> Path:
+    """Twelve entries in November with a checkpoint after the sixth; returns the month file."""
+    journal = appliance.journal()
+    fill(journal, 6)
+    journal.checkpoint(appliance.signing_key, "dr.martin")
+    fill(journal, 5)
+    assert verify_journal(appliance.home).ok
+    return appliance.home / "journal" / "2026-11.jsonl"
+
+
+def test_flipping_a_byte_is_caught_where_it_happened(appliance: Appliance, filled: Path) -> None:
+    data = bytearray(filled.read_bytes())
+    lines = lines_of(filled)
+    offset = sum(len(line) for line in lines[:3]) + lines[3].index(b"dr.martin")
+    data[offset] ^= 0x01  # d -> e
+    filled.write_bytes(bytes(data))
+    report = verify_journal(appliance.home)
+    assert not report.ok
+    assert (report.problems[0].line, report.problems[0].index, report.problems[0].kind) == (4, 3, "edited")
+    assert "ligne 4" in report.problems[0].where()
+
+
+def test_rehashed_edit_breaks_the_next_link(appliance: Appliance, filled: Path) -> None:
+    lines = lines_of(filled)
+    entry = journal_module.JournalEntry.from_line(lines[2])
+    forged = journal_module.dataclasses.replace(entry, user="dr.other")
+    forged = journal_module.dataclasses.replace(forged, hash=forged.computed_hash())
+    lines[2] = forged.to_line()
+    filled.write_bytes(b"".join(lines))
+    problems = verify_journal(appliance.home).problems
+    assert [(p.line, p.kind) for p in problems][:1] == [(4, "edited")]
+
+
+def test_rewriting_the_whole_chain_is_caught_by_the_checkpoint(appliance: Appliance, filled: Path) -> None:
+    lines = lines_of(filled)
+    entries = [journal_module.JournalEntry.from_line(line) for line in lines]
+    previous = journal_module.GENESIS_HASH
+    rewritten = []
+    for entry in entries:
+        changed = journal_module.dataclasses.replace(
+            entry, prev_hash=previous, user="intrus" if entry.index == 1 else entry.user
+        )
+        changed = journal_module.dataclasses.replace(changed, hash=changed.computed_hash())
+        previous = changed.hash
+        rewritten.append(changed.to_line())
+    filled.write_bytes(b"".join(rewritten))
+    problems = verify_journal(appliance.home).problems
+    assert [p.kind for p in problems] == ["checkpoint"]
+    assert problems[0].index == 6
+
+
+def test_deleting_an_entry_is_caught(appliance: Appliance, filled: Path) -> None:
+    lines = lines_of(filled)
+    del lines[8]
+    filled.write_bytes(b"".join(lines))
+    problems = verify_journal(appliance.home).problems
+    assert problems[0].kind == "deleted"
+    assert problems[0].line == 9
+    assert "n° 8" in problems[0].message_fr
+
+
+def test_deleting_the_last_entry_is_caught_by_the_paper_checkpoint(appliance: Appliance, filled: Path) -> None:
+    head = appliance.journal().head()
+    assert head is not None
+    paper = (head.index + 1, head.hash)
+    assert verify_journal(appliance.home, paper=paper).ok
+    filled.write_bytes(b"".join(lines_of(filled)[:-1]))
+    assert kinds_with_paper(appliance.home, paper) == ["paper"]
+
+
+def kinds_with_paper(home: Path, paper: tuple[int, str]) -> list[str]:
+    return [problem.kind for problem in verify_journal(home, paper=paper).problems]
+
+
+def test_swapping_two_entries_is_caught(appliance: Appliance, filled: Path) -> None:
+    lines = lines_of(filled)
+    lines[3], lines[4] = lines[4], lines[3]
+    filled.write_bytes(b"".join(lines))
+    problems = verify_journal(appliance.home).problems
+    assert problems
+    assert all(p.kind == "reordered" for p in problems)
+    assert problems[0].line == 4
+
+
+def test_truncating_mid_line_is_caught(appliance: Appliance, filled: Path) -> None:
+    data = filled.read_bytes()
+    filled.write_bytes(data[: len(data) - 40])
+    problems = verify_journal(appliance.home).problems
+    assert [(p.kind, p.line) for p in problems] == [("truncated", 12)]
+
+
+def test_replacing_a_whole_month_is_caught(appliance: Appliance, clock: Clock, tmp_path: Path) -> None:
+    journal = appliance.journal()
+    clock.set(2026, 9, 3)
+    fill(journal, 3)
+    clock.set(2026, 10, 3)
+    fill(journal, 3)
+    clock.set(2026, 11, 3)
+    fill(journal, 3)
+    # The same activity on another (or the same) appliance: a well-formed month, not this one.
+    other = make_appliance(tmp_path / "other")
+    clock.set(2026, 9, 3)
+    fill(other.journal(), 3)
+    clock.set(2026, 10, 3)
+    fill(other.journal(), 3, user="dr.other")
+    october = appliance.home / "journal" / "2026-10.jsonl"
+    october.write_bytes((other.home / "journal" / "2026-10.jsonl").read_bytes())
+    problems = verify_journal(appliance.home).problems
+    assert ("2026-11.jsonl", 1, "replaced") in [(p.file, p.line, p.kind) for p in problems]
+
+
+def test_checkpoint_from_another_appliance_is_caught(appliance: Appliance, filled: Path) -> None:
+    intruder = nacl.signing.SigningKey.generate()
+    appliance.journal().checkpoint(intruder, "dr.martin")
+    problems = verify_journal(appliance.home).problems
+    assert [p.kind for p in problems] == ["checkpoint"]
+    assert "autre poste" in problems[0].message_fr
+    assert journal_module.key_fingerprint(intruder.verify_key) in problems[0].message_fr
+
+
+def test_a_forged_signature_is_caught(appliance: Appliance, filled: Path) -> None:
+    lines = lines_of(filled)
+    entry = journal_module.JournalEntry.from_line(lines[6])
+    assert entry.action == "checkpoint"
+    details = dict(entry.details)
+    details["signature"] = "00" * 64
+    forged = journal_module.dataclasses.replace(entry, details=details)
+    forged = journal_module.dataclasses.replace(forged, hash=forged.computed_hash())
+    lines[6] = forged.to_line()
+    filled.write_bytes(b"".join(lines))
+    assert "checkpoint" in kinds(appliance.home)
+
+
+def test_checkpoint_counts_and_text(appliance: Appliance, filled: Path) -> None:
+    text = journal_module.checkpoint_text(appliance.home)
+    assert "Nombre d'entrées      : 6" in text
+    assert journal_module.key_fingerprint(appliance.signing_key.verify_key) in text
+    report = verify_journal(appliance.home)
+    assert report.checkpoints == 1
+    assert report.last_checkpoint_count == 6
+    assert report.unsigned_tail == 5
+
+
+def test_missing_verify_key_is_said(appliance: Appliance, filled: Path) -> None:
+    (appliance.home / "appliance.sign.pub").unlink()
+    report = verify_journal(appliance.home)
+    assert report.ok
+    assert any("non vérifiés" in note for note in report.notes_fr)
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+def fill_months(appliance: Appliance, clock: Clock, months: list[tuple[int, int]]) -> None:
+    journal = appliance.journal()
+    for year, month in months:
+        clock.set(year, month, 5)
+        fill(journal, 2)
+
+
+def test_retention_keeps_what_remains_verifiable(appliance: Appliance, clock: Clock) -> None:
+    months = [(2025, m) for m in range(6, 13)] + [(2026, m) for m in range(1, 12)]
+    fill_months(appliance, clock, months)
+    journal = appliance.journal()
+    clock.set(2026, 11, 20)
+    deleted = journal.apply_retention(12, today=dt.date(2026, 11, 20))
+    assert deleted == [f"2025-{m:02d}.jsonl" for m in range(6, 11)]
+    assert journal.month_files()[0].name == "2025-11.jsonl"
+    report = verify_journal(appliance.home)
+    assert report.ok, report.problems
+    assert report.first_index == 10
+    # A second pass later on still verifies (the newest retention entry is the anchor).
+    clock.set(2027, 2, 1)
+    fill(journal, 1)
+    assert journal.apply_retention(12, today=dt.date(2027, 2, 1)) == ["2025-11.jsonl", "2025-12.jsonl", "2026-01.jsonl"]
+    assert verify_journal(appliance.home).ok
+
+
+def test_deleting_the_oldest_month_by_hand_is_caught(appliance: Appliance, clock: Clock) -> None:
+    fill_months(appliance, clock, [(2026, 9), (2026, 10), (2026, 11)])
+    (appliance.home / "journal" / "2026-09.jsonl").unlink()
+    problems = verify_journal(appliance.home).problems
+    assert [(p.file, p.kind) for p in problems] == [("2026-10.jsonl", "deleted")]
+
+
+def test_deleting_more_than_the_purge_recorded_is_caught(appliance: Appliance, clock: Clock) -> None:
+    fill_months(appliance, clock, [(2025, 9), (2025, 10), (2026, 10), (2026, 11)])
+    appliance.journal().apply_retention(12, today=dt.date(2026, 11, 20))
+    (appliance.home / "journal" / "2026-10.jsonl").unlink()
+    assert kinds(appliance.home) == ["replaced"]
+
+
+# --- torn lines, concurrency -----------------------------------------------------------------------
+
+
+def test_a_line_torn_by_a_power_cut_is_set_aside_and_journaled(appliance: Appliance, filled: Path) -> None:
+    with filled.open("ab") as handle:
+        handle.write(b'{"action":"view_pat')
+    assert kinds(appliance.home) == ["truncated"]
+    entry = appliance.journal().append(user="dr.martin", action="view_patient", patient_id="pat-0009")
+    assert verify_journal(appliance.home).ok
+    entries = list(appliance.journal().entries())
+    assert entries[-2].action == "journal_repaired"
+    assert entries[-2].details["torn_bytes"] == 19
+    assert entries[-1] == entry
+    aside = list(filled.parent.glob("2026-11.jsonl.torn-*"))
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == b'{"action":"view_pat'
+
+
+def _append_many(home: str, worker: int) -> None:
+    journal = Journal(Path(home))
+    for number in range(25):
+        journal.append(user=f"worker{worker}", action="view_patient", patient_id=f"p-{worker}-{number}")
+
+
+def test_concurrent_writers_keep_one_chain(appliance: Appliance) -> None:
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_append_many, args=(str(appliance.home), n)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+        assert worker.exitcode == 0
+    report = verify_journal(appliance.home)
+    assert report.ok
+    assert report.entries == 100
+
+
+def test_a_broken_last_line_stops_appends(appliance: Appliance, filled: Path) -> None:
+    with filled.open("ab") as handle:
+        handle.write(b"not json\n")
+    with pytest.raises(JournalBroken):
+        appliance.journal().append(user="dr.martin", action="lock")
+
+
+# --- write failures --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(target: Path, *options: str) -> Iterator[Path]:
+    """Mount a small tmpfs (needs root and CAP_SYS_ADMIN: tests run as root, chmod would not stop them)."""
+    target.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(target)],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.decode().strip()}): write failures not simulated")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_read_only_journal_raises_journal_error(tmp_path: Path, clock: Clock) -> None:
+    keys = make_appliance(tmp_path / "keys")
+    with tmpfs(tmp_path / "home", "size=64k") as home:
+        write_key_files(home, keys.box_key.public_key, keys.signing_key.verify_key)
+        journal = Journal(home)
+        fill(journal, 2)
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        with pytest.raises(JournalError) as raised:
+            journal.append(user="dr.martin", action="view_patient", patient_id="pat-0001")
+        assert "protégé en écriture" in raised.value.message_fr
+        report = verify_journal(home)
+        assert report.ok
+        assert report.entries == 2
+
+
+def test_read_only_home_without_journal_raises_journal_error(tmp_path: Path) -> None:
+    keys = make_appliance(tmp_path / "keys")
+    with tmpfs(tmp_path / "home", "size=64k") as home:
+        write_key_files(home, keys.box_key.public_key, keys.signing_key.verify_key)
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        with pytest.raises(JournalError):
+            Journal(home).append(user="dr.martin", action="unlock")
+
+
+def test_disk_full_raises_journal_error_and_leaves_no_half_line(tmp_path: Path, clock: Clock) -> None:
+    keys = make_appliance(tmp_path / "keys")
+    with tmpfs(tmp_path / "home", "size=48k") as home:
+        write_key_files(home, keys.box_key.public_key, keys.signing_key.verify_key)
+        journal = Journal(home)
+        bulky = {"blob": base64.b64encode(bytes(range(256)) * 12).decode()}
+        written = 0
+        failure: JournalError | None = None
+        for _ in range(1000):
+            try:
+                journal.append(user="dr.martin", action="print_summary", patient_id="pat-0001", sealed=bulky)
+            except JournalError as error:
+                failure = error
+                break
+            written += 1
+        assert failure is not None
+        assert "disque est plein" in failure.message_fr
+        assert written > 3
+        report = verify_journal(home)
+        assert report.ok, report.problems
+        assert report.entries == written
+        assert all(line.endswith(b"\n") for _, data in files_bytes(home / "journal") for line in [data] if data)
