@@ -9,6 +9,7 @@ spaces ("N'Diaye" → "n diaye"), with the joined form of multi-part surnames in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import sqlite3
 import unicodedata
@@ -23,6 +24,7 @@ MAX_QUERY_TOKENS = 6
 DEFAULT_LIMIT = 50
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize(text: str) -> str:
     """Lower-case ASCII words separated by single spaces: 'Lefèvre-Çelik' → 'lefevre celik'."""
     folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
@@ -132,10 +134,16 @@ def parse_query(text: str) -> Query:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result row: the patient's row id and how well it matched."""
+    """One search result: the patient's rank (its position in display order) and how well it matched."""
 
-    row: int
+    rank: int
     exact: int  # query words matched exactly (not only as a prefix)
+
+
+# Above this many index entries for the driving word, its prefix is "dense" (typing the first
+# letters of a common name): the lookup then walks patients in display order and stops at the first
+# page instead of ranking every candidate.
+DENSE_PREFIX_ROWS = 4000
 
 
 def _prefix_bounds(word: str) -> tuple[str, str]:
@@ -143,47 +151,76 @@ def _prefix_bounds(word: str) -> tuple[str, str]:
     return word, word + "{"
 
 
-def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> list[Hit]:
-    """Patient rows matching the query, best first: exact words before prefixes, then by name.
+def _has_prefix(alias: str) -> str:
+    return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
 
-    The lookup is driven by the longest query word's prefix range on the token index (whose order
-    puts the exact token first), and every other word and the birth date are checked per candidate
-    through indexes, so the cost follows the number of candidates, not the practice size.
+
+def _has_exact(alias: str) -> str:
+    return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token = ?)"
+
+
+def _prefix_params(words: Iterable[str]) -> list[object]:
+    return [bound for word in words for bound in _prefix_bounds(word)]
+
+
+def _exact_score(alias: str, words: tuple[str, ...]) -> tuple[str, list[object]]:
+    if not words:
+        return "0", []
+    return " + ".join(_has_exact(alias) for _ in words), list(words)
+
+
+def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> list[Hit]:
+    """Patients matching the query, best first: more exact words first, then name and birth date.
+
+    Each query shape takes the path whose cost follows the size of the answer, not of the practice:
+    an INS or a birth date drives through its own index; a rare name prefix ranks all its
+    candidates; a common one walks the patients in display order and stops at the first page.
     """
     if query.ins:
-        sql = "SELECT row FROM patient WHERE ins = ? OR substr(ins, 1, 13) = ? ORDER BY row LIMIT ?"
-        return [Hit(row, 1) for (row,) in conn.execute(sql, (query.ins, query.ins[:13], limit))]
-    if not query.words:
-        if query.birth is None:
-            return []
-        sql = "SELECT row FROM patient WHERE birth_date BETWEEN ? AND ? ORDER BY name_key, birth_date LIMIT ?"
-        bounds = (query.birth.first.isoformat(), query.birth.last.isoformat(), limit)
-        return [Hit(row, 0) for (row,) in conn.execute(sql, bounds)]
-
-    driver, *others = query.words
-    low, high = _prefix_bounds(driver)
-    conditions = []
-    exact_terms = ["(MAX(t.token = ?))"]
-    params: list[object] = [driver]
-    for _ in others:
-        conditions.append(
-            "EXISTS (SELECT 1 FROM name_token o WHERE o.patient = t.patient AND o.token >= ? AND o.token < ?)"
-        )
-        exact_terms.append("EXISTS (SELECT 1 FROM name_token o WHERE o.patient = t.patient AND o.token = ?)")
-    where = ["t.token >= ?", "t.token < ?"]
-    where_params: list[object] = [low, high]
-    for word in others:
-        where_params.extend(_prefix_bounds(word))
-    where.extend(conditions)
+        sql = "SELECT rank FROM patient WHERE ins = ? OR (length(?) = 13 AND substr(ins, 1, 13) = ?) LIMIT ?"
+        return [Hit(rank, 1) for (rank,) in conn.execute(sql, (query.ins, query.ins, query.ins, limit))]
+    words = query.words
     if query.birth is not None:
-        where.append("p.birth_date BETWEEN ? AND ?")
-        where_params.extend([query.birth.first.isoformat(), query.birth.last.isoformat()])
-    params.extend(others)
-    sql = (
-        f"SELECT t.patient, {' + '.join(exact_terms)} AS exact "
-        "FROM name_token t JOIN patient p ON p.row = t.patient "
-        f"WHERE {' AND '.join(where)} "
-        "GROUP BY t.patient ORDER BY exact DESC, p.name_key, p.birth_date LIMIT ?"
-    )
-    rows = conn.execute(sql, [*params, *where_params, limit]).fetchall()
-    return [Hit(row, exact) for row, exact in rows]
+        score, score_params = _exact_score("p", words)
+        conditions = ["p.birth_date BETWEEN ? AND ?", *(_has_prefix("p") for _ in words)]
+        sql = (
+            f"SELECT p.rank, {score} FROM patient p WHERE {' AND '.join(conditions)} "
+            "ORDER BY 2 DESC, p.rank LIMIT ?"
+        )
+        params = [*score_params, query.birth.first.isoformat(), query.birth.last.isoformat(),
+                  *_prefix_params(words), limit]
+        return [Hit(rank, exact) for rank, exact in conn.execute(sql, params)]
+    if not words:
+        return []
+
+    driver, others = words[0], words[1:]
+    low, high = _prefix_bounds(driver)
+    (sampled,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM name_token WHERE token >= ? AND token < ? LIMIT ?)",
+        (low, high, DENSE_PREFIX_ROWS),
+    ).fetchone()
+    if sampled < DENSE_PREFIX_ROWS:
+        score, score_params = _exact_score("t", others)
+        conditions = ["t.token >= ?", "t.token < ?", *(_has_prefix("t") for _ in others)]
+        sql = (
+            f"SELECT t.rank, MAX(t.token = ?) + {score} AS exact FROM name_token t "
+            f"WHERE {' AND '.join(conditions)} GROUP BY t.rank ORDER BY exact DESC, t.rank LIMIT ?"
+        )
+        params = [driver, *score_params, low, high, *_prefix_params(others), limit]
+        return [Hit(rank, exact) for rank, exact in conn.execute(sql, params)]
+
+    # Dense prefix: every word exact first (an index equality, already in rank order)...
+    exact_conditions = ["t.token = ?", *(_has_exact("t") for _ in others)]
+    sql = f"SELECT t.rank FROM name_token t WHERE {' AND '.join(exact_conditions)} ORDER BY t.rank LIMIT ?"
+    hits = [Hit(rank, len(words)) for (rank,) in conn.execute(sql, [driver, *others, limit])]
+    if len(hits) >= limit:
+        return hits
+    # ...then the prefix matches, walking patients in display order until the page is full.
+    score, score_params = _exact_score("p", words)
+    seen = [hit.rank for hit in hits]
+    conditions = [*(_has_prefix("p") for _ in words)]
+    if seen:
+        conditions.append(f"p.rank NOT IN ({','.join('?' * len(seen))})")
+    sql = f"SELECT p.rank, {score} FROM patient p WHERE {' AND '.join(conditions)} ORDER BY p.rank LIMIT ?"
+    params = [*score_params, *_prefix_params(words), *seen, limit - len(hits)]
+    return hits + [Hit(rank, exact) for rank, exact in conn.execute(sql, params)]

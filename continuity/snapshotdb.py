@@ -89,12 +89,13 @@ CREATE TABLE patient (
     general_practitioner_id TEXT NOT NULL,
     allergy_status TEXT NOT NULL CHECK (allergy_status IN ('recorded', 'none_known', 'no_information')),
     name_key TEXT NOT NULL,
-    homonyms INTEGER NOT NULL CHECK (homonyms >= 0)
+    homonyms INTEGER NOT NULL CHECK (homonyms >= 0),
+    rank INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE name_token (
     token TEXT NOT NULL,
-    patient INTEGER NOT NULL,
-    PRIMARY KEY (token, patient)
+    rank INTEGER NOT NULL,
+    PRIMARY KEY (token, rank)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE allergy (
     id TEXT PRIMARY KEY NOT NULL,
@@ -160,7 +161,8 @@ CREATE TABLE appointment (
 """
 
 INDEXES = """
-CREATE INDEX name_token_by_patient ON name_token (patient, token);
+CREATE INDEX name_token_by_rank ON name_token (rank, token);
+CREATE UNIQUE INDEX patient_rank ON patient (rank);
 CREATE INDEX patient_birth_date ON patient (birth_date);
 CREATE INDEX patient_ins ON patient (ins);
 CREATE INDEX allergy_patient ON allergy (patient);
@@ -237,6 +239,7 @@ class _Builder:
         self.rows: dict[str, int] = {}  # patient id -> row
         self.defined: set[str] = set()  # patient ids that have a Patient record
         self.homonym_keys: dict[int, tuple[str, ...]] = {}
+        self.sort_keys: dict[int, tuple[str, str, str]] = {}
         self.tokens: dict[int, set[str]] = {}
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
@@ -315,6 +318,7 @@ class _Builder:
         if patient.used_name:
             keys.append(name_key(patient.used_name, [patient.used_given_name or patient.first_given_name]))
         self.homonym_keys[row] = tuple(keys)
+        self.sort_keys[row] = (key, _iso(patient.birth_date) or "", patient.id)
         self.tokens[row] = search.name_tokens(
             [patient.birth_name, patient.used_name], [*patient.birth_given_names, patient.used_given_name]
         )
@@ -323,7 +327,7 @@ class _Builder:
             patient.used_given_name, patient.sex.value, _iso(patient.birth_date), patient.birth_place_insee,
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
             _address_json(patient.address), int(patient.deceased), int(patient.active),
-            patient.general_practitioner_id, patient.allergy_status.value, key, 0,
+            patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
         ))
 
     def finish(self) -> list[str]:
@@ -338,13 +342,15 @@ class _Builder:
         by_key: Counter[str] = Counter()
         for keys in self.homonym_keys.values():
             by_key.update(set(keys))
-        updates = []
-        for row, keys in self.homonym_keys.items():
-            others = max(by_key[k] for k in keys) - 1
-            if others:
-                updates.append((others, row))
-        self.conn.executemany("UPDATE patient SET homonyms = ? WHERE row = ?", updates)
-        token_rows = sorted((token, row) for row, words in self.tokens.items() for token in words)
+        # Rank = position in display order (name, then birth date): the search index stores ranks, so
+        # its natural order is the order results are shown in, and a lookup can stop at the first page.
+        ordered = sorted(self.sort_keys, key=self.sort_keys.__getitem__)
+        rank_of = {row: rank for rank, row in enumerate(ordered, start=1)}
+        self.conn.executemany(
+            "UPDATE patient SET rank = ?, homonyms = ? WHERE row = ?",
+            ((rank_of[row], max(by_key[k] for k in keys) - 1, row) for row, keys in self.homonym_keys.items()),
+        )
+        token_rows = sorted((token, rank_of[row]) for row, words in self.tokens.items() for token in words)
         self.conn.executemany("INSERT INTO name_token VALUES (?, ?)", token_rows)
         return []
 
@@ -525,7 +531,7 @@ def _strings(value: str) -> tuple[str, ...]:
 _PATIENT_COLUMNS = (
     "row, id, birth_name, birth_given_names, used_name, used_given_name, sex, birth_date, "
     "birth_place_insee, identity_status, ins, ins_oid, phones, address, deceased, active, "
-    "general_practitioner_id, allergy_status, homonyms"
+    "general_practitioner_id, allergy_status, homonyms, rank"
 )
 
 
@@ -590,12 +596,12 @@ class SnapshotDB:
         if not hits:
             return []
         marks = ",".join("?" * len(hits))
-        rows = {r["row"]: r for r in self._rows(
-            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE row IN ({marks})", [h.row for h in hits]
+        rows = {r["rank"]: r for r in self._rows(
+            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE rank IN ({marks})", [h.rank for h in hits]
         )}
         return [
-            SearchResult(self._patient(rows[h.row]), h.exact, rows[h.row]["homonyms"])
-            for h in hits if h.row in rows
+            SearchResult(self._patient(rows[h.rank]), h.exact, rows[h.rank]["homonyms"])
+            for h in hits if h.rank in rows
         ]
 
     def _patient_row(self, patient_id: str) -> sqlite3.Row:

@@ -266,3 +266,27 @@ def test_json_columns_that_lie_do_not_crash_the_reader(db_path: Path, tmp_path: 
     db = snapshotdb.open_bytes(data)
     with pytest.raises(SnapshotDatabaseError, match="patient row"):
         db.search("martin")
+
+
+@pytest.mark.parametrize("typed", ["m", "mar", "martin", "b", "martin marie", "mar ma", "l a", "zz"])
+def test_dense_prefix_path_ranks_like_the_candidate_path(
+    db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch, typed: str
+) -> None:
+    from continuity import search
+
+    sparse = [(r.patient.id, r.exact) for r in db.search(typed)]
+    monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)  # force the walk-in-display-order path
+    dense = [(r.patient.id, r.exact) for r in db.search(typed)]
+    if len(typed.split()) == 1:
+        assert dense == sparse
+    else:  # with several words, only all-exact matches are promoted: same patients, exact ones first
+        assert {d[0] for d in dense} == {s[0] for s in sparse}
+        assert dense[: sum(1 for s in sparse if s[1] == 2)] == [s for s in sparse if s[1] == 2]
+
+
+def test_dense_path_still_honours_the_limit(db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    from continuity import search
+
+    monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)
+    assert [r.patient.id for r in db.search("martin", limit=2)] == ["pat-martin-1", "pat-martin-2"]
+    assert len(db.search("m", limit=3)) == 3
