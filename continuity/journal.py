@@ -40,7 +40,8 @@ The prescribe flow journals each printed ordonnance as::
     journal.append(user=login, action=Action.PRINT_PRESCRIPTION, patient_id=prescription.patient.id,
                    snapshot_seq=seq, sealed=prescription_payload(prescription, pdf_sha256=digest))
 
-(``details={"drill": True}`` for a drill print, which the reconciliation export leaves out).
+A drill print is journaled the same way with ``action=Action.DRILL_PRESCRIPTION`` instead: the
+reconciliation export never lists it.
 :func:`prescription_payload` builds exactly :class:`PrescriptionPayload` (version 1)::
 
     {"version": 1,
@@ -110,7 +111,7 @@ APPLIANCE_PUBLIC_PREFIX: Final = "continuity-appliance-v1"
 APPLIANCE_SIGN_PREFIX: Final = "continuity-appliance-sign-v1"
 
 _MONTH_FILE = re.compile(r"^(\d{4})-(\d{2})\.jsonl$")
-_ACTION = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+_ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,40}$")
 # FHIR logical id syntax: the platform's opaque id, never a name.
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _NIR_LIKE = re.compile(r"^[0-9]{13}([0-9]{2})?$|^[12][0-9]{4}(2A|2B)[0-9]{6,8}$")
@@ -133,6 +134,7 @@ class Action(enum.StrEnum):
     UNLOCK_FAILED = "unlock_failed"
     VIEW_PATIENT = "view_patient"
     PRINT_PRESCRIPTION = "print_prescription"
+    DRILL_PRESCRIPTION = "drill_prescription"
     PRINT_SUMMARY = "print_summary"
     EXPORT = "export"
     PULL_ACCEPTED = "pull_accepted"
@@ -817,7 +819,7 @@ def _check_entry_arguments(
     if not _USER.match(user):
         raise ValueError(f"user {user!r}: one word of printable characters expected")
     if not _ACTION.match(str(action)):
-        raise ValueError(f"action {action!r}: lowercase identifier expected")
+        raise ValueError(f"action {action!r}: lowercase identifier expected (letters, digits, _ and .)")
     if patient_id is not None and (not _PATIENT_ID.match(patient_id) or _NIR_LIKE.match(patient_id)):
         raise ValueError("patient_id must be the snapshot's pseudonymous id (FHIR id syntax), never an INS/NIR")
     if snapshot_seq is not None and (isinstance(snapshot_seq, bool) or snapshot_seq < 0):
