@@ -22,11 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "Ask an administrator to run: apt-get install ${missing[*]}" >&2
     exit 1
   fi
+  apt_log=$(mktemp)
   if ! { "${as_root[@]}" apt-get update -qq && \
-         DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
-    echo "ERROR: could not install ${missing[*]} with apt-get." >&2
+         DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; \
+       } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    echo "ERROR: could not install ${missing[*]} with apt-get (output above)." >&2
     exit 1
   fi
+  rm -f "$apt_log"
 fi
 
 if [ ! -x .venv/bin/python ]; then
