@@ -624,7 +624,7 @@ def _days_text(days: int) -> str:
 def _weight_seen(weight: Measurement | None) -> str:
     if weight is None or weight.measured_on is None:
         return "aucun poids enregistré"
-    return f"dernier poids : {_number(weight.value)} {weight.unit} le {date_fr(weight.measured_on)}"
+    return f"dernier poids : {number_fr(weight.value)} {weight.unit} le {date_fr(weight.measured_on)}"
 
 
 def _age_text(patient: Patient, today: dt.date) -> str:
@@ -638,7 +638,7 @@ def _age_text(patient: Patient, today: dt.date) -> str:
     return f"{max(months, 0)} mois"
 
 
-def _number(value: float) -> str:
+def number_fr(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
 
@@ -754,10 +754,10 @@ def printed_form(
     patient_lines = [f"Sexe : {patient.sex.label_fr}", born]
     if prescription.weight is not None:
         w = prescription.weight
-        patient_lines.append(f"Poids : {_number(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
+        patient_lines.append(f"Poids : {number_fr(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
     if prescription.height is not None:
         h = prescription.height
-        patient_lines.append(f"Taille : {_number(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
+        patient_lines.append(f"Taille : {number_fr(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
 
     numbered = [
         PrintedLine(number=i, title=line_title(line), details=line_details(line))
