@@ -217,7 +217,12 @@ def appliance_verify_key(home: Path) -> nacl.signing.VerifyKey:
     return nacl.signing.VerifyKey(_decode_key_line(home / APPLIANCE_SIGN_PUB, APPLIANCE_SIGN_PREFIX))
 
 
+RESERVED_USERS = frozenset({"system"})  # the journal's name for unattended jobs
+
+
 def check_user(user: str) -> str:
+    if user in RESERVED_USERS:
+        raise StaffError(f"user name {user!r} is reserved", message_fr=f"Le nom « {user} » est réservé.")
     if not USER_PATTERN.fullmatch(user):
         raise StaffError(
             f"invalid user name {user!r}: use 1-32 of a-z 0-9 . _ - (starting with a letter or digit)",
