@@ -1,0 +1,1680 @@
+"""FHIR R4 JSON (IPS and other Bundles, single resources, Bulk NDJSON) → model records.
+
+This is the only module that knows FHIR. The dialect it reads is the contract written in
+docs/fhir-input.md; keep the two in step.
+
+How it reads (memory stays bounded on NDJSON, whatever the export size):
+
+- **Pass 1** streams every source once and keeps small per-id indexes only: the keys
+  (``Type/id``) of the resources that become records (to let the last copy of a duplicate win),
+  an identifier → patient/practitioner index (to merge the same person exported twice),
+  compact Medication descriptions, practitioner roles, ALD markers and each patient's allergy
+  status. Patients, Practitioners and Medications are validated here so that anything depending
+  on a rejected one can be skipped with a precise message.
+- **Pass 2** streams the sources again and yields records in dependency order: ``Practice`` and
+  ``Practitioner`` first, then ``Patient``, then the clinical records. A Bulk export folder holds
+  one resource type per file, so each of its files is read exactly once in pass 2.
+
+Problems name the file, the NDJSON line (1-based) or the Bundle entry (0-based, as in
+``Bundle.entry[3]``) and the resource key. ``strict=True`` raises ``InputError`` on the first one;
+otherwise each bad resource is recorded in the ``ImportReport`` and skipped.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import gzip
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from continuity.errors import InputError
+from continuity.ins import is_valid_nir
+from continuity.model import (
+    INS_OIDS,
+    Address,
+    Allergy,
+    AllergyStatus,
+    Appointment,
+    Condition,
+    IdentityStatus,
+    Measurement,
+    NonSubstitutionReason,
+    Patient,
+    Practice,
+    Practitioner,
+    RecentPrescription,
+    Record,
+    Sex,
+    Treatment,
+)
+
+__all__ = [
+    "MAX_JSON_FILE_BYTES",
+    "MAX_LINE_BYTES",
+    "ImportProblem",
+    "ImportReport",
+    "read_records",
+]
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""Longest NDJSON line accepted; a longer one is reported and skipped without being held in memory."""
+
+MAX_JSON_FILE_BYTES = 256 * 1024 * 1024
+"""Largest .json file (read whole, as one Bundle). Bigger exports must use NDJSON."""
+
+_MAX_BUNDLE_DEPTH = 4  # a Bundle inside a Bundle entry is read; deeper nesting is refused
+_MAX_TEXT = 4096  # longest text kept from one field (a hostile 10 MB name must not reach the DB)
+
+JSON = dict[str, Any]
+
+# --- vocabulary -----------------------------------------------------------------------------------
+
+_FR = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
+_EXT_BIRTH_LIST_GIVEN = _FR + "fr-core-patient-birth-list-given-name"
+_EXT_IDENTITY_RELIABILITY = _FR + "fr-core-identity-reliability"
+_EXT_INSEE_CODE = _FR + "fr-core-address-insee-code"
+_EXT_PRACTITIONER_SPECIALTY = _FR + "fr-core-practitioner-specialty"
+_EXT_BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
+_RPPS_OID = "urn:oid:1.2.250.1.71.4.2.1"
+_ATC = "http://www.whocc.no/atc"
+_LOINC = "http://loinc.org"
+_CISIS = "https://smt.esante.gouv.fr/fhir/CodeSystem/terminologie-cisis"
+_ALD_CODE = "MED-574"
+_ALLERGY_SECTION = "48765-2"
+
+# Negations that are coded as if they were entries (docs/fhir-input.md, "Clinical markers").
+# Codes are matched whatever their system: real exports get the system wrong often enough.
+_NO_KNOWN_ALLERGY_CODES = frozenset({"716186003", "409137002", "no-known-allergies", "no-known-medication-allergies"})
+# Food / environmental "no known" say nothing about drugs: not entries, and no effect on the status.
+_PARTIAL_NO_ALLERGY_CODES = frozenset(
+    {
+        "429625007",
+        "428607008",
+        "no-known-food-allergies",
+        "no-known-environmental-allergies",
+        "no-known-biologic-allergies",
+    }
+)
+_NO_ALLERGY_INFO_CODES = frozenset({"no-allergy-info"})
+_NO_KNOWN_ALLERGY_TEXTS = frozenset(
+    {
+        "nka",
+        "nkda",
+        "no known allergy",
+        "no known allergies",
+        "no known drug allergy",
+        "no known drug allergies",
+        "aucune allergie connue",
+        "pas d'allergie connue",
+        "absence d'allergie connue",
+    }
+)
+_NO_PROBLEM_CODES = frozenset({"160245001", "no-known-problems", "no-problem-info"})
+_NO_PROBLEM_TEXTS = frozenset({"no current problems", "no known problems", "no current problems or disability"})
+_NO_MEDICATION_CODES = frozenset({"787481004", "no-known-medications", "no-medication-info"})
+_NO_MEDICATION_TEXTS = frozenset({"no known medications", "no known medication", "no current medications"})
+
+_WEIGHT_CODES = frozenset({"29463-7", "3141-9"})
+_HEIGHT_CODES = frozenset({"8302-2", "8306-3", "8308-9"})
+_WEIGHT_UNITS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237}
+_HEIGHT_UNITS = {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54}
+
+_TREATMENT_STATUSES = frozenset({"active", "on-hold", "intended"})
+_RECENT_STATUSES = frozenset({"completed", "stopped"})
+_DROPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+# Organization types (HL7 organization-type) that are not where patients are cared for.
+_NOT_A_PRACTICE_TYPES = frozenset({"ins", "pay", "govt", "edu", "reli", "crs", "cg", "bus", "other"})
+_TITLES = frozenset({"dr", "dr.", "pr", "pr.", "prof", "prof.", "doctor", "docteur"})
+
+_PERIOD_UNITS_FR = {
+    "s": "seconde",
+    "min": "minute",
+    "h": "heure",
+    "d": "jour",
+    "wk": "semaine",
+    "mo": "mois",
+    "a": "an",
+}
+
+# Resource types that produce records (and are therefore deduplicated by key).
+_SWEEP_ORGS = frozenset({"Organization", "Practitioner"})
+_SWEEP_PATIENTS = frozenset({"Patient"})
+_SWEEP_CLINICAL = frozenset(
+    {"AllergyIntolerance", "Condition", "MedicationRequest", "MedicationStatement", "Observation", "Appointment"}
+)
+_RECORD_TYPES = _SWEEP_ORGS | _SWEEP_PATIENTS | _SWEEP_CLINICAL
+# Read in pass 1 only, for the indexes.
+_INDEX_ONLY_TYPES = frozenset({"Medication", "PractitionerRole", "Composition"})
+_USED_TYPES = _RECORD_TYPES | _INDEX_ONLY_TYPES
+_IDENTITY_TYPES = frozenset({"Patient", "Practitioner", "Organization"})  # merged across sources by identifier
+
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9\-._]{1,64}")
+_FHIR_DATE = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+_SUBSTITUTION_REASON = re.compile(r"\b(MTE|EFG|CIF)\b")
+
+_STATUS_RANK = {AllergyStatus.NO_INFORMATION: 0, AllergyStatus.NONE_KNOWN: 1, AllergyStatus.RECORDED: 2}
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportProblem:
+    """One bad line or resource, skipped in lenient mode."""
+
+    source: str  # file path
+    location: str  # "line 12" (NDJSON), "entry 3" (Bundle, 0-based) or ""
+    resource: str  # "MedicationRequest/abc" or ""
+    message: str  # precise English
+
+    def __str__(self) -> str:
+        return ", ".join(part for part in (self.source, self.location, self.resource) if part) + (f": {self.message}")
+
+
+@dataclass
+class ImportReport:
+    """What a read produced and what it refused; filled while the records are being consumed."""
+
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    problems: list[ImportProblem] = field(default_factory=list)
+    duplicates: int = 0  # same resource (or same person) seen again: the last one read wins
+    ins_dropped: int = 0  # INS present on a non-QUAL identity, dropped
+    ignored_types: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Accepted with a caveat (partial birth date, "not substitutable" without a valid reason...).
+    # Warnings never fail a strict read.
+    warnings: list[ImportProblem] = field(default_factory=list)
+
+
+def read_records(
+    sources: Sequence[Path], *, strict: bool = False, report: ImportReport | None = None
+) -> Iterator[Record]:
+    """Yield model records from FHIR R4 JSON files, NDJSON files and folders of them.
+
+    Args:
+        sources: files (``.json``: a Bundle or one resource; ``.ndjson``: one resource a line;
+            either may be gzipped, ``.json.gz`` / ``.ndjson.gz``) or folders (every such file
+            directly inside, sorted by name).
+        strict: raise ``InputError`` on the first problem instead of reporting and skipping.
+        report: filled with counts, problems and warnings while the iterator is consumed.
+
+    Raises:
+        InputError: a source that does not exist; in strict mode, the first bad line or resource.
+    """
+    reader = _Reader(_expand_sources(sources), strict=strict, report=report or ImportReport())
+    return reader.records()
+
+
+# --- internals: errors and JSON -------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A resource that cannot be used; the message is the precise English reason."""
+
+
+class _JSONRefused(ValueError):
+    pass
+
+
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> JSON:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _JSONRefused(f"duplicate key {key[:80]!r} in a JSON object")
+            seen.add(key)
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _JSONRefused(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JSONRefused(f"number {text[:40]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs_without_duplicates, parse_constant=_refuse_constant, parse_float=_finite_float
+)
+
+
+def _parse_json(text: str) -> Any:
+    """Strict JSON: no NaN/Infinity, no duplicate keys; a clean error for absurd nesting."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as error:
+        raise _Invalid(f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except _JSONRefused as error:
+        raise _Invalid(f"invalid JSON: {error}") from None
+    except RecursionError:
+        raise _Invalid("invalid JSON: nested too deeply") from None
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        raise _Invalid(f"invalid JSON: {error}") from None
+
+
+# --- internals: typed access to untrusted JSON ----------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _clean(text: str) -> str:
+    """Collapse whitespace and bound the length of one text value."""
+    return " ".join(text[:_MAX_TEXT].split())
+
+
+def _str(node: JSON, key: str, path: str) -> str:
+    value = node.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"{path}.{key} must be a string, not {_describe(value)}")
+    return _clean(value)
+
+
+def _obj(node: JSON, key: str, path: str) -> JSON | None:
+    value = node.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Invalid(f"{path}.{key} must be an object, not {_describe(value)}")
+    return value
+
+
+def _objs(node: JSON, key: str, path: str) -> list[tuple[JSON, str]]:
+    """The objects of a list element, each with its path; a lone object is accepted as a list of one."""
+    value = node.get(key)
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [(value, f"{path}.{key}")]
+    if not isinstance(value, list):
+        raise _Invalid(f"{path}.{key} must be a list, not {_describe(value)}")
+    result = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _Invalid(f"{path}.{key}[{index}] must be an object, not {_describe(item)}")
+        result.append((item, f"{path}.{key}[{index}]"))
+    return result
+
+
+def _strs(node: JSON, key: str, path: str) -> list[str]:
+    value = node.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise _Invalid(f"{path}.{key} must be a list of strings, not {_describe(value)}")
+    result = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _Invalid(f"{path}.{key}[{index}] must be a string, not {_describe(item)}")
+        if cleaned := _clean(item):
+            result.append(cleaned)
+    return result
+
+
+def _bool(node: JSON, key: str, path: str) -> bool | None:
+    value = node.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _Invalid(f"{path}.{key} must be true or false, not {_describe(value)}")
+    return value
+
+
+def _number(node: JSON, key: str, path: str) -> float | None:
+    value = node.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"{path}.{key} must be a number, not {_describe(value)}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise _Invalid(f"{path}.{key} is out of range")
+    return result
+
+
+def _codings(concept: JSON | None, path: str) -> list[tuple[str, str, str]]:
+    """(system, code, display) of each coding of a CodeableConcept."""
+    if concept is None:
+        return []
+    result = []
+    for coding, coding_path in _objs(concept, "coding", path):
+        result.append(
+            (
+                _str(coding, "system", coding_path),
+                _str(coding, "code", coding_path),
+                _str(coding, "display", coding_path),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Concept:
+    """The readable text and first code of a CodeableConcept, whatever parts it has."""
+
+    text: str = ""
+    code: str = ""
+    system: str = ""
+    codes: frozenset[str] = frozenset()
+    atc_display: str = ""
+    own_text: str = ""  # CodeableConcept.text alone: what a person typed, not a terminology display
+
+    @property
+    def normalized_text(self) -> str:
+        return self.text.casefold().rstrip(".")
+
+
+def _concept(node: JSON, key: str, path: str) -> _Concept:
+    concept = _obj(node, key, path)
+    return _concept_of(concept, f"{path}.{key}")
+
+
+def _concept_of(concept: JSON | None, path: str) -> _Concept:
+    if concept is None:
+        return _Concept()
+    codings = _codings(concept, path)
+    text = _str(concept, "text", path)
+    display = next((d for _, _, d in codings if d), "")
+    first = next(((s, c) for s, c, _ in codings if c), ("", ""))
+    atc = next((d for s, _, d in codings if s == _ATC and d), "")
+    return _Concept(
+        text=text or display,
+        code=first[1],
+        system=first[0],
+        codes=frozenset(c for _, c, _ in codings if c),
+        atc_display=atc,
+        own_text=text,
+    )
+
+
+def _status_code(node: JSON, key: str, path: str) -> str:
+    """A status that is a code (``"active"``) or a CodeableConcept (``{"coding": [...]}``)."""
+    value = node.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _clean(value).lower()
+    if isinstance(value, dict):
+        concept = _concept_of(value, f"{path}.{key}")
+        return (concept.code or concept.text).lower()
+    raise _Invalid(f"{path}.{key} must be a code or a CodeableConcept, not {_describe(value)}")
+
+
+def _extensions(node: JSON, url: str, path: str) -> list[tuple[JSON, str]]:
+    return [(ext, ext_path) for ext, ext_path in _objs(node, "extension", path) if ext.get("url") == url]
+
+
+def _parse_date(value: str, path: str) -> tuple[dt.date | None, bool]:
+    """(date, partial): a FHIR date or dateTime; a partial one ("1951", "1951-03") gives (None, True)."""
+    match = _FHIR_DATE.fullmatch(value)
+    if not match:
+        raise _Invalid(f"{path} is not a FHIR date: {value[:40]!r}")
+    if match["d"] is None:
+        return None, True
+    try:
+        return dt.date(int(match["y"]), int(match["m"]), int(match["d"])), False
+    except ValueError:
+        raise _Invalid(f"{path} is not a valid date: {value[:40]!r}") from None
+
+
+def _date(node: JSON, key: str, path: str) -> dt.date | None:
+    value = _str(node, key, path)
+    return _parse_date(value, f"{path}.{key}")[0] if value else None
+
+
+def _datetime(node: JSON, key: str, path: str) -> dt.datetime | None:
+    value = _str(node, key, path)
+    if not value:
+        return None
+    match = _FHIR_DATE.fullmatch(value)
+    if not match or match["time"] is None:
+        raise _Invalid(f"{path}.{key} is not a FHIR dateTime with a time: {value[:40]!r}")
+    if match["time"].count(".") and len(match["time"].split(".")[1]) > 6:  # Python keeps microseconds
+        value = value.replace(match["time"], match["time"][: match["time"].index(".") + 7], 1)
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Invalid(f"{path}.{key} is not a valid dateTime: {value[:40]!r}") from None
+
+
+def _address(node: JSON, path: str) -> Address:
+    """The current address: home first, never an ``old`` one."""
+    candidates = [(a, p) for a, p in _objs(node, "address", path) if _str(a, "use", p) != "old"]
+    if not candidates:
+        return Address()
+    chosen, chosen_path = next(((a, p) for a, p in candidates if _str(a, "use", p) == "home"), candidates[0])
+    return Address(
+        lines=tuple(_strs(chosen, "line", chosen_path)),
+        postal_code=_str(chosen, "postalCode", chosen_path),
+        city=_str(chosen, "city", chosen_path),
+        country=_str(chosen, "country", chosen_path),
+    )
+
+
+def _telecoms(node: JSON, path: str, systems: frozenset[str]) -> list[str]:
+    """Contact values of the given systems, by rank then order, without duplicates."""
+    found: list[tuple[float, int, str]] = []
+    for index, (point, point_path) in enumerate(_objs(node, "telecom", path)):
+        if _str(point, "system", point_path) not in systems:
+            continue
+        value = _str(point, "value", point_path)
+        for prefix in ("tel:", "mailto:"):
+            if value.lower().startswith(prefix):
+                value = value[len(prefix) :]
+        rank = _number(point, "rank", point_path)
+        if value:
+            found.append((rank if rank is not None else math.inf, index, value))
+    result: list[str] = []
+    for _, _, value in sorted(found):
+        if value not in result:
+            result.append(value)
+    return result
+
+
+# --- internals: sources ---------------------------------------------------------------------------
+
+_SUFFIXES = (".ndjson", ".json", ".ndjson.gz", ".json.gz")
+
+
+def _expand_sources(sources: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(_SUFFIXES)
+                )
+            )
+        elif path.exists():
+            files.append(path)
+        else:
+            raise InputError(
+                f"{path}: no such file or directory",
+                message_fr=f"Source introuvable : {path}",
+            )
+    return files
+
+
+class _Scope:
+    """fullUrl → key of one Bundle (and the Bundles around it)."""
+
+    __slots__ = ("parent", "urls")
+
+    def __init__(self, parent: _Scope | None) -> None:
+        self.parent = parent
+        self.urls: dict[str, str] = {}
+
+    def get(self, url: str) -> str | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if (key := scope.urls.get(url)) is not None:
+                return key
+            scope = scope.parent
+        return None
+
+
+@dataclass(slots=True)
+class _Item:
+    """One resource read from a source, with where it came from."""
+
+    ordinal: int  # position in its file, identical in both passes
+    location: str
+    resource: JSON
+    resource_type: str
+    key: str  # "Type/id", or "" when the resource has no usable id
+    scope: _Scope | None
+
+
+@dataclass(slots=True)
+class _Unreadable:
+    ordinal: int
+    location: str
+    resource: str
+    message: str
+
+
+def _key_from_url(url: str, resource_type: str) -> str:
+    """A resource id derived from an entry's fullUrl when the resource itself has none."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    if url.startswith("urn:uuid:") or url.startswith("urn:oid:"):
+        tail = url.split(":", 2)[2]
+    return f"{resource_type}/{tail}" if _RESOURCE_ID.fullmatch(tail) else ""
+
+
+def _resource_key(resource: JSON, resource_type: str, full_url: str) -> str:
+    rid = resource.get("id")
+    if isinstance(rid, str) and _RESOURCE_ID.fullmatch(rid):
+        return f"{resource_type}/{rid}"
+    if rid is None and full_url:
+        return _key_from_url(full_url, resource_type)
+    return ""
+
+
+def _resource_type(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    resource_type = value.get("resourceType")
+    if isinstance(resource_type, str) and _RESOURCE_TYPE.fullmatch(resource_type):
+        return resource_type
+    return ""
+
+
+def _is_bulk_manifest(value: Any) -> bool:
+    return (
+        isinstance(value, dict) and "resourceType" not in value and "output" in value and ("transactionTime" in value)
+    )
+
+
+class _SourceFile:
+    """Reads one file as a stream of items (and unreadable lines), the same way on every pass."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        name = path.name.lower()
+        self.gzipped = name.endswith(".gz")
+        self.ndjson = name.removesuffix(".gz").endswith(".ndjson")
+
+    def _open(self) -> IO[bytes]:
+        if self.gzipped:
+            return cast(IO[bytes], gzip.open(self.path, "rb"))
+        return self.path.open("rb")
+
+    def items(self) -> Iterator[_Item | _Unreadable]:
+        if not self.path.name.lower().endswith(_SUFFIXES):
+            yield _Unreadable(0, "", "", "unsupported file type (expected .json or .ndjson, optionally .gz)")
+            return
+        try:
+            if self.ndjson:
+                yield from self._ndjson_items()
+            else:
+                yield from self._json_items()
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            yield _Unreadable(-1, "", "", f"cannot read the file: {error}")
+
+    def _ndjson_items(self) -> Iterator[_Item | _Unreadable]:
+        counter = _Counter()
+        with self._open() as stream:
+            number = 0
+            while True:
+                raw = stream.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    break
+                number += 1
+                location = f"line {number}"
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):  # drop the rest of the line, chunk by chunk
+                        raw = stream.readline(MAX_LINE_BYTES)
+                    yield _Unreadable(counter.next(), location, "", f"line longer than {MAX_LINE_BYTES} bytes")
+                    continue
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                    value = _parse_json(text)
+                except UnicodeDecodeError:
+                    yield _Unreadable(counter.next(), location, "", "line is not valid UTF-8")
+                    continue
+                except _Invalid as error:
+                    yield _Unreadable(counter.next(), location, "", str(error))
+                    continue
+                yield from _expand(value, location, None, counter, 0)
+
+    def _json_items(self) -> Iterator[_Item | _Unreadable]:
+        if not self.gzipped and self.path.stat().st_size > MAX_JSON_FILE_BYTES:
+            yield _Unreadable(0, "", "", f"file larger than {MAX_JSON_FILE_BYTES} bytes; export NDJSON instead")
+            return
+        with self._open() as stream:
+            data = stream.read(MAX_JSON_FILE_BYTES + 1)
+        if len(data) > MAX_JSON_FILE_BYTES:
+            yield _Unreadable(0, "", "", f"file larger than {MAX_JSON_FILE_BYTES} bytes; export NDJSON instead")
+            return
+        try:
+            value = _parse_json(data.decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            yield _Unreadable(0, "", "", "file is not valid UTF-8")
+            return
+        except _Invalid as error:
+            yield _Unreadable(0, "", "", str(error))
+            return
+        if _is_bulk_manifest(value):
+            return
+        yield from _expand(value, "", None, _Counter(), 0)
+
+
+class _Counter:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = -1
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+def _expand(
+    value: Any, location: str, parent: _Scope | None, counter: _Counter, depth: int
+) -> Iterator[_Item | _Unreadable]:
+    """One parsed JSON value → its resources: the value itself, or a Bundle's entries."""
+    resource_type = _resource_type(value)
+    if not resource_type:
+        what = "not a JSON object" if not isinstance(value, dict) else "an object without a valid resourceType"
+        yield _Unreadable(counter.next(), location, "", f"not a FHIR resource ({what})")
+        return
+    if resource_type != "Bundle":
+        yield _Item(counter.next(), location, value, resource_type, _resource_key(value, resource_type, ""), parent)
+        return
+    if depth >= _MAX_BUNDLE_DEPTH:
+        yield _Unreadable(counter.next(), location, "", "Bundles nested too deeply")
+        return
+    entries = value.get("entry")
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        yield _Unreadable(counter.next(), location, "", f"Bundle.entry must be a list, not {_describe(entries)}")
+        return
+    scope = _Scope(parent)
+    prefix = f"{location}, " if location else ""
+    keyed: list[tuple[Any, str, str]] = []  # (resource or bad entry, fullUrl, key)
+    for entry in entries:
+        if not isinstance(entry, dict):
+            keyed.append((entry, "", ""))
+            continue
+        resource = entry.get("resource")
+        full_url = entry.get("fullUrl")
+        full_url = full_url if isinstance(full_url, str) else ""
+        entry_type = _resource_type(resource)
+        key = _resource_key(resource, entry_type, full_url) if isinstance(resource, dict) and entry_type else ""
+        if full_url and key:
+            scope.urls[full_url] = key
+        keyed.append((entry, full_url, key))
+    for index, (entry, _full_url, key) in enumerate(keyed):
+        entry_location = f"{prefix}entry {index}"
+        if not isinstance(entry, dict):
+            yield _Unreadable(counter.next(), entry_location, "", "Bundle entry is not a JSON object")
+            continue
+        resource = entry.get("resource")
+        if resource is None:  # e.g. a DELETE in a transaction, a deleted version in a history
+            continue
+        entry_type = _resource_type(resource)
+        if entry_type == "Bundle":
+            yield from _expand(resource, entry_location, scope, counter, depth + 1)
+        elif entry_type:
+            yield _Item(counter.next(), entry_location, resource, entry_type, key, scope)
+        else:
+            yield _Unreadable(counter.next(), entry_location, "", "entry.resource is not a FHIR resource")
+
+
+# --- internals: the reader ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Medication:
+    dci: str
+    strength: str = ""
+    form: str = ""
+    label: str = ""
+    negation: bool = False
+
+
+@dataclass(slots=True)
+class _Role:
+    practitioner_key: str
+    specialty: str = ""
+    qualite: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+class _Reader:
+    def __init__(self, files: list[Path], *, strict: bool, report: ImportReport) -> None:
+        self.files = files
+        self.strict = strict
+        self.report = report
+        # Pass-1 indexes. Keys are "Type/id" strings.
+        self.file_types: list[set[str]] = [set() for _ in files]
+        self.seen: set[str] = set()  # keys of the valid resources that produce records
+        self.copies: dict[str, int] = {}  # key (or identity) → copies still to skip; only duplicates
+        self.alias: dict[str, str] = {}  # key → canonical key of the same person exported twice
+        self.identity_index: dict[str, str] = {}  # "Type|system|value" → "key\0birthDate"
+        self.rejected: set[str] = set()  # keys of invalid Patients/Practitioners/Medications
+        self.bad: set[tuple[int, int]] = set()  # (file, ordinal) already reported in pass 1
+        self.medications: dict[str, _Medication] = {}
+        self.roles: dict[str, _Role] = {}  # PractitionerRole key → role
+        self.roles_by_practitioner: dict[str, _Role] = {}
+        self.ald_observations: dict[str, bool] = {}  # MED-574 Observation key → valueBoolean
+        self.ald_conditions: set[str] = set()
+        self.allergy_status: dict[str, AllergyStatus] = {}  # patient key (before aliasing) → status
+        self.alias_members: dict[str, list[str]] = {}  # canonical key → the other keys merged into it
+        self.current_file = 0
+        self.converters: dict[str, Callable[[_Item], list[Record]]] = {
+            "Organization": self._emit_organization,
+            "Practitioner": self._emit_practitioner,
+            "Patient": self._emit_patient,
+            "AllergyIntolerance": self._emit_allergy,
+            "Condition": self._emit_condition,
+            "MedicationRequest": self._emit_medication_use,
+            "MedicationStatement": self._emit_medication_use,
+            "Observation": self._emit_observation,
+            "Appointment": self._emit_appointment,
+        }
+
+    # -- reporting --
+
+    def _problem(self, file_index: int, location: str, resource: str, message: str) -> None:
+        problem = ImportProblem(str(self.files[file_index]), location, resource, message)
+        if self.strict:
+            where = ", ".join(p for p in (problem.source, _location_fr(location), resource) if p)
+            raise InputError(str(problem), message_fr=f"Donnée source invalide : {where}.")
+        self.report.problems.append(problem)
+
+    def _warn(self, item: _Item, message: str) -> None:
+        source = str(self.files[self.current_file])
+        self.report.warnings.append(ImportProblem(source, item.location, item.key, message))
+
+    # -- driver --
+
+    def records(self) -> Iterator[Record]:
+        for file_index, path in enumerate(self.files):
+            self.current_file = file_index
+            for unit in _SourceFile(path).items():
+                if isinstance(unit, _Unreadable):
+                    self.bad.add((file_index, unit.ordinal))
+                    self._problem(file_index, unit.location, unit.resource, unit.message)
+                else:
+                    self._index(file_index, unit)
+        for key, canonical in self.alias.items():
+            self.alias_members.setdefault(canonical, []).append(key)
+        for sweep in (_SWEEP_ORGS, _SWEEP_PATIENTS, _SWEEP_CLINICAL):
+            for file_index, path in enumerate(self.files):
+                if not self.file_types[file_index] & sweep:
+                    continue
+                self.current_file = file_index
+                for unit in _SourceFile(path).items():
+                    if isinstance(unit, _Unreadable) or unit.resource_type not in sweep:
+                        continue
+                    if (file_index, unit.ordinal) in self.bad:
+                        continue
+                    yield from self._emit(file_index, unit)
+
+    # -- references --
+
+    def _ref_key(self, reference: JSON, path: str, scope: _Scope | None) -> str:
+        """The key a Reference points to ("" when it has no literal reference or an unusable one)."""
+        target = _str(reference, "reference", path)
+        if not target or target.startswith("#"):
+            return ""
+        if scope is not None and (key := scope.get(target)) is not None:
+            return key
+        if target.startswith("urn:"):
+            return ""
+        parts = target.split("?", 1)[0].rstrip("/").split("/")
+        if len(parts) >= 4 and parts[-2] == "_history":
+            parts = parts[:-2]
+        if len(parts) >= 2 and _RESOURCE_TYPE.fullmatch(parts[-2]) and _RESOURCE_ID.fullmatch(parts[-1]):
+            return f"{parts[-2]}/{parts[-1]}"
+        return ""
+
+    def _canonical(self, key: str) -> str:
+        return self.alias.get(key, key)
+
+    def _patient_ref(self, reference: JSON | None, path: str, scope: _Scope | None) -> str:
+        """The id of the (valid) patient a reference points to; raises _Invalid when it matters and fails."""
+        if reference is None:
+            raise _Invalid(f"{path} is missing: no patient")
+        key = self._ref_key(reference, path, scope)
+        if not key:
+            identifier = _obj(reference, "identifier", path)
+            if identifier is not None:  # a logical reference by identifier
+                found = self._identity_lookup("Patient", identifier, f"{path}.identifier")
+                if found:
+                    return found.split("/", 1)[1]
+            target = _str(reference, "reference", path) or _str(reference, "display", path)
+            raise _Invalid(f"patient {target[:200]!r} cannot be resolved" if target else f"{path} has no reference")
+        if not key.startswith("Patient/"):
+            raise _Invalid(f"{path} points to {key}, not to a Patient")
+        canonical = self._canonical(key)
+        if canonical in self.seen:
+            return canonical.split("/", 1)[1]
+        if key in self.rejected:
+            raise _Invalid(f"its patient {key} was rejected (see the problem reported for it)")
+        raise _Invalid(f"patient {key} cannot be found")
+
+    def _practitioner_id(self, reference: JSON | None, path: str, scope: _Scope | None) -> str:
+        """The id of the practitioner behind a reference (via a PractitionerRole too), or "" if none."""
+        if reference is None:
+            return ""
+        key = self._ref_key(reference, path, scope)
+        if key.startswith("PractitionerRole/") and key in self.roles:
+            key = self.roles[key].practitioner_key
+        key = self._canonical(key)
+        if key.startswith("Practitioner/") and key in self.seen:
+            return key.split("/", 1)[1]
+        return ""
+
+    def _identity_lookup(self, resource_type: str, identifier: JSON, path: str) -> str:
+        system = _str(identifier, "system", path)
+        value = _str(identifier, "value", path)
+        if not system or not value:
+            return ""
+        entry = self.identity_index.get(f"{resource_type}|{system}|{value}")
+        if entry is None:
+            return ""
+        return self._canonical(entry.split("\0", 1)[0])
+
+    # -- pass 1 --
+
+    def _index(self, file_index: int, item: _Item) -> None:
+        resource_type = item.resource_type
+        self.file_types[file_index].add(resource_type)
+        if resource_type not in _USED_TYPES:
+            self.report.ignored_types[resource_type] += 1
+            return
+        if not item.key:
+            self.bad.add((file_index, item.ordinal))
+            rid = item.resource.get("id")
+            detail = "no id" if rid is None else f"an invalid id {str(rid)[:80]!r}"
+            self._problem(file_index, item.location, resource_type, f"{resource_type} has {detail}")
+            return
+        try:
+            self._index_resource(item)
+        except _Invalid as error:
+            self.bad.add((file_index, item.ordinal))
+            if resource_type in _IDENTITY_TYPES or resource_type == "Medication":
+                self.rejected.add(item.key)
+            self._problem(file_index, item.location, item.key, str(error))
+
+    def _index_resource(self, item: _Item) -> None:
+        resource, key, path = item.resource, item.key, item.resource_type
+        if item.resource_type == "Patient":
+            patient, _ = self._patient(resource, key, path)
+            self._remember_identity(item, patient.birth_date)
+        elif item.resource_type in ("Practitioner", "Organization"):
+            if item.resource_type == "Practitioner":
+                self._practitioner(resource, key, path)
+            self._remember_identity(item, None)
+        elif item.resource_type == "Medication":
+            self.medications[key] = self._medication(resource, path)
+            self.rejected.discard(key)
+        elif item.resource_type == "PractitionerRole":
+            self._index_role(resource, key, path, item.scope)
+        elif item.resource_type == "Composition":
+            self._index_composition(resource, path, item.scope)
+        else:
+            if item.resource_type == "Observation":
+                self._index_ald_observation(resource, key, path, item.scope)
+            elif item.resource_type == "Condition":
+                if any(c.code.upper() == "ALD" or c.text.upper() == "ALD" for c in self._categories(resource, path)):
+                    self.ald_conditions.add(key)
+            elif item.resource_type == "AllergyIntolerance":
+                self._index_allergy(resource, path, item.scope)
+            self._remember(key)
+
+    def _remember(self, key: str) -> None:
+        if key in self.seen:
+            self.copies[key] = self.copies.get(key, 1) + 1
+        else:
+            self.seen.add(key)
+
+    def _remember_identity(self, item: _Item, birth_date: dt.date | None) -> None:
+        """Count this copy under its canonical identity: same key, or same identifier and birth date."""
+        key, resource_type = item.key, item.resource_type
+        self.rejected.discard(key)
+        born = birth_date.isoformat() if birth_date else ""
+        identifiers = [
+            f"{resource_type}|{system}|{value}"
+            for identifier, id_path in _objs(item.resource, "identifier", resource_type)
+            if (system := _str(identifier, "system", id_path)) and (value := _str(identifier, "value", id_path))
+        ]
+        canonical = self._canonical(key)
+        if canonical == key and key not in self.seen:
+            for identifier in identifiers:
+                entry = self.identity_index.get(identifier)
+                if entry is None:
+                    continue
+                other_key, other_born = entry.split("\0", 1)
+                other_key = self._canonical(other_key)
+                if other_key == key:
+                    continue
+                if other_born != born:
+                    self._warn(
+                        item,
+                        f"shares the identifier {identifier.split('|', 1)[1]} with {other_key} but not its "
+                        "birth date: kept apart",
+                    )
+                    continue
+                self.alias[key] = other_key
+                canonical = other_key
+                break
+        self._remember(canonical)
+        for identifier in identifiers:
+            self.identity_index.setdefault(identifier, f"{canonical}\0{born}")
+
+    def _index_role(self, resource: JSON, key: str, path: str, scope: _Scope | None) -> None:
+        practitioner = _obj(resource, "practitioner", path)
+        if practitioner is None:
+            return
+        practitioner_key = self._ref_key(practitioner, f"{path}.practitioner", scope)
+        if not practitioner_key.startswith("Practitioner/"):
+            return
+        specialty = next((c.text for s, p in _objs(resource, "specialty", path) if (c := _concept_of(s, p)).text), "")
+        qualite = next((c.text for s, p in _objs(resource, "code", path) if (c := _concept_of(s, p)).text), "")
+        phones = _telecoms(resource, path, frozenset({"phone"}))
+        emails = _telecoms(resource, path, frozenset({"email"}))
+        role = _Role(practitioner_key, specialty, qualite, phones[0] if phones else "", emails[0] if emails else "")
+        self.roles[key] = role
+        self.roles_by_practitioner.setdefault(practitioner_key, role)
+
+    def _index_composition(self, resource: JSON, path: str, scope: _Scope | None) -> None:
+        subject = _obj(resource, "subject", path)
+        if subject is None:
+            return
+        patient_key = self._ref_key(subject, f"{path}.subject", scope)
+        if not patient_key.startswith("Patient/"):
+            return
+        for section, section_path in _objs(resource, "section", path):
+            code = _concept(section, "code", section_path)
+            empty = _obj(section, "emptyReason", section_path)
+            if _ALLERGY_SECTION not in code.codes or empty is None or section.get("entry"):
+                continue
+            reason = _concept_of(empty, f"{section_path}.emptyReason")
+            status = AllergyStatus.NONE_KNOWN if "nilknown" in reason.codes else AllergyStatus.NO_INFORMATION
+            self._raise_allergy_status(patient_key, status)
+
+    def _index_ald_observation(self, resource: JSON, key: str, path: str, scope: _Scope | None) -> None:
+        if _ALD_CODE not in _concept(resource, "code", path).codes:
+            return
+        value = _bool(resource, "valueBoolean", path)
+        if value is None:
+            return
+        self.ald_observations[key] = value
+        if value:
+            for focus, focus_path in _objs(resource, "focus", path):
+                condition_key = self._ref_key(focus, focus_path, scope)
+                if condition_key.startswith("Condition/"):
+                    self.ald_conditions.add(condition_key)
+
+    def _index_allergy(self, resource: JSON, path: str, scope: _Scope | None) -> None:
+        patient = _obj(resource, "patient", path)
+        if patient is None:
+            return
+        patient_key = self._ref_key(patient, f"{path}.patient", scope)
+        if not patient_key:
+            return
+        kind, _ = self._allergy_kind(resource, path)
+        status = {
+            "allergy": AllergyStatus.RECORDED,
+            "none_known": AllergyStatus.NONE_KNOWN,
+            "no_information": AllergyStatus.NO_INFORMATION,
+        }.get(kind)
+        if status is not None:
+            self._raise_allergy_status(patient_key, status)
+
+    def _raise_allergy_status(self, patient_key: str, status: AllergyStatus) -> None:
+        current = self.allergy_status.get(patient_key)
+        if current is None or _STATUS_RANK[status] > _STATUS_RANK[current]:
+            self.allergy_status[patient_key] = status
+
+    def _patient_allergy_status(self, canonical_key: str) -> AllergyStatus:
+        statuses = [self.allergy_status.get(canonical_key, AllergyStatus.NO_INFORMATION)]
+        statuses += [
+            self.allergy_status[key] for key in self.alias_members.get(canonical_key, ()) if key in self.allergy_status
+        ]
+        return max(statuses, key=_STATUS_RANK.__getitem__)
+
+    # -- pass 2 --
+
+    def _is_last_copy(self, key: str) -> bool:
+        remaining = self.copies.get(key)
+        if remaining is None:
+            return True
+        if remaining > 1:
+            self.copies[key] = remaining - 1
+            self.report.duplicates += 1
+            return False
+        del self.copies[key]
+        return True
+
+    def _emit(self, file_index: int, item: _Item) -> Iterator[Record]:
+        key = item.key
+        if item.resource_type in _IDENTITY_TYPES:
+            key = self._canonical(key)
+        if not self._is_last_copy(key):
+            return
+        try:
+            records = self.converters[item.resource_type](item)
+        except _Invalid as error:
+            self._problem(file_index, item.location, item.key, str(error))
+            return
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+            # A shape the typed accessors did not foresee: still a clean, located problem.
+            self._problem(file_index, item.location, item.key, f"unexpected structure ({type(error).__name__})")
+            return
+        for record in records:
+            self.report.counts[type(record).__name__] += 1
+            yield record
+
+    # -- Patient --
+
+    def _patient(self, resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
+        """The Patient record (id = key's id) and whether an INS was dropped."""
+        names = _objs(resource, "name", path)
+        official = next(((n, p) for n, p in names if _str(n, "use", p) == "official"), None)
+        official = official or next(((n, p) for n, p in names if _str(n, "use", p) == "maiden"), None)
+        birth = official or next(
+            ((n, p) for n, p in names if _str(n, "use", p) not in ("old", "nickname", "anonymous", "temp")),
+            names[0] if names else None,
+        )
+        if birth is None:
+            raise _Invalid("Patient has no name")
+        birth_name_node, birth_path = birth
+        birth_name = _str(birth_name_node, "family", birth_path)
+        given_list = _extensions(birth_name_node, _EXT_BIRTH_LIST_GIVEN, birth_path) or _extensions(
+            resource, _EXT_BIRTH_LIST_GIVEN, path
+        )
+        given = tuple(_str(given_list[0][0], "valueString", given_list[0][1]).split()) if given_list else ()
+        given = given or tuple(_strs(birth_name_node, "given", birth_path))
+        if not birth_name and not given:
+            birth_name = _str(birth_name_node, "text", birth_path)
+        if not birth_name and not given:
+            raise _Invalid("Patient has no name (no family name, given name or text)")
+        used_name = used_given = ""
+        for name, name_path in names:
+            if name is not birth_name_node and _str(name, "use", name_path) == "usual":
+                used_name = _str(name, "family", name_path)
+                used_given = next(iter(_strs(name, "given", name_path)), "")
+                break
+
+        gender = _str(resource, "gender", path).lower()
+        sex = {"female": Sex.FEMALE, "f": Sex.FEMALE, "male": Sex.MALE, "m": Sex.MALE, "other": Sex.OTHER}.get(
+            gender, Sex.UNKNOWN
+        )
+        birth_text = _str(resource, "birthDate", path)
+        birth_date = _parse_date(birth_text, f"{path}.birthDate")[0] if birth_text else None
+
+        insee = ""
+        for place, place_path in _extensions(resource, _EXT_BIRTH_PLACE, path):
+            place_address = _obj(place, "valueAddress", place_path)
+            if place_address is None:
+                continue
+            for code_ext, code_path in _extensions(place_address, _EXT_INSEE_CODE, f"{place_path}.valueAddress"):
+                coding = _obj(code_ext, "valueCoding", code_path)
+                insee = _str(coding, "code", f"{code_path}.valueCoding") if coding else ""
+                insee = insee or _str(code_ext, "valueString", code_path)
+
+        status = IdentityStatus.PROV
+        for reliability, reliability_path in _extensions(resource, _EXT_IDENTITY_RELIABILITY, path):
+            for sub, sub_path in _objs(reliability, "extension", reliability_path):
+                if sub.get("url") != "identityStatus":
+                    continue
+                coding = _obj(sub, "valueCoding", sub_path)
+                code = _str(coding, "code", f"{sub_path}.valueCoding").upper() if coding else ""
+                status = IdentityStatus.__members__.get(code, IdentityStatus.PROV)
+
+        ins = ins_oid = ""
+        dropped = False
+        for identifier, id_path in _objs(resource, "identifier", path):
+            system = _str(identifier, "system", id_path)
+            oid = system.removeprefix("urn:oid:")
+            if not system.startswith("urn:oid:") or oid not in INS_OIDS:
+                continue
+            value = _str(identifier, "value", id_path).replace(" ", "").upper()
+            if not value:
+                continue
+            if status is not IdentityStatus.QUAL:
+                dropped = True
+                continue
+            if not is_valid_nir(value):
+                raise _Invalid(f"INS {value[:20]} ({system}) is not a valid NIR: wrong format or check key")
+            if not ins:
+                ins, ins_oid = value, oid
+
+        deceased = bool(_bool(resource, "deceasedBoolean", path)) or bool(_str(resource, "deceasedDateTime", path))
+        active = _bool(resource, "active", path)
+        patient = Patient(
+            id=key.split("/", 1)[1],
+            birth_name=birth_name,
+            birth_given_names=given,
+            sex=sex,
+            birth_date=birth_date,
+            used_name=used_name,
+            used_given_name=used_given,
+            birth_place_insee=insee,
+            identity_status=status,
+            ins=ins,
+            ins_oid=ins_oid,
+            phones=tuple(_telecoms(resource, path, frozenset({"phone", "sms"}))),
+            address=_address(resource, path),
+            deceased=deceased,
+            active=True if active is None else active,
+        )
+        return patient, dropped
+
+    def _emit_patient(self, item: _Item) -> list[Record]:
+        path = item.resource_type
+        patient, ins_dropped = self._patient(item.resource, item.key, path)
+        if ins_dropped:
+            self.report.ins_dropped += 1
+        if patient.birth_date is None and _str(item.resource, "birthDate", path):
+            self._warn(item, "partial birth date (no day): kept as unknown")
+        canonical = self._canonical(item.key)
+        practitioner_id = ""
+        for reference, ref_path in _objs(item.resource, "generalPractitioner", path):
+            if practitioner_id := self._practitioner_id(reference, ref_path, item.scope):
+                break
+        return [
+            dataclasses.replace(
+                patient,
+                id=canonical.split("/", 1)[1],
+                general_practitioner_id=practitioner_id,
+                allergy_status=self._patient_allergy_status(canonical),
+            )
+        ]
+
+    # -- Practitioner and Practice --
+
+    def _practitioner(self, resource: JSON, key: str, path: str) -> Practitioner:
+        names = _objs(resource, "name", path)
+        chosen = next(((n, p) for n, p in names if _str(n, "use", p) in ("official", "usual")), None)
+        chosen = chosen or (names[0] if names else None)
+        if chosen is None:
+            raise _Invalid("Practitioner has no name")
+        name, name_path = chosen
+        family = _str(name, "family", name_path)
+        given = [g for g in _strs(name, "given", name_path)]
+        while given and given[0].casefold() in _TITLES:
+            given.pop(0)
+        if family and given and given[-1] == family:  # "given": ["Dr", "Richard", "Kildare"]
+            given.pop()
+        if not family and not given:
+            family = _str(name, "text", name_path)
+        if not family and not given:
+            raise _Invalid("Practitioner has no name")
+        rpps = ""
+        for identifier, id_path in _objs(resource, "identifier", path):
+            type_concept = _concept(identifier, "type", id_path)
+            if _str(identifier, "system", id_path) == _RPPS_OID or "RPPS" in type_concept.codes:
+                value = _str(identifier, "value", id_path)
+                if len(value) == 12 and value.startswith("8") and value.isdigit():
+                    value = value[1:]  # IdNat_PS = "8" + RPPS
+                if len(value) == 11 and value.isdigit():
+                    rpps = value
+                    break
+        qualite = next(
+            (c.text for q, p in _objs(resource, "qualification", path) if (c := _concept(q, "code", p)).text), ""
+        )
+        specialty = ""
+        for ext, ext_path in _extensions(resource, _EXT_PRACTITIONER_SPECIALTY, path):
+            specialty = specialty or _concept(ext, "valueCodeableConcept", ext_path).text
+        phones = _telecoms(resource, path, frozenset({"phone"}))
+        emails = _telecoms(resource, path, frozenset({"email"}))
+        role = self.roles_by_practitioner.get(key)
+        return Practitioner(
+            id=key.split("/", 1)[1],
+            family_name=family,
+            given_names=tuple(given),
+            rpps=rpps,
+            qualite=qualite or (role.qualite if role else ""),
+            specialty=specialty or (role.specialty if role else ""),
+            address=_address(resource, path),
+            phone=phones[0] if phones else (role.phone if role else ""),
+            email=emails[0] if emails else (role.email if role else ""),
+        )
+
+    def _emit_practitioner(self, item: _Item) -> list[Record]:
+        practitioner = self._practitioner(item.resource, item.key, item.resource_type)
+        canonical = self._canonical(item.key)
+        if canonical != item.key:
+            practitioner = dataclasses.replace(practitioner, id=canonical.split("/", 1)[1])
+        return [practitioner]
+
+    def _emit_organization(self, item: _Item) -> list[Record]:
+        resource, path = item.resource, item.resource_type
+        for type_node, type_path in _objs(resource, "type", path):
+            for system, code, _ in _codings(type_node, type_path):
+                if system.endswith("organization-type") and code in _NOT_A_PRACTICE_TYPES:
+                    return []
+        name = _str(resource, "name", path)
+        if not name:
+            self._warn(item, "Organization without a name: not used as the practice")
+            return []
+        phones = _telecoms(resource, path, frozenset({"phone"}))
+        return [
+            Practice(
+                id=self._canonical(item.key).split("/", 1)[1],
+                name=name,
+                address=_address(resource, path),
+                phone=phones[0] if phones else "",
+            )
+        ]
+
+    # -- AllergyIntolerance --
+
+    def _allergy_kind(self, resource: JSON, path: str) -> tuple[str, _Concept]:
+        """What an AllergyIntolerance says: allergy, none_known, no_information, partial_negation, dropped."""
+        verification = _status_code(resource, "verificationStatus", path)
+        if verification in _DROPPED_VERIFICATION:
+            return "dropped", _Concept()
+        code = _concept(resource, "code", path)
+        if code.codes & _NO_KNOWN_ALLERGY_CODES or code.normalized_text in _NO_KNOWN_ALLERGY_TEXTS:
+            return "none_known", code
+        if code.codes & _NO_ALLERGY_INFO_CODES:
+            return "no_information", code
+        if code.codes & _PARTIAL_NO_ALLERGY_CODES:
+            return "partial_negation", code
+        if not code.text:
+            for reaction, reaction_path in _objs(resource, "reaction", path):
+                substance = _concept(reaction, "substance", reaction_path)
+                if substance.text:
+                    return "allergy", substance
+            return "invalid", code
+        return "allergy", code
+
+    def _emit_allergy(self, item: _Item) -> list[Record]:
+        resource, path = item.resource, item.resource_type
+        kind, code = self._allergy_kind(resource, path)
+        if kind == "invalid":
+            raise _Invalid("AllergyIntolerance has no substance (no code text, display or reaction substance)")
+        if kind != "allergy":
+            return []
+        patient_id = self._patient_ref(_obj(resource, "patient", path), f"{path}.patient", item.scope)
+        criticality = _str(resource, "criticality", path)
+        categories = _strs(resource, "category", path)
+        manifestations: list[str] = []
+        for reaction, reaction_path in _objs(resource, "reaction", path):
+            for manifestation, manifestation_path in _objs(reaction, "manifestation", reaction_path):
+                text = _concept_of(manifestation, manifestation_path).text
+                if text and text not in manifestations:
+                    manifestations.append(text)
+        return [
+            Allergy(
+                id=item.key.split("/", 1)[1],
+                patient_id=patient_id,
+                substance=code.text,
+                code=code.code,
+                code_system=code.system,
+                criticality=criticality,
+                reaction=", ".join(manifestations),
+                category=categories[0] if categories else "",
+            )
+        ]
+
+    # -- Condition --
+
+    def _categories(self, resource: JSON, path: str) -> list[_Concept]:
+        return [_concept_of(category, category_path) for category, category_path in _objs(resource, "category", path)]
+
+    def _emit_condition(self, item: _Item) -> list[Record]:
+        resource, path = item.resource, item.resource_type
+        if _status_code(resource, "verificationStatus", path) in _DROPPED_VERIFICATION:
+            return []
+        code = _concept(resource, "code", path)
+        if code.codes & _NO_PROBLEM_CODES or code.normalized_text in _NO_PROBLEM_TEXTS:
+            return []
+        if not code.text:
+            raise _Invalid("Condition has no text (no code text or display)")
+        patient_id = self._patient_ref(_obj(resource, "subject", path), f"{path}.subject", item.scope)
+        onset = _date(resource, "onsetDateTime", path)
+        period = _obj(resource, "onsetPeriod", path)
+        if onset is None and period is not None:
+            onset = _date(period, "start", f"{path}.onsetPeriod")
+        return [
+            Condition(
+                id=item.key.split("/", 1)[1],
+                patient_id=patient_id,
+                text=code.text,
+                code=code.code,
+                code_system=code.system,
+                is_ald=item.key in self.ald_conditions,
+                onset_date=onset,
+                clinical_status=_status_code(resource, "clinicalStatus", path) or "active",
+            )
+        ]
+
+    # -- Medication, MedicationRequest, MedicationStatement --
+
+    def _medication(self, resource: JSON, path: str, code_field: str = "code") -> _Medication:
+        code = _concept(resource, code_field, path)
+        negation = bool(code.codes & _NO_MEDICATION_CODES) or code.normalized_text in _NO_MEDICATION_TEXTS
+        names: list[str] = []
+        strengths: list[str] = []
+        for ingredient, ingredient_path in _objs(resource, "ingredient", path):
+            item = _concept(ingredient, "itemCodeableConcept", ingredient_path)
+            reference = _obj(ingredient, "itemReference", ingredient_path)
+            name = item.atc_display or item.text
+            if not name and reference is not None:
+                name = _str(reference, "display", f"{ingredient_path}.itemReference")
+            if name:
+                names.append(name)
+                strength = _ratio(_obj(ingredient, "strength", ingredient_path), f"{ingredient_path}.strength")
+                if strength:
+                    strengths.append(strength)
+        dci = " + ".join(names) or code.atc_display or code.text
+        if not dci and not negation:
+            detail = f" (only the code {code.code})" if code.code else ""
+            raise _Invalid(f"the medication has no name{detail}")
+        label = code.own_text if code.own_text != dci else ""
+        return _Medication(
+            dci=dci,
+            strength=" + ".join(strengths) if len(strengths) == len(names) else "",
+            form=_concept(resource, "form", path).text,
+            label=label,
+            negation=negation,
+        )
+
+    def _resolve_medication(self, resource: JSON, path: str, scope: _Scope | None) -> _Medication:
+        if _obj(resource, "medicationCodeableConcept", path) is not None:
+            return self._medication(resource, path, "medicationCodeableConcept")
+        reference = _obj(resource, "medicationReference", path)
+        if reference is None:
+            raise _Invalid(f"{path} has no medicationCodeableConcept or medicationReference")
+        ref_path = f"{path}.medicationReference"
+        target = _str(reference, "reference", ref_path)
+        if target.startswith("#"):
+            for contained, contained_path in _objs(resource, "contained", path):
+                if contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
+                    return self._medication(contained, contained_path)
+            raise _Invalid(f"contained medication {target[:80]!r} cannot be found")
+        if not target:
+            display = _str(reference, "display", ref_path)
+            if display:  # a reference that only carries a display: the only text the source had
+                return _Medication(dci=display)
+            raise _Invalid(f"{ref_path} has no reference and no display")
+        key = self._ref_key(reference, ref_path, scope)
+        if key in self.medications:
+            return self.medications[key]
+        if key in self.rejected:
+            raise _Invalid(f"its medication {key} was rejected (see the problem reported for it)")
+        raise _Invalid(f"medication {key or target[:200]!r} cannot be found")
+
+    def _ald_link(self, resource: JSON, path: str, scope: _Scope | None) -> bool:
+        """True when a reasonReference points to an ALD marker; an explicit MED-574 "false" wins."""
+        linked = explicit_no = False
+        for reference, ref_path in _objs(resource, "reasonReference", path):
+            target = _str(reference, "reference", ref_path)
+            if target.startswith("#"):
+                for contained, contained_path in _objs(resource, "contained", path):
+                    if contained.get("id") == target[1:] and contained.get("resourceType") == "Observation":
+                        if _ALD_CODE in _concept(contained, "code", contained_path).codes:
+                            value = _bool(contained, "valueBoolean", contained_path)
+                            linked |= value is True
+                            explicit_no |= value is False
+                continue
+            key = self._ref_key(reference, ref_path, scope)
+            if key in self.ald_observations:
+                linked |= self.ald_observations[key]
+                explicit_no |= not self.ald_observations[key]
+            elif key in self.ald_conditions:
+                linked = True
+        return linked and not explicit_no
+
+    def _emit_medication_use(self, item: _Item) -> list[Record]:
+        resource, path = item.resource, item.resource_type
+        is_request = item.resource_type == "MedicationRequest"
+        status = _str(resource, "status", path) or "active"
+        if status not in _TREATMENT_STATUSES and status not in _RECENT_STATUSES:
+            return []  # entered-in-error, cancelled, not-taken, draft, unknown
+        medication = self._resolve_medication(resource, path, item.scope)
+        if medication.negation:
+            return []
+        patient_id = self._patient_ref(_obj(resource, "subject", path), f"{path}.subject", item.scope)
+        dosages = _objs(resource, "dosageInstruction" if is_request else "dosage", path)
+        posology = "; ".join(p for d, d_path in dosages if (p := _posology(d, d_path)))
+        route = next((c.text for d, d_path in dosages if (c := _concept(d, "route", d_path)).text), "")
+        if is_request:
+            authored = _date(resource, "authoredOn", path)
+            prescriber = self._practitioner_id(_obj(resource, "requester", path), f"{path}.requester", item.scope)
+            start = authored
+        else:
+            period = _obj(resource, "effectivePeriod", path)
+            start = _date(period, "start", f"{path}.effectivePeriod") if period else None
+            start = start or _date(resource, "effectiveDateTime", path)
+            authored = _date(resource, "dateAsserted", path)
+            prescriber = self._practitioner_id(
+                _obj(resource, "informationSource", path), f"{path}.informationSource", item.scope
+            )
+        record_id = item.key.split("/", 1)[1]
+        if status in _RECENT_STATUSES:
+            drug = " ".join(p for p in (medication.dci, medication.strength, medication.form) if p)
+            return [
+                RecentPrescription(
+                    id=record_id,
+                    patient_id=patient_id,
+                    authored_on=authored or start,
+                    prescriber_id=prescriber,
+                    text=f"{drug} — {posology}" if posology else drug,
+                )
+            ]
+        non_substitution, renewals = None, None
+        chronic = False
+        if is_request:
+            non_substitution = self._non_substitution(item, resource, path)
+            dispense = _obj(resource, "dispenseRequest", path)
+            if dispense is not None:
+                repeats = _number(dispense, "numberOfRepeatsAllowed", f"{path}.dispenseRequest")
+                if repeats is not None:
+                    if repeats < 0 or repeats != int(repeats) or repeats > 1000:
+                        raise _Invalid(f"{path}.dispenseRequest.numberOfRepeatsAllowed must be a small whole number")
+                    renewals = int(repeats)
+            chronic = "continuous" in _concept(resource, "courseOfTherapyType", path).codes
+        return [
+            Treatment(
+                id=record_id,
+                patient_id=patient_id,
+                dci=medication.dci,
+                strength=medication.strength,
+                form=medication.form,
+                route=route,
+                posology=posology,
+                brand=medication.label,
+                start_date=start,
+                chronic=chronic,
+                ald_related=self._ald_link(resource, path, item.scope),
+                non_substitution=non_substitution,
+                renewals_left=renewals,
+                last_prescriber_id=prescriber,
+                last_prescribed_on=authored if is_request else None,
+            )
+        ]
+
+    def _non_substitution(self, item: _Item, resource: JSON, path: str) -> NonSubstitutionReason | None:
+        substitution = _obj(resource, "substitution", path)
+        if substitution is None:
+            return None
+        sub_path = f"{path}.substitution"
+        allowed = _bool(substitution, "allowedBoolean", sub_path)
+        if allowed is None:
+            allowed_concept = _concept(substitution, "allowedCodeableConcept", sub_path)
+            allowed = not (allowed_concept.codes & {"N", "none"}) if allowed_concept.codes else None
+        if allowed is not False:
+            return None
+        reason = _concept(substitution, "reason", sub_path)
+        candidates = [c.upper() for c in reason.codes] + _SUBSTITUTION_REASON.findall(reason.text.upper())
+        for candidate in candidates:
+            if candidate in NonSubstitutionReason.__members__:
+                return NonSubstitutionReason(candidate)
+        self._warn(
+            item,
+            "substitution refused without one of the reasons MTE / EFG / CIF: the line stays substitutable",
+        )
+        return None
+
+    # -- Observation --
+
+    def _emit_observation(self, item: _Item) -> list[Record]:
+        resource, path = item.resource, item.resource_type
+        if _str(resource, "status", path) in ("entered-in-error", "cancelled"):
+            return []
+        loinc = {c for s, c, _ in _codings(_obj(resource, "code", path), f"{path}.code") if s in (_LOINC, "")}
+        if loinc & _WEIGHT_CODES:
+            kind, units, unit_out = "weight", _WEIGHT_UNITS, "kg"
+        elif loinc & _HEIGHT_CODES:
+            kind, units, unit_out = "height", _HEIGHT_UNITS, "cm"
+        else:
+            return []
+        quantity = _obj(resource, "valueQuantity", path)
+        if quantity is None:
+            return []  # e.g. a dataAbsentReason: nothing measured
+        q_path = f"{path}.valueQuantity"
+        value = _number(quantity, "value", q_path)
+        unit = _str(quantity, "code", q_path) or _str(quantity, "unit", q_path)
+        if value is None:
+            return []
+        factor = units.get(unit) or units.get(unit.lower())
+        if factor is None:
+            raise _Invalid(f"{kind} in an unknown unit {unit[:20]!r}")
+        if value <= 0:
+            raise _Invalid(f"{kind} must be positive, not {value}")
+        patient_id = self._patient_ref(_obj(resource, "subject", path), f"{path}.subject", item.scope)
+        measured = _date(resource, "effectiveDateTime", path)
+        period = _obj(resource, "effectivePeriod", path)
+        if measured is None and period is not None:
+            measured = _date(period, "start", f"{path}.effectivePeriod")
+        return [Measurement(patient_id, kind, round(value * factor, 3), unit_out, measured)]
+
+    # -- Appointment --
+
+    def _emit_appointment(self, item: _Item) -> list[Record]:
+        resource, path = item.resource, item.resource_type
+        status = _str(resource, "status", path) or "booked"
+        if status == "entered-in-error":
+            return []
+        patient_ref: tuple[JSON, str] | None = None
+        practitioner_id = ""
+        for participant, participant_path in _objs(resource, "participant", path):
+            actor = _obj(participant, "actor", participant_path)
+            if actor is None:
+                continue
+            actor_path = f"{participant_path}.actor"
+            key = self._ref_key(actor, actor_path, item.scope)
+            if key.startswith("Patient/") or (not key and _str(actor, "type", actor_path) == "Patient"):
+                patient_ref = patient_ref or (actor, actor_path)
+            elif not practitioner_id:
+                practitioner_id = self._practitioner_id(actor, actor_path, item.scope)
+        if patient_ref is None:
+            return []  # a slot without a patient (meeting, blocked time): nothing to call about
+        patient_id = self._patient_ref(patient_ref[0], patient_ref[1], item.scope)
+        start = _datetime(resource, "start", path)
+        if start is None:
+            raise _Invalid("Appointment has no start")
+        return [
+            Appointment(
+                id=item.key.split("/", 1)[1],
+                patient_id=patient_id,
+                practitioner_id=practitioner_id,
+                start=start,
+                end=_datetime(resource, "end", path),
+                status=status,
+                description=_str(resource, "description", path),
+            )
+        ]
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+
+def _location_fr(location: str) -> str:
+    return location.replace("line", "ligne").replace("entry", "entrée")
+
+
+def _quantity_text(quantity: JSON | None, path: str) -> str:
+    if quantity is None:
+        return ""
+    value = _number(quantity, "value", path)
+    if value is None:
+        return ""
+    unit = _str(quantity, "unit", path) or _str(quantity, "code", path)
+    number = f"{value:g}".replace(".", ",")  # French decimal comma on a French prescription
+    return f"{number} {unit}".strip()
+
+
+def _ratio(ratio: JSON | None, path: str) -> str:
+    """A strength: "2,5 mg", "5 mg/mL"; a denominator of one unit of presentation is left out."""
+    if ratio is None:
+        return ""
+    numerator = _quantity_text(_obj(ratio, "numerator", path), f"{path}.numerator")
+    denominator_node = _obj(ratio, "denominator", path)
+    if not numerator:
+        return ""
+    if denominator_node is None:
+        return numerator
+    denominator_value = _number(denominator_node, "value", f"{path}.denominator")
+    denominator_unit = _str(denominator_node, "code", f"{path}.denominator")
+    denominator_unit = (denominator_unit if denominator_unit and not denominator_unit.isdigit() else "") or _str(
+        denominator_node, "unit", f"{path}.denominator"
+    )
+    if denominator_value in (None, 1.0):
+        system = _str(denominator_node, "system", f"{path}.denominator")
+        # "per 1 tablet" is implied; "per 1 mL" is part of the strength.
+        if system != "http://unitsofmeasure.org" or denominator_unit in ("1", "{tbl}", "{tablet}", ""):
+            return numerator
+        return f"{numerator}/{denominator_unit}"
+    return f"{numerator}/{_quantity_text(denominator_node, f'{path}.denominator')}"
+
+
+def _posology(dosage: JSON, path: str) -> str:
+    """The dosage text, or one built (in French) from the dose and the timing."""
+    text = _str(dosage, "text", path)
+    if text:
+        return text
+    parts: list[str] = []
+    for dose_and_rate, dr_path in _objs(dosage, "doseAndRate", path):
+        dose = _quantity_text(_obj(dose_and_rate, "doseQuantity", dr_path), f"{dr_path}.doseQuantity")
+        if dose:
+            parts.append(dose)
+            break
+    timing = _obj(dosage, "timing", path)
+    if timing is not None:
+        repeat = _obj(timing, "repeat", f"{path}.timing")
+        if repeat is not None:
+            repeat_path = f"{path}.timing.repeat"
+            frequency = _number(repeat, "frequency", repeat_path)
+            period = _number(repeat, "period", repeat_path)
+            unit = _str(repeat, "periodUnit", repeat_path)
+            if unit in _PERIOD_UNITS_FR and (frequency is not None or period is not None):
+                times = f"{frequency or 1:g} fois"
+                every = _PERIOD_UNITS_FR[unit]
+                if period is not None and period != 1:
+                    every = f"{period:g} {every}s" if unit != "mo" else f"{period:g} mois"
+                parts.append(f"{times} par {every}")
+        timing_code = _concept(timing, "code", f"{path}.timing")
+        if timing_code.text and not parts[1:]:
+            parts.append(timing_code.text)
+    if _bool(dosage, "asNeededBoolean", path):
+        parts.append("si besoin")
+    return ", ".join(parts)
