@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +27,7 @@ def flip_byte(data: bytes, index: int, mask: int = 0x01) -> bytes:
     return bytes(mutable)
 
 
-@pytest.fixture(autouse=True)
-def weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+def use_weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test-only cheap argon2id (docs/snapshot-format.md §8); production defaults stay MODERATE."""
     monkeypatch.setenv(keys.WEAK_KDF_ENV, "1")
 
@@ -115,11 +113,6 @@ def make_rig(tmp_path: Path) -> Rig:
         database=database,
         counts=built.counts,
     )
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    yield make_rig(tmp_path)
 
 
 def assert_untouched(rig: Rig, before: tuple[bytes | None, list[str]]) -> None:

@@ -36,9 +36,19 @@ from continuity.errors import (
     UntrustedSigner,
 )
 from continuity.store import Store, StoreConfig
-from tests.transport_helpers import NOW, Rig, assert_untouched, flip_byte, rig, weak_kdf  # noqa: F401
+from tests.transport_helpers import NOW, Rig, assert_untouched, flip_byte, make_rig, use_weak_kdf
 
 CHUNK = envelope.CHUNK_SIZE + envelope.ABYTES
+
+
+@pytest.fixture(autouse=True)
+def _weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_weak_kdf(monkeypatch)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return make_rig(tmp_path)
 
 
 def split(data: bytes) -> tuple[bytes, bytes, bytes, bytes]:

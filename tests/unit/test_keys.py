@@ -11,9 +11,14 @@ import pytest
 
 from continuity import keys
 from continuity.errors import AuthenticationError, KeyslotError, NotInitialized, StaffError
-from tests.transport_helpers import PASSPHRASE, flip_byte, weak_kdf  # noqa: F401
+from tests.transport_helpers import PASSPHRASE, flip_byte, use_weak_kdf
 
 OTHER_PASSPHRASE = "une autre phrase longue"
+
+
+@pytest.fixture(autouse=True)
+def _weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_weak_kdf(monkeypatch)
 
 
 @pytest.fixture
