@@ -146,4 +146,170 @@ def _open_for_reading(db: Path | None) -> SnapshotDB:
 # --- transport: keygen, init, staff, trust, publish, pull, watch, status ---------------------------
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 # --- journal: journal verify/export/access/checkpoint, drill, doctor ------------------------------
+_journal_home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CONTINUITY_HOME",
+    default="snapshots",
+    show_default=True,
+    help="Appliance home (or $CONTINUITY_HOME).",
+)
+
+
+def _parse_day(value: str) -> dt.date:
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    raise click.BadParameter(f"date attendue AAAA-MM-JJ ou JJ/MM/AAAA, pas {value!r}")
+
+
+def _open_secrets(home: Path, user: str, passphrase: str) -> Any:
+    """Open the staff keyslot (until the shared unlock options land in this file)."""
+    from continuity import keys
+
+    return keys.open_keyslot(home, user, passphrase)
+
+
+@cli.group(cls=ContinuityGroup)
+def journal() -> None:
+    """The access and outage journal: verify, checkpoint, export, access reports."""
+
+
+@journal.command("verify")
+@_journal_home_option
+@click.option("--paper", help="COUNT:HASH from a paper copy of a checkpoint; the journal must match it.")
+def journal_verify(home: Path, paper: str | None) -> None:
+    """Check the hash chain and the signed checkpoints. Exit 0 OK, 11 broken, 10 unreadable."""
+    from continuity import journal as journal_module
+    from continuity.errors import JournalBroken
+
+    expected: tuple[int, str] | None = None
+    if paper:
+        count, _, head = paper.replace(" ", "").partition(":")
+        if not count.isdigit() or len(head) != 64:
+            raise click.BadParameter("attendu NOMBRE:EMPREINTE (64 caractères hexadécimaux)", param_hint="--paper")
+        expected = (int(count), head.lower())
+    report = journal_module.verify_journal(home, paper=expected)
+    for note in report.notes_fr:
+        click.echo(f"Remarque : {note}")
+    if report.ok:
+        click.echo(
+            f"OK : journal intègre — {report.entries} entrées dans {len(report.files)} fichier(s), "
+            f"{report.checkpoints} point(s) de contrôle signé(s)."
+        )
+        if report.unsigned_tail:
+            click.echo(f"  {report.unsigned_tail} entrée(s) après le dernier point de contrôle signé.")
+        return
+    click.echo(f"JOURNAL ROMPU : {len(report.problems)} problème(s).")
+    for problem in report.problems[:50]:
+        click.echo(f"  {problem.where()} : {problem.message_fr}")
+    first = report.problems[0]
+    raise JournalBroken(
+        f"journal broken at {first.where()}: {first.kind}",
+        message_fr=f"Le journal a été modifié ou est incomplet ({first.where()}).",
+    )
+
+
+@journal.command("checkpoint")
+@_journal_home_option
+@click.option("--user", help="Staff login: sign a new checkpoint now (asks the passphrase).")
+@click.option("--print", "print_copy", is_flag=True, help="Print the last checkpoint, to keep on paper.")
+def journal_checkpoint(home: Path, user: str | None, print_copy: bool) -> None:
+    """Sign a checkpoint (with --user) and/or print the last one for a paper copy (--print)."""
+    from continuity import journal as journal_module
+
+    if user is None and not print_copy:
+        raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print pour l'imprimer")
+    if user is not None:
+        passphrase = click.prompt("Phrase de passe", hide_input=True, err=True)
+        secrets = _open_secrets(home, user, passphrase)
+        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user)
+        click.echo(f"Point de contrôle signé : {entry.details['count']} entrées.", err=print_copy)
+    if print_copy:
+        click.echo(journal_module.checkpoint_text(home), nl=False)
+
+
+@journal.command("export")
+@_journal_home_option
+@click.option("--since", "since_text", required=True, help="Start of the outage (AAAA-MM-JJ or JJ/MM/AAAA).")
+@click.option("--until", "until_text", help="End of the window, excluded (default: now).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write to.")
+@click.option("--user", required=True, help="Staff login (asks the passphrase).")
+@click.option("--no-pdf", is_flag=True, help="Do not render the printable list.")
+def journal_export(home: Path, since_text: str, until_text: str | None, out: Path, user: str, no_pdf: bool) -> None:
+    """Write the prescriptions issued during the outage: FHIR R4 Bundle, CSV and PDF list."""
+    from continuity import journal as journal_module
+    from continuity import reconcile
+
+    since = _parse_day(since_text)
+    until = _parse_day(until_text) if until_text else None
+    click.echo(reconcile.CLEAR_DATA_WARNING_FR, err=True)
+    passphrase = click.prompt("Phrase de passe", hide_input=True, err=True)
+    secrets = _open_secrets(home, user, passphrase)
+    journal_ = journal_module.Journal(home)
+    result = reconcile.export(journal_, secrets.box_key, since, out, user=user, until=until, with_pdf=not no_pdf)
+    journal_.checkpoint(secrets.signing_key, user)
+    click.echo(f"{len(result.prescriptions)} ordonnance(s) exportée(s) dans {result.directory} :")
+    for path in result.files:
+        click.echo(f"  {path}")
+    if result.pdf_missing_reason and not no_pdf:
+        click.echo(f"Liste PDF non produite : {result.pdf_missing_reason}.", err=True)
+    for skipped in result.skipped:
+        click.echo(f"ATTENTION : entrée n° {skipped.index} non exportée ({skipped.reason}).", err=True)
+    if result.skipped:
+        raise click.exceptions.Exit(1)
+
+
+_ACTION_LABELS_FR = {
+    "view_patient": "a consulté le dossier",
+    "print_prescription": "a imprimé une ordonnance",
+    "drill_prescription": "a imprimé une ordonnance d'exercice",
+    "print_summary": "a imprimé le résumé",
+    "export": "a exporté les ordonnances",
+    "unlock": "a ouvert une session",
+    "lock": "a fermé la session",
+}
+
+
+@journal.command("access")
+@_journal_home_option
+@click.option("--patient", "patient_id", help="Pseudonymous patient id (as in the snapshot).")
+@click.option("--user", help="Staff login.")
+@click.option("--json", "as_json_output", is_flag=True, help="Print JSON lines.")
+def journal_access(home: Path, patient_id: str | None, user: str | None, as_json_output: bool) -> None:
+    """Who viewed or printed which record, and when (clear fields only: no unlock needed)."""
+    from continuity import journal as journal_module
+
+    if not patient_id and not user:
+        raise click.UsageError("indiquez --patient ou --user")
+    entries = journal_module.access_report(journal_module.Journal(home), patient_id=patient_id, user=user)
+    if as_json_output:
+        for entry in entries:
+            fields = {"index": entry.index, "time": entry.timestamp, "user": entry.user, "action": entry.action}
+            click.echo(json.dumps({**fields, "patient": entry.patient_id, "snapshot_seq": entry.snapshot_seq}))
+        return
+    if not entries:
+        click.echo("Aucun accès trouvé dans le journal conservé.")
+        return
+    for entry in entries:
+        moment = entry.time.astimezone(journal_module.PARIS).strftime("%d/%m/%Y %H:%M:%S")
+        label = _ACTION_LABELS_FR.get(entry.action, entry.action)
+        target = f" {entry.patient_id}" if entry.patient_id else ""
+        seq = f" (instantané n° {entry.snapshot_seq})" if entry.snapshot_seq is not None else ""
+        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}  [entrée {entry.index}]")
+
+
+@journal.command("retention")
+@_journal_home_option
+@click.option("--months", default=12, show_default=True, help="Months of journal to keep before the current one.")
+def journal_retention(home: Path, months: int) -> None:
+    """Delete journal months older than the retention period (the rest still verifies)."""
+    from continuity import journal as journal_module
+
+    deleted = journal_module.Journal(home).apply_retention(months)
+    click.echo(f"Mois supprimés : {', '.join(deleted)}" if deleted else "Aucun mois à supprimer.")
+
+
 # --- tui, demo ------------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ import hashlib
 import json
 import os
 import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ CHECKPOINT_PURPOSE: Final = "continuity-journal-checkpoint-v1"
 JOURNAL_DIR: Final = "journal"
 APPLIANCE_PUBLIC_KEY_FILE: Final = "appliance.pub"
 APPLIANCE_VERIFY_KEY_FILE: Final = "appliance.sign.pub"
+PARIS: Final = zoneinfo.ZoneInfo("Europe/Paris")  # how times are shown to people; stored in UTC
 # Same one-line key file format as keys.py (``prefix:base64``).
 APPLIANCE_PUBLIC_PREFIX: Final = "continuity-appliance-v1"
 APPLIANCE_SIGN_PREFIX: Final = "continuity-appliance-sign-v1"
@@ -149,8 +151,19 @@ class Action(enum.StrEnum):
 
 # Actions that show or hand out patient data: what an access report lists.
 PATIENT_ACCESS_ACTIONS: Final = frozenset(
-    {Action.VIEW_PATIENT, Action.PRINT_PRESCRIPTION, Action.PRINT_SUMMARY, Action.EXPORT}
+    {
+        Action.VIEW_PATIENT,
+        Action.PRINT_PRESCRIPTION,
+        Action.DRILL_PRESCRIPTION,
+        Action.PRINT_SUMMARY,
+        Action.EXPORT,
+        "prescription.issued",
+        "prescription.drill",
+    }
 )
+
+
+SESSION_ACTIONS: Final = frozenset({Action.UNLOCK, Action.LOCK, Action.UNLOCK_FAILED, Action.DRILL})
 
 
 # --- the sealed payload of a printed prescription --------------------------------------------------
@@ -828,6 +841,29 @@ def _check_entry_arguments(
         forbidden = _FORBIDDEN_DETAIL_KEYS & {key.lower() for key in details}
         if forbidden:
             raise ValueError(f"details are stored in clear: keys {sorted(forbidden)} belong in `sealed`")
+
+
+# --- access reports --------------------------------------------------------------------------------
+
+
+def access_report(journal: Journal, *, patient_id: str | None = None, user: str | None = None) -> list[JournalEntry]:
+    """Who viewed, printed or exported a patient's data, and when (clear fields only).
+
+    With ``patient_id``: the entries about that patient, and the exports that included them. With
+    ``user``: that person's sessions and accesses. Both: their intersection.
+    """
+    found = []
+    for entry in journal.entries():
+        if user is not None and entry.user != user:
+            continue
+        if patient_id is not None:
+            exported = entry.details.get("patients")
+            if entry.patient_id != patient_id and not (isinstance(exported, list) and patient_id in exported):
+                continue
+        elif entry.action not in PATIENT_ACCESS_ACTIONS and entry.action not in SESSION_ACTIONS:
+            continue
+        found.append(entry)
+    return found
 
 
 # --- verification ----------------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+"""`continuity journal ...`: verify exit codes, checkpoints on paper, export, access reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from continuity import journal as journal_module
+from continuity import keys
+from continuity.cli import cli
+from continuity.errors import JournalBroken, JournalError
+from continuity.journal import Action, Journal, prescription_payload
+from tests.unit.journal_helpers import make_prescription
+
+PASSPHRASE = "cheval agrafe batterie"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(keys.WEAK_KDF_ENV, "1")
+    monkeypatch.delenv("CONTINUITY_HOME", raising=False)
+    path = tmp_path / "home"
+    keys.init_appliance(path, "dr.martin", PASSPHRASE, keys.WEAK_FOR_TESTS)
+    journal = Journal(path)
+    journal.append(user="dr.martin", action=Action.UNLOCK)
+    for number in range(1, 4):
+        prescription = make_prescription(number)
+        journal.append(user="dr.martin", action=Action.VIEW_PATIENT, patient_id=prescription.patient.id)
+        journal.append(
+            user="dr.martin",
+            action=Action.PRINT_PRESCRIPTION,
+            patient_id=prescription.patient.id,
+            snapshot_seq=4,
+            sealed=prescription_payload(prescription, pdf_sha256="ef" * 32),
+        )
+    journal.append(user="accueil", action=Action.VIEW_PATIENT, patient_id="pat-0002")
+    return path
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_verify_ok(home: Path) -> None:
+    code, out, _ = run("journal", "verify", "--home", str(home))
+    assert code == 0
+    assert out.startswith("OK")
+
+
+def test_verify_broken_exit_code_and_place(home: Path) -> None:
+    path = next((home / "journal").glob("*.jsonl"))
+    lines = path.read_bytes().splitlines(keepends=True)
+    del lines[2]
+    path.write_bytes(b"".join(lines))
+    code, out, err = run("journal", "verify", "--home", str(home))
+    assert code == JournalBroken.exit_code
+    assert "JOURNAL ROMPU" in out
+    assert "ligne 3" in out
+    assert "ligne 3" in err
+
+
+def test_verify_unreadable_exit_code(home: Path) -> None:
+    # Tests run as root, which reads through chmod: make the journal directory a file instead.
+    target = home / "journal"
+    for path in target.iterdir():
+        path.unlink()
+    target.rmdir()
+    target.write_text("not a directory")
+    code, _, err = run("journal", "verify", "--home", str(home))
+    assert code == JournalError.exit_code
+    assert "illisible" in err
+
+
+def test_checkpoint_sign_print_and_paper_verify(home: Path) -> None:
+    code, out, err = run(
+        "journal", "checkpoint", "--home", str(home), "--user", "dr.martin", "--print", input=PASSPHRASE
+    )
+    assert code == 0, err
+    assert "Nombre d'entrées      : 8" in out
+    assert "Point de contrôle signé : 8 entrées." in err
+    command = next(line for line in out.splitlines() if line.startswith("Pour vérifier"))
+    paper = command.split("--paper ")[1]
+    assert run("journal", "verify", "--home", str(home), "--paper", paper)[0] == 0
+    forged = paper[:-1] + ("0" if paper[-1] != "0" else "1")
+    assert run("journal", "verify", "--home", str(home), "--paper", forged)[0] == JournalBroken.exit_code
+
+
+def test_checkpoint_wrong_passphrase(home: Path) -> None:
+    code, _, err = run("journal", "checkpoint", "--home", str(home), "--user", "dr.martin", input="wrong passphrase!")
+    assert code == keys.AuthenticationError.exit_code
+    assert "Erreur" in err
+
+
+def test_export_command(home: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "retour"
+    today = dt.date.today().isoformat()
+    code, out, err = run(
+        "journal", "export", "--home", str(home), "--since", today, "--out", str(out_dir),
+        "--user", "dr.martin", "--no-pdf", input=PASSPHRASE,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "données de patients en clair" in err
+    assert "3 ordonnance(s) exportée(s)" in out
+    written = sorted(path.name for path in out_dir.iterdir())
+    assert len(written) == 2
+    assert any(name.endswith(".fhir.json") for name in written)
+    entries = list(Journal(home).entries())
+    assert [entry.action for entry in entries[-2:]] == ["export", "checkpoint"]
+    assert journal_module.verify_journal(home).ok
+
+
+def test_access_by_patient_and_user(home: Path, tmp_path: Path) -> None:
+    code, out, _ = run("journal", "access", "--home", str(home), "--patient", "pat-0002")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 3
+    assert "dr.martin" in lines[0] and "a consulté le dossier pat-0002" in lines[0]
+    assert "a imprimé une ordonnance pat-0002" in lines[1]
+    assert "accueil" in lines[2]
+    code, out, _ = run("journal", "access", "--home", str(home), "--user", "accueil", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(row["action"], row["patient"]) for row in rows] == [("view_patient", "pat-0002")]
+    code, _, _ = run("journal", "access", "--home", str(home))
+    assert code == 2
+
+
+def test_access_lists_exports_that_included_the_patient(home: Path, tmp_path: Path) -> None:
+    run(
+        "journal", "export", "--home", str(home), "--since", dt.date.today().isoformat(),
+        "--out", str(tmp_path / "x"), "--user", "dr.martin", "--no-pdf", input=PASSPHRASE,
+    )  # fmt: skip
+    _, out, _ = run("journal", "access", "--home", str(home), "--patient", "pat-0003")
+    assert "a exporté les ordonnances" in out.splitlines()[-1]
+
+
+def test_retention_command(home: Path) -> None:
+    code, out, _ = run("journal", "retention", "--home", str(home), "--months", "12")
+    assert code == 0
+    assert "Aucun mois" in out
