@@ -181,3 +181,18 @@ def test_pdf_context_groups_by_patient_then_prescriber(appliance: Appliance, out
     assert context["prescription_count"] == 5
     assert sum(len(prescriber["prescriptions"]) for p in context["patients"] for prescriber in p["prescribers"]) == 5
     assert len({patient["id"] for patient in context["patients"]}) == len(context["patients"])
+
+
+def test_pdf_list_reads_back(appliance: Appliance, outage: list[Prescription], tmp_path: Path) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    result = reconcile.export(appliance.journal(), appliance.box_key, dt.date(2026, 11, 28), tmp_path, user="dr.martin")
+    assert result.pdf_missing_reason is None
+    pdf_path = next(path for path in result.files if path.suffix == ".pdf")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(pdf_path).pages)
+    flat = " ".join(text.split())
+    assert "Ordonnances émises pendant l'interruption" in flat
+    for prescription in outage:
+        assert prescription.id in flat
+        assert prescription.patient.birth_name in flat
+    assert "MARTIN" in flat and "DURAND" in flat
+    assert "EXERCICE" not in flat
