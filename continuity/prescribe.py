@@ -327,7 +327,9 @@ _UNIT_DAYS |= {"m": 30, "mois": 30, "a": 365, "an": 365, "ans": 365}
 
 def parse_duration(text: str) -> int:
     """"30", "30 j", "2 semaines", "1 mois", "3m" → days. Raises ValueError with a French message."""
-    match = _DURATION.match(normalize(text).replace(" ", ""))
+    # Accents and case only: digits must stay apart from punctuation ("1.5 mois" is not "15 mois").
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+    match = _DURATION.match(plain)
     if not match:
         raise ValueError(f"durée illisible : « {text} » (exemples : 7j, 2 semaines, 1 mois)")
     unit = (match.group(2) or "j").lower()
@@ -662,7 +664,8 @@ class PrintedForm:
     contact_lines: tuple[str, ...]  # address (with "France"), phone, e-mail
     place_date: str
     patient_name: str
-    patient_lines: tuple[str, ...]  # sex, date of birth, weight, height
+    patient_lines: tuple[str, ...]  # sex, date of birth
+    measure_lines: tuple[str, ...]  # weight and height with the day they were measured
     lines: tuple[PrintedLine, ...]  # standard form
     ald_lines: tuple[PrintedLine, ...]  # bizone, top zone
     other_lines: tuple[PrintedLine, ...]  # bizone, bottom zone
@@ -752,12 +755,13 @@ def printed_form(
     if patient.birth_date:
         born += f" ({_age_text(patient, today)})"
     patient_lines = [f"Sexe : {patient.sex.label_fr}", born]
+    measure_lines: list[str] = []
     if prescription.weight is not None:
         w = prescription.weight
-        patient_lines.append(f"Poids : {number_fr(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
+        measure_lines.append(f"Poids : {number_fr(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
     if prescription.height is not None:
         h = prescription.height
-        patient_lines.append(f"Taille : {number_fr(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
+        measure_lines.append(f"Taille : {number_fr(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
 
     numbered = [
         PrintedLine(number=i, title=line_title(line), details=line_details(line))
@@ -803,6 +807,7 @@ def printed_form(
         place_date=place,
         patient_name=name,
         patient_lines=tuple(patient_lines),
+        measure_lines=tuple(measure_lines),
         lines=lines,
         ald_lines=ald_lines,
         other_lines=other_lines,
@@ -827,7 +832,10 @@ def preview_text(
     form = printed_form(prescription, snapshot_created_at=snapshot_created_at, footer=footer)
     rule = "─" * width
     out: list[str] = [form.prescriber_name, *form.prescriber_lines, *form.contact_lines, "", form.place_date]
-    out += [rule, f"Patient : {form.patient_name}", *form.patient_lines, rule]
+    out += [rule, f"Patient : {form.patient_name}", " — ".join(form.patient_lines)]
+    if form.measure_lines:
+        out.append(" — ".join(form.measure_lines))
+    out.append(rule)
 
     def emit(lines: Sequence[PrintedLine]) -> None:
         if not lines:

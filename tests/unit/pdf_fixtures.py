@@ -67,15 +67,15 @@ def patient(**changes: object) -> Patient:
 
 
 def child(**changes: object) -> Patient:
-    return patient(
-        id="pat-child",
-        birth_name="Gaël",
-        birth_given_names=("Noé",),
-        sex=Sex.MALE,
-        birth_date=dt.date(2019, 6, 2),
-        used_name="",
-        **changes,
-    )
+    traits: dict[str, object] = {
+        "id": "pat-child",
+        "birth_name": "Gaël",
+        "birth_given_names": ("Noé",),
+        "sex": Sex.MALE,
+        "birth_date": dt.date(2019, 6, 2),
+        "used_name": "",
+    }
+    return patient(**(traits | changes))
 
 
 def treatment(id: str, dci: str, **changes: object) -> Treatment:
