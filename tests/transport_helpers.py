@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import http.server
 import os
+import ssl
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +125,72 @@ def assert_untouched(rig: Rig, before: tuple[bytes | None, list[str]]) -> None:
     assert rig.snapshot_state() == before
     assert rig.store.staging_files() == []
     assert not [p for p in os.listdir(rig.home / "store") if p.endswith(".tmp")]
+
+
+# --- a real HTTP server on 127.0.0.1, in a thread ---------------------------------------------------
+
+
+class SnapshotHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `server.files[path]` with ETag and Last-Modified, or runs `server.behaviour[path]`."""
+
+    server: SnapshotServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        self.server.requests.append((self.path, dict(self.headers)))
+        behaviour = self.server.behaviour.get(self.path)
+        if behaviour is not None:
+            with contextlib.suppress(OSError):
+                behaviour(self)
+            return
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", "Sat, 28 Nov 2026 05:00:00 GMT")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(data)
+
+
+class SnapshotServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), SnapshotHandler)
+        self.files: dict[str, bytes] = {}
+        self.behaviour: dict[str, Callable[[SnapshotHandler], None]] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    def url(self, path: str) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
+
+
+@contextlib.contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[SnapshotServer]:
+    server = SnapshotServer()
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
