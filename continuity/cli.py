@@ -146,13 +146,17 @@ def _open_for_reading(db: Path | None) -> SnapshotDB:
 # --- transport: keygen, init, staff, trust, publish, pull, watch, status ---------------------------
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 # --- journal: journal verify/export/access/checkpoint, drill, doctor ------------------------------
+def _resolve_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    from continuity import store
+
+    return value if value is not None else store.default_home()
+
+
 _journal_home_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="CONTINUITY_HOME",
-    default="snapshots",
-    show_default=True,
-    help="Appliance home (or $CONTINUITY_HOME).",
+    callback=_resolve_home,
+    help="Appliance home (default: CONTINUITY_HOME, or snapshots/ in a checkout).",
 )
 
 
@@ -310,6 +314,18 @@ def journal_retention(home: Path, months: int) -> None:
 
     deleted = journal_module.Journal(home).apply_retention(months)
     click.echo(f"Mois supprimés : {', '.join(deleted)}" if deleted else "Aucun mois à supprimer.")
+
+
+@cli.command("doctor")
+@_journal_home_option
+def doctor_command(home: Path) -> None:
+    """Check keys, publisher, data freshness, journal, printer, disk and clock. Exit 1 if a check fails."""
+    from continuity import doctor
+
+    checks = doctor.run_checks(home)
+    click.echo(doctor.checklist_text(checks), nl=False)
+    if any(check.status is doctor.Status.FAILED for check in checks):
+        raise click.exceptions.Exit(1)
 
 
 # --- tui, demo ------------------------------------------------------------------------------------
