@@ -883,48 +883,30 @@ def record_issued(
     user: str,
     snapshot_seq: int | None,
     drill: bool = False,
-    printed_job: str | None = None,
+    print_job: str | None = None,
 ) -> str:
     """Journal one issued prescription (the only call site). Returns the PDF's SHA-256.
 
-    Patient details (name, date of birth, the lines themselves) go in `sealed`; the clear part
-    holds only what an auditor needs without opening it.
+    Follows the journal's contract (continuity/journal.py, "The sealed payload of a printed
+    prescription"): everything about the patient and the lines is sealed with `prescription_payload`;
+    the clear details hold only ids, counts and the digest, never patient data.
     """
+    from continuity.journal import Action, prescription_payload
+
     digest = hashlib.sha256(pdf).hexdigest()
-    patient = prescription.patient
     journal.append(
         user=user,
-        action="prescription.drill" if drill else "prescription.issued",
-        patient_id=patient.id,
+        action=Action.DRILL_PRESCRIPTION if drill else Action.PRINT_PRESCRIPTION,
+        patient_id=prescription.patient.id,
         snapshot_seq=snapshot_seq,
         details={
             "prescription_id": prescription.id,
-            "issued_at": prescription.issued_at.isoformat(),
             "prescriber_id": prescription.prescriber.id,
-            "prescriber_rpps": prescription.prescriber.rpps,
             "line_count": len(prescription.lines),
             "bizone": prescription.is_bizone,
             "pdf_sha256": digest,
-            "print_job": printed_job,
+            "print_job": print_job,
         },
-        sealed={
-            "patient_name": patient_name(patient),
-            "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
-            "lines": [
-                {
-                    "dci": line.dci,
-                    "strength": line.strength,
-                    "form": line.form,
-                    "route": line.route,
-                    "posology": line.posology,
-                    "duration_days": line.duration_days,
-                    "renewals": line.renewals,
-                    "non_substitution": line.non_substitution.value if line.non_substitution else None,
-                    "ald_related": line.ald_related,
-                    "source_treatment_id": line.source_treatment_id,
-                }
-                for line in prescription.lines
-            ],
-        },
+        sealed=prescription_payload(prescription, pdf_sha256=digest),
     )
     return digest

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from continuity import journal as journal_module
 from continuity import prescribe
 from continuity.errors import ConfirmationRequired, NotFound, PrescriptionRefused
 from continuity.model import Allergy, AllergyStatus
@@ -410,16 +412,16 @@ def test_record_issued_seals_patient_details() -> None:
     digest = prescribe.record_issued(journal, plan.prescription, document, user="dr.lefevre", snapshot_seq=42)
     assert digest == hashlib.sha256(document).hexdigest()
     (entry,) = journal.entries
-    assert entry["action"] == "prescription.issued"
+    assert entry["action"] == "print_prescription"
     assert entry["user"] == "dr.lefevre" and entry["patient_id"] == "pat-1" and entry["snapshot_seq"] == 42
     details = entry["details"]
     assert details["pdf_sha256"] == digest
-    assert details["prescription_id"] == plan.prescription.id
-    assert details["prescriber_rpps"] == "10101234567" and details["line_count"] == 3
+    assert details["prescription_id"] == plan.prescription.id and details["line_count"] == 3
     clear = repr(details)
-    assert "N'Diaye" not in clear and "metformine" not in clear  # patient details only in the sealed part
-    sealed = entry["sealed"]
-    assert sealed["patient_name"].startswith("N'DIAYE")
+    assert "Diaye" not in clear and "metformine" not in clear  # patient details only in the sealed part
+    sealed = journal_module.read_prescription_payload(entry["sealed"])
+    assert sealed["patient"]["birth_name"] == "N'Diaye"
+    assert sealed["pdf_sha256"] == digest and sealed["bizone"] is True
     assert [line["dci"] for line in sealed["lines"]] == ["metformine", "lévothyroxine sodique", "insuline glargine"]
 
 
@@ -427,4 +429,16 @@ def test_record_drill_is_marked() -> None:
     journal = FakeJournal()
     plan = prescribe.build(summary(), practitioner(), new_lines=[line()], now=NOW)
     prescribe.record_issued(journal, plan.prescription, b"x", user="u", snapshot_seq=None, drill=True)
-    assert journal.entries[0]["action"] == "prescription.drill"
+    assert journal.entries[0]["action"] == "drill_prescription"
+
+
+def test_record_issued_into_a_real_journal(tmp_path: Path) -> None:
+    import nacl.public
+
+    key = nacl.public.PrivateKey.generate()
+    journal = journal_module.Journal(tmp_path, key.public_key)
+    plan = prescribe.build(ald_summary(), practitioner(), renew="all", now=NOW)
+    prescribe.record_issued(journal, plan.prescription, b"%PDF", user="dr.lefevre", snapshot_seq=7)
+    (entry,) = [e for e in journal.entries() if e.action == "print_prescription"]
+    payload = journal_module.read_prescription_payload(entry.open_sealed(key))
+    assert payload["prescription_id"] == plan.prescription.id
