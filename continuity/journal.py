@@ -97,6 +97,7 @@ import nacl.public
 import nacl.signing
 
 from continuity.errors import JournalBroken, JournalError
+from continuity.ins import is_valid_nir
 from continuity.model import Prescription
 
 FORMAT_VERSION: Final = 1
@@ -114,9 +115,8 @@ APPLIANCE_SIGN_PREFIX: Final = "continuity-appliance-sign-v1"
 
 _MONTH_FILE = re.compile(r"^(\d{4})-(\d{2})\.jsonl$")
 _ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,40}$")
-# FHIR logical id syntax: the platform's opaque id, never a name.
-_PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_NIR_LIKE = re.compile(r"^[0-9]{13}([0-9]{2})?$|^[12][0-9]{4}(2A|2B)[0-9]{6,8}$")
+# FHIR logical id syntax (a little wider: some sources use ':' or longer ids): never a name.
+_PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.:_]{1,128}$")
 _USER = re.compile(r"^[^\s\x00-\x1f]{1,64}$")
 # A safety net, not a guarantee: details keys that almost certainly carry patient data.
 _FORBIDDEN_DETAIL_KEYS = frozenset(
@@ -833,7 +833,8 @@ def _check_entry_arguments(
         raise ValueError(f"user {user!r}: one word of printable characters expected")
     if not _ACTION.match(str(action)):
         raise ValueError(f"action {action!r}: lowercase identifier expected (letters, digits, _ and .)")
-    if patient_id is not None and (not _PATIENT_ID.match(patient_id) or _NIR_LIKE.match(patient_id)):
+    # A valid NIR (15 characters, right check key) is refused: it identifies the person in clear.
+    if patient_id is not None and (not _PATIENT_ID.match(patient_id) or is_valid_nir(patient_id)):
         raise ValueError("patient_id must be the snapshot's pseudonymous id (FHIR id syntax), never an INS/NIR")
     if snapshot_seq is not None and (isinstance(snapshot_seq, bool) or snapshot_seq < 0):
         raise ValueError("snapshot_seq must be a non-negative integer")

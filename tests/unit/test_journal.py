@@ -17,6 +17,7 @@ import pytest
 
 from continuity import journal as journal_module
 from continuity.errors import JournalBroken, JournalError
+from continuity.ins import with_check_key
 from continuity.journal import Action, Journal, verify_journal
 from tests.unit.journal_helpers import (
     Appliance,
@@ -113,7 +114,7 @@ def test_refuses_patient_data_in_clear_fields(appliance: Appliance) -> None:
     with pytest.raises(ValueError, match="sealed"):
         journal.append(user="dr.martin", action="view_patient", details={"birth_name": "NDIAYE"})
     with pytest.raises(ValueError, match="pseudonymous"):
-        journal.append(user="dr.martin", action="view_patient", patient_id="2500375123456")
+        journal.append(user="dr.martin", action="view_patient", patient_id=with_check_key("2500375123456"))
     with pytest.raises(ValueError, match="pseudonymous"):
         journal.append(user="dr.martin", action="view_patient", patient_id="NDIAYE Aminata")
     with pytest.raises(ValueError, match="action"):
