@@ -29,6 +29,7 @@ import gzip
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,14 @@ _FHIR_DATE = re.compile(
     r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?"
 )
+# The usual head of a Bulk export line. Pass 1 needs only the key of most clinical resources, so a line
+# that starts this way is not parsed there (pass 2 parses every line strictly).
+_LINE_HEAD = re.compile(
+    rb'\s*\{\s*"resourceType"\s*:\s*"(MedicationRequest|MedicationStatement|Appointment|Observation|Condition)"'
+    rb'\s*,\s*"id"\s*:\s*"([A-Za-z0-9\-._]{1,64})"\s*[,}]'
+)
+# Lines with these bytes carry something pass 1 indexes (an ALD marker), or may hide it in an escape.
+_LINE_NEEDS_PARSE = (b"MED-574", b'"ALD"', b"\\u")
 _SUBSTITUTION_REASON = re.compile(r"\b(MTE|EFG|CIF)\b")
 
 _STATUS_RANK = {AllergyStatus.NO_INFORMATION: 0, AllergyStatus.NONE_KNOWN: 1, AllergyStatus.RECORDED: 2}
@@ -284,8 +293,13 @@ def _describe(value: Any) -> str:
     return "null"
 
 
+_UNCLEAN = re.compile(r"\s\s|[^\S ]|^\s|\s$")
+
+
 def _clean(text: str) -> str:
     """Collapse whitespace and bound the length of one text value."""
+    if len(text) <= _MAX_TEXT and not _UNCLEAN.search(text):
+        return text
     return " ".join(text[:_MAX_TEXT].split())
 
 
@@ -312,15 +326,16 @@ def _objs(node: JSON, key: str, path: str) -> list[tuple[JSON, str]]:
     value = node.get(key)
     if value is None:
         return []
+    base = f"{path}.{key}"
     if isinstance(value, dict):
-        return [(value, f"{path}.{key}")]
+        return [(value, base)]
     if not isinstance(value, list):
-        raise _Invalid(f"{path}.{key} must be a list, not {_describe(value)}")
+        raise _Invalid(f"{base} must be a list, not {_describe(value)}")
     result = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise _Invalid(f"{path}.{key}[{index}] must be an object, not {_describe(item)}")
-        result.append((item, f"{path}.{key}[{index}]"))
+            raise _Invalid(f"{base}[{index}] must be an object, not {_describe(item)}")
+        result.append((item, f"{base}[{index}]"))
     return result
 
 
@@ -556,6 +571,7 @@ class _Item:
     resource_type: str
     key: str  # "Type/id", or "" when the resource has no usable id
     scope: _Scope | None
+    light: bool = False  # pass 1 fast path: only the type and key are known, the line was not parsed
 
 
 @dataclass(slots=True)
@@ -612,19 +628,20 @@ class _SourceFile:
             return cast(IO[bytes], gzip.open(self.path, "rb"))
         return self.path.open("rb")
 
-    def items(self) -> Iterator[_Item | _Unreadable]:
+    def items(self, *, light: bool = False) -> Iterator[_Item | _Unreadable]:
+        """The resources of the file; ``light`` lets key-only NDJSON lines through unparsed."""
         if not self.path.name.lower().endswith(_SUFFIXES):
             yield _Unreadable(0, "", "", "unsupported file type (expected .json or .ndjson, optionally .gz)")
             return
         try:
             if self.ndjson:
-                yield from self._ndjson_items()
+                yield from self._ndjson_items(light)
             else:
                 yield from self._json_items()
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             yield _Unreadable(-1, "", "", f"cannot read the file: {error}")
 
-    def _ndjson_items(self) -> Iterator[_Item | _Unreadable]:
+    def _ndjson_items(self, light: bool) -> Iterator[_Item | _Unreadable]:
         counter = _Counter()
         with self._open() as stream:
             number = 0
@@ -642,6 +659,11 @@ class _SourceFile:
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 if not raw.strip():
+                    continue
+                if light and (head := _LINE_HEAD.match(raw)) and not any(m in raw for m in _LINE_NEEDS_PARSE):
+                    resource_type = head[1].decode()
+                    key = f"{resource_type}/{head[2].decode()}"
+                    yield _Item(counter.next(), location, {}, resource_type, key, None, light=True)
                     continue
                 try:
                     text = raw.decode("utf-8")
@@ -812,7 +834,7 @@ class _Reader:
     def records(self) -> Iterator[Record]:
         for file_index, path in enumerate(self.files):
             self.current_file = file_index
-            for unit in _SourceFile(path).items():
+            for unit in _SourceFile(path).items(light=True):
                 if isinstance(unit, _Unreadable):
                     self.bad.add((file_index, unit.ordinal))
                     self._problem(file_index, unit.location, unit.resource, unit.message)
@@ -826,11 +848,13 @@ class _Reader:
                     continue
                 self.current_file = file_index
                 for unit in _SourceFile(path).items():
-                    if isinstance(unit, _Unreadable) or unit.resource_type not in sweep:
-                        continue
                     if (file_index, unit.ordinal) in self.bad:
                         continue
-                    yield from self._emit(file_index, unit)
+                    if isinstance(unit, _Unreadable):  # a line pass 1 did not parse
+                        self.bad.add((file_index, unit.ordinal))
+                        self._problem(file_index, unit.location, unit.resource, unit.message)
+                    elif unit.resource_type in sweep:
+                        yield from self._emit(file_index, unit)
 
     # -- references --
 
@@ -904,6 +928,9 @@ class _Reader:
         self.file_types[file_index].add(resource_type)
         if resource_type not in _USED_TYPES:
             self.report.ignored_types[resource_type] += 1
+            return
+        if item.light:
+            self._remember(item.key)
             return
         if not item.key:
             self.bad.add((file_index, item.ordinal))
@@ -1164,8 +1191,6 @@ class _Reader:
             if not ins:
                 ins, ins_oid = value, oid
 
-        deceased = bool(_bool(resource, "deceasedBoolean", path)) or bool(_str(resource, "deceasedDateTime", path))
-        active = _bool(resource, "active", path)
         patient = Patient(
             id=key.split("/", 1)[1],
             birth_name=birth_name,
@@ -1178,12 +1203,35 @@ class _Reader:
             identity_status=status,
             ins=ins,
             ins_oid=ins_oid,
-            phones=tuple(_telecoms(resource, path, frozenset({"phone", "sms"}))),
-            address=_address(resource, path),
-            deceased=deceased,
-            active=True if active is None else active,
         )
         return patient, dropped
+
+    def _patient_contact(self, item: _Item) -> dict[str, Any]:
+        """Fields that do not identify the patient: a malformed one is dropped with a warning, never the patient."""
+        resource, path = item.resource, item.resource_type
+        readers: dict[str, Callable[[], Any]] = {
+            "phones": lambda: tuple(_telecoms(resource, path, frozenset({"phone", "sms"}))),
+            "address": lambda: _address(resource, path),
+            "deceased": lambda: bool(
+                _bool(resource, "deceasedBoolean", path) or _str(resource, "deceasedDateTime", path)
+            ),
+            "active": lambda: _bool(resource, "active", path) is not False,
+            "general_practitioner_id": lambda: next(
+                (
+                    found
+                    for reference, ref_path in _objs(resource, "generalPractitioner", path)
+                    if (found := self._practitioner_id(reference, ref_path, item.scope))
+                ),
+                "",
+            ),
+        }
+        fields: dict[str, Any] = {}
+        for name, read in readers.items():
+            try:
+                fields[name] = read()
+            except _Invalid as error:
+                self._warn(item, f"{error}: ignored")
+        return fields
 
     def _emit_patient(self, item: _Item) -> list[Record]:
         path = item.resource_type
@@ -1193,16 +1241,12 @@ class _Reader:
         if patient.birth_date is None and _str(item.resource, "birthDate", path):
             self._warn(item, "partial birth date (no day): kept as unknown")
         canonical = self._canonical(item.key)
-        practitioner_id = ""
-        for reference, ref_path in _objs(item.resource, "generalPractitioner", path):
-            if practitioner_id := self._practitioner_id(reference, ref_path, item.scope):
-                break
         return [
             dataclasses.replace(
                 patient,
                 id=canonical.split("/", 1)[1],
-                general_practitioner_id=practitioner_id,
                 allergy_status=self._patient_allergy_status(canonical),
+                **self._patient_contact(item),
             )
         ]
 
@@ -1388,7 +1432,9 @@ class _Reader:
         if not dci and not negation:
             detail = f" (only the code {code.code})" if code.code else ""
             raise _Invalid(f"the medication has no name{detail}")
-        label = code.own_text if code.own_text != dci else ""
+        # The product label is kept as the brand only when it names something else than the substance
+        # ("LEVOTHYROX 75 µg"); "ramipril 5 mg, comprimé sécable" would print the DCI twice.
+        label = code.own_text if code.own_text and not _mentions(code.own_text, dci) else ""
         return _Medication(
             dci=dci,
             strength=" + ".join(strengths) if len(strengths) == len(names) else "",
@@ -1456,14 +1502,15 @@ class _Reader:
         dosages = _objs(resource, "dosageInstruction" if is_request else "dosage", path)
         posology = "; ".join(p for d, d_path in dosages if (p := _posology(d, d_path)))
         route = next((c.text for d, d_path in dosages if (c := _concept(d, "route", d_path)).text), "")
+        bounds_start = next((b for d, d_path in dosages if (b := _bounds_start(d, d_path))), None)
         if is_request:
             authored = _date(resource, "authoredOn", path)
             prescriber = self._practitioner_id(_obj(resource, "requester", path), f"{path}.requester", item.scope)
-            start = authored
+            start = bounds_start or authored
         else:
             period = _obj(resource, "effectivePeriod", path)
             start = _date(period, "start", f"{path}.effectivePeriod") if period else None
-            start = start or _date(resource, "effectiveDateTime", path)
+            start = start or _date(resource, "effectiveDateTime", path) or bounds_start
             authored = _date(resource, "dateAsserted", path)
             prescriber = self._practitioner_id(
                 _obj(resource, "informationSource", path), f"{path}.informationSource", item.scope
@@ -1612,6 +1659,16 @@ def _location_fr(location: str) -> str:
     return location.replace("line", "ligne").replace("entry", "entrée")
 
 
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+def _mentions(label: str, dci: str) -> bool:
+    """Whether a product label names the (first) substance of the DCI."""
+    words = re.findall(r"\w+", _fold(dci))
+    return bool(words) and words[0] in re.findall(r"\w+", _fold(label))
+
+
 def _quantity_text(quantity: JSON | None, path: str) -> str:
     if quantity is None:
         return ""
@@ -1633,18 +1690,26 @@ def _ratio(ratio: JSON | None, path: str) -> str:
         return ""
     if denominator_node is None:
         return numerator
-    denominator_value = _number(denominator_node, "value", f"{path}.denominator")
-    denominator_unit = _str(denominator_node, "code", f"{path}.denominator")
-    denominator_unit = (denominator_unit if denominator_unit and not denominator_unit.isdigit() else "") or _str(
-        denominator_node, "unit", f"{path}.denominator"
-    )
+    denominator_path = f"{path}.denominator"
+    denominator_value = _number(denominator_node, "value", denominator_path)
+    code = _str(denominator_node, "code", denominator_path)
+    system = _str(denominator_node, "system", denominator_path)
+    # A unit of presentation (UCUM "1" or an annotation like "{tbl}", or another terminology's
+    # "Tablet") is implied by the form: "2,5 mg", not "2,5 mg/1 comprimé". A measure stays: "5 mg/mL".
+    presentation = system != "http://unitsofmeasure.org" or not code or code.isdigit() or code.startswith("{")
     if denominator_value in (None, 1.0):
-        system = _str(denominator_node, "system", f"{path}.denominator")
-        # "per 1 tablet" is implied; "per 1 mL" is part of the strength.
-        if system != "http://unitsofmeasure.org" or denominator_unit in ("1", "{tbl}", "{tablet}", ""):
-            return numerator
-        return f"{numerator}/{denominator_unit}"
-    return f"{numerator}/{_quantity_text(denominator_node, f'{path}.denominator')}"
+        return numerator if presentation else f"{numerator}/{code}"
+    if presentation:
+        return numerator
+    return f"{numerator}/{_quantity_text(denominator_node, denominator_path)}"
+
+
+def _bounds_start(dosage: JSON, path: str) -> dt.date | None:
+    """When the treatment began, as some platforms say it: ``timing.repeat.boundsPeriod.start``."""
+    timing = _obj(dosage, "timing", path)
+    repeat = _obj(timing, "repeat", f"{path}.timing") if timing else None
+    bounds = _obj(repeat, "boundsPeriod", f"{path}.timing.repeat") if repeat else None
+    return _date(bounds, "start", f"{path}.timing.repeat.boundsPeriod") if bounds else None
 
 
 def _posology(dosage: JSON, path: str) -> str:
