@@ -1,0 +1,612 @@
+"""The unlocked session the TUI drives: who is logged in, which snapshot is open, the journal of access.
+
+Every read of a patient goes through `Session.open_patient`, which journals the access *before*
+returning anything: if the journal cannot be written, `JournalError` propagates and nothing is shown.
+Locking drops every reference to the decrypted database and the appliance secrets, and closes the
+in-memory connection, so the plaintext can be reclaimed.
+
+No UI code here: the Textual app (continuity/tui/) and tests drive this class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from continuity import display
+from continuity.errors import ContinuityError, JournalError
+from continuity.journal import Action, Journal
+from continuity.model import PatientSummary, Practitioner
+from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
+
+if TYPE_CHECKING:
+    from continuity.keys import ApplianceSecrets
+
+log = logging.getLogger(__name__)
+
+# The practice is in France: times on screen are Paris times whatever the machine's TZ says.
+PRACTICE_TZ = ZoneInfo("Europe/Paris")
+AMBER_AFTER = dt.timedelta(hours=36)
+RED_AFTER = dt.timedelta(days=7)
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def fixed_clock(moment: dt.datetime) -> Clock:
+    """A clock that always says `moment` (tests, `--today`)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=PRACTICE_TZ)
+    return lambda: aware
+
+
+class SessionLocked(ContinuityError):
+    """The session was locked: its data is gone, the user must unlock again."""
+
+    exit_code = 7
+    default_message_fr = "Session verrouillée : déverrouillez pour continuer."
+
+
+class Freshness(enum.StrEnum):
+    """How old the data on screen is: drives the banner colour."""
+
+    FRESH = "fresh"
+    AMBER = "amber"  # older than 36 h
+    RED = "red"  # older than 7 days: the user must acknowledge it once
+
+
+def freshness(age: dt.timedelta) -> Freshness:
+    if age >= RED_AFTER:
+        return Freshness.RED
+    if age >= AMBER_AFTER:
+        return Freshness.AMBER
+    return Freshness.FRESH
+
+
+@dataclass(frozen=True, slots=True)
+class PatientView:
+    """What the patient screen shows: the summary, and how many homonyms to warn about."""
+
+    summary: PatientSummary
+    homonyms: int
+    practitioners: dict[str, Practitioner]
+
+
+@dataclass(frozen=True, slots=True)
+class BannerInfo:
+    created_at: dt.datetime
+    age: dt.timedelta
+    age_text: str
+    practice_name: str
+    user: str
+    freshness: Freshness
+    sequence: int | None = None
+    fell_back_from: str | None = None  # why the newest stored snapshot could not be opened
+    pull_notice: str = ""  # a failed or rejected pull since the snapshot on screen was stored
+
+    @property
+    def headline(self) -> str:
+        local = self.created_at.astimezone(PRACTICE_TZ)
+        return f"MODE DÉGRADÉ — données du {display.fr_datetime(local)} ({self.age_text})"
+
+
+@dataclass(frozen=True, slots=True)
+class PullAttempt:
+    at: dt.datetime | None
+    outcome: str  # "accepted", "not_modified", or a rejection reason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    sequence: int | None
+    created_at: dt.datetime
+    age_text: str
+    practice_name: str
+    counts: dict[str, int]
+    publisher_fingerprints: tuple[str, ...] = ()
+    pull_attempts: tuple[PullAttempt, ...] = ()
+    kept_snapshots: tuple[str, ...] = ()
+    disk_free_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    home: Path | None = None
+    fell_back_from: str | None = None
+    dev_mode: bool = False
+
+
+@dataclass
+class _Opened:
+    """The live part of a session: dropped as a whole at lock."""
+
+    db: SnapshotDB
+    sequence: int | None
+    fell_back_from: str | None
+    secrets: ApplianceSecrets | None
+    practitioners: dict[str, Practitioner] = field(default_factory=dict)
+
+
+class Session:
+    """One staff member's unlocked session on one snapshot."""
+
+    def __init__(
+        self,
+        *,
+        db: SnapshotDB,
+        user: str,
+        journal: Journal,
+        home: Path | None = None,
+        secrets: ApplianceSecrets | None = None,
+        sequence: int | None = None,
+        fell_back_from: str | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.user = user
+        self.journal = journal
+        self.home = home
+        self.clock = clock
+        self._opened: _Opened | None = _Opened(db, sequence, fell_back_from, secrets)
+        self._opened.practitioners = {p.id: p for p in db.practitioners()}
+
+    # -- opening and closing
+
+    @classmethod
+    def from_database(
+        cls,
+        db: SnapshotDB,
+        user: str,
+        journal: Journal,
+        *,
+        clock: Clock = system_clock,
+        home: Path | None = None,
+    ) -> Session:
+        """A session on an already open database (tests, `continuity tui --db`): no keys, no store.
+
+        The access journal is still written: dev mode is not a way around it.
+        """
+        session = cls(db=db, user=user, journal=journal, home=home, clock=clock)
+        session._journal_unlock(details={"mode": "database"})
+        return session
+
+    @classmethod
+    def unlock(
+        cls,
+        home: Path,
+        user: str,
+        passphrase: str,
+        *,
+        clock: Clock = system_clock,
+    ) -> Session:
+        """Open `user`'s keyslot, decrypt the newest good snapshot, journal the unlock.
+
+        Raises AuthenticationError (wrong passphrase), NoSnapshot, JournalError, or the rejection of
+        every stored snapshot. A wrong passphrase is journaled as `unlock_failed` (best effort).
+        """
+        from continuity import keys, store  # lazily: argon2 and the store are not needed by dev mode
+
+        journal = Journal(home)
+        try:
+            secrets = keys.open_keyslot(home, user, passphrase)
+        except ContinuityError as error:
+            try:
+                journal.append(user=_journal_user(user), action=Action.UNLOCK_FAILED,
+                               details={"reason": type(error).__name__})
+            except (JournalError, ValueError) as journal_error:
+                log.warning("could not journal a failed unlock: %s", journal_error)
+            raise
+        opened = store.Store(home).open_latest(secrets)
+        header: Any = opened.header
+        session = cls(
+            db=opened.db,
+            user=user,
+            journal=journal,
+            home=home,
+            secrets=secrets,
+            sequence=int(header.sequence),
+            fell_back_from=opened.fell_back_from,
+            clock=clock,
+        )
+        try:
+            details: dict[str, Any] = {}
+            if opened.fell_back_from is not None:
+                details["fell_back_from"] = opened.fell_back_from
+            session._journal_unlock(details=details)
+            journal.checkpoint(secrets.signing_key, user)
+        except BaseException:
+            session._drop()
+            raise
+        return session
+
+    def _journal_unlock(self, *, details: dict[str, Any]) -> None:
+        try:
+            self.journal.append(user=self.user, action=Action.UNLOCK, snapshot_seq=self.sequence, details=details)
+        except BaseException:
+            self._drop()
+            raise
+
+    def lock(self, *, reason: str = "user") -> None:
+        """Journal the lock and drop the decrypted data. The data is dropped even if the journal fails."""
+        if self._opened is None:
+            return
+        secrets = self._opened.secrets
+        sequence = self._opened.sequence
+        self._drop()
+        try:
+            self.journal.append(user=self.user, action=Action.LOCK, snapshot_seq=sequence, details={"reason": reason})
+            if secrets is not None:
+                self.journal.checkpoint(secrets.signing_key, self.user)
+        except JournalError as error:
+            log.error("could not journal the lock: %s", error)
+
+    def _drop(self) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            opened.db.close()
+            opened.practitioners.clear()
+
+    @property
+    def is_locked(self) -> bool:
+        return self._opened is None
+
+    @property
+    def _live(self) -> _Opened:
+        if self._opened is None:
+            raise SessionLocked("the session is locked")
+        return self._opened
+
+    @property
+    def db(self) -> SnapshotDB:
+        return self._live.db
+
+    @property
+    def sequence(self) -> int | None:
+        return self._opened.sequence if self._opened else None
+
+    @property
+    def dev_mode(self) -> bool:
+        return self._live.secrets is None
+
+    # -- time
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def today(self) -> dt.date:
+        return self.clock().astimezone(PRACTICE_TZ).date()
+
+    # -- reading
+
+    def search(self, text: str, limit: int = 50) -> list[SearchResult]:
+        """Find patients. Listing candidates is not journaled; opening one is."""
+        return self.db.search(text, limit=limit)
+
+    def open_patient(self, patient_id: str) -> PatientView:
+        """Journal the access FIRST, then read the summary. JournalError means: show nothing."""
+        live = self._live
+        self.journal.append(
+            user=self.user, action=Action.VIEW_PATIENT, patient_id=patient_id, snapshot_seq=live.sequence
+        )
+        summary = live.db.summary(patient_id, today=self.today())
+        return PatientView(summary, live.db.homonyms(patient_id), dict(live.practitioners))
+
+    def record_print(self, action: Action, patient_id: str | None, *, details: dict[str, Any] | None = None,
+                     sealed: dict[str, Any] | None = None) -> None:
+        """Journal a printout; call it before sending anything to the printer."""
+        self.journal.append(user=self.user, action=action, patient_id=patient_id,
+                            snapshot_seq=self._live.sequence, details=details, sealed=sealed)
+
+    def agenda(self, day_from: dt.date, day_to: dt.date) -> list[AgendaEntry]:
+        return self.db.agenda(day_from, day_to)
+
+    def practitioners(self) -> dict[str, Practitioner]:
+        return dict(self._live.practitioners)
+
+    # -- banner and status
+
+    def banner(self) -> BannerInfo:
+        live = self._live
+        created = _aware(live.db.created_at)
+        age = max(dt.timedelta(0), self.now() - created)
+        return BannerInfo(
+            created_at=created,
+            age=age,
+            age_text=display.age_of_data(created, self.now()),
+            practice_name=live.db.practice_name,
+            user=self.user,
+            freshness=freshness(age),
+            sequence=live.sequence,
+            fell_back_from=live.fell_back_from,
+            pull_notice=self._pull_notice(),
+        )
+
+    def status(self) -> StatusInfo:
+        live = self._live
+        created = _aware(live.db.created_at)
+        info = StatusInfo(
+            sequence=live.sequence,
+            created_at=created,
+            age_text=display.age_of_data(created, self.now()),
+            practice_name=live.db.practice_name,
+            counts=live.db.counts(),
+            home=self.home,
+            fell_back_from=live.fell_back_from,
+            dev_mode=live.secrets is None,
+        )
+        if self.home is None:
+            return info
+        free = total = None
+        try:
+            usage = shutil.disk_usage(self.home)
+            free, total = usage.free, usage.total
+        except OSError as error:
+            log.warning("disk usage of %s: %s", self.home, error)
+        return StatusInfo(
+            **{**_fields(info), "disk_free_bytes": free, "disk_total_bytes": total,
+               **_store_status(self.home)},
+        )
+
+    def _pull_notice(self) -> str:
+        if self.home is None or self._opened is None or self._opened.secrets is None:
+            return ""
+        return _store_pull_notice(self.home, self._opened.sequence)
+
+    # -- live update
+
+    def newest_stored_sequence(self) -> int | None:
+        """The sequence of the newest accepted snapshot in the store (None in dev mode)."""
+        if self.home is None or self._opened is None or self._opened.secrets is None:
+            return None
+        return _store_newest_sequence(self.home)
+
+    def switch_to_newest(self) -> bool:
+        """Open the newest stored snapshot and make it current. Returns False when there is none newer.
+
+        The old database is closed only after the new one opened: a newer file that fails its checks
+        leaves the session on the snapshot it had.
+        """
+        from continuity import store
+
+        live = self._live
+        if live.secrets is None or self.home is None:
+            return False
+        newest = self.newest_stored_sequence()
+        if newest is None or (live.sequence is not None and newest <= live.sequence):
+            return False
+        opened = store.Store(self.home).open_latest(live.secrets)
+        header: Any = opened.header
+        sequence = int(header.sequence)
+        if live.sequence is not None and sequence <= live.sequence:
+            opened.db.close()
+            return False
+        old = live.db
+        self._opened = _Opened(opened.db, sequence, opened.fell_back_from, live.secrets,
+                               {p.id: p for p in opened.db.practitioners()})
+        old.close()
+        try:
+            self.journal.append(user=self.user, action="snapshot_switch", snapshot_seq=sequence,
+                                details={"from": live.sequence})
+        except JournalError as error:
+            log.error("could not journal the snapshot switch: %s", error)
+        return True
+
+
+def _journal_user(user: str) -> str:
+    """The name typed at a failed unlock may be anything: keep it journal-safe."""
+    cleaned = "".join(ch for ch in user if ch.isprintable() and not ch.isspace())[:64]
+    return cleaned or "inconnu"
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _fields(info: StatusInfo) -> dict[str, Any]:
+    return {name: getattr(info, name) for name in info.__dataclass_fields__}
+
+
+# --- the store, read for the banner and the status screen ----------------------------------------
+# Kept apart so the session works in dev mode without a store at all.
+
+
+def _read_state(home: Path) -> dict[str, Any]:
+    from continuity import store
+
+    state = store.Store(home).read_state()
+    return state if isinstance(state, dict) else {}
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _aware(moment)
+
+
+def _attempts(state: dict[str, Any]) -> list[PullAttempt]:
+    found = []
+    for raw in state.get("attempts", []):
+        if not isinstance(raw, dict):
+            continue
+        outcome = str(raw.get("outcome") or "")
+        if outcome == "rejected":
+            outcome = str(raw.get("reason") or "rejected")
+        found.append(PullAttempt(_parse_time(raw.get("at")), outcome, _reason_fr(outcome)))
+    return found
+
+
+def _reason_fr(outcome: str) -> str:
+    from continuity.errors import REJECTION_CLASSES
+
+    for rejection in REJECTION_CLASSES:
+        if rejection.reason == outcome:
+            return rejection.default_message_fr
+    return ""
+
+
+def _store_status(home: Path) -> dict[str, Any]:
+    from continuity import store
+
+    try:
+        state = _read_state(home)
+        kept = tuple(
+            f"{path.name} ({human_bytes(path.stat().st_size)})" for path in store.Store(home).snapshot_files()
+        )
+    except (ContinuityError, OSError) as error:
+        log.warning("cannot read the store of %s: %s", home, error)
+        return {}
+    current = state.get("current")
+    fingerprints: tuple[str, ...] = ()
+    if isinstance(current, dict) and current.get("publisher_fingerprint"):
+        fingerprints = (str(current["publisher_fingerprint"]),)
+    return {"publisher_fingerprints": fingerprints, "pull_attempts": tuple(_attempts(state)), "kept_snapshots": kept}
+
+
+def _store_pull_notice(home: Path, sequence: int | None) -> str:
+    """A failed or rejected pull since the snapshot on screen was accepted, in French; else ''."""
+    try:
+        state = _read_state(home)
+    except (ContinuityError, OSError) as error:
+        return f"État des récupérations illisible : {error}"
+    current = state.get("current")
+    accepted_at = _parse_time(current.get("accepted_at")) if isinstance(current, dict) else None
+    failures = [
+        attempt for attempt in _attempts(state)
+        if attempt.outcome not in {"accepted", "unchanged", "not_modified"}
+        and (accepted_at is None or attempt.at is None or attempt.at >= accepted_at)
+    ]
+    if not failures:
+        return ""
+    last = failures[0]
+    when = display.fr_datetime(last.at.astimezone(PRACTICE_TZ)) if last.at else "date inconnue"
+    more = f" ({len(failures)} échecs depuis ces données)" if len(failures) > 1 else ""
+    return f"Récupération en échec le {when} : {last.detail or last.outcome}{more}"
+
+
+def _store_newest_sequence(home: Path) -> int | None:
+    current = _read_state(home).get("current")
+    if isinstance(current, dict) and isinstance(current.get("sequence"), int):
+        return int(current["sequence"])
+    return None
+
+
+def human_bytes(count: int | None) -> str:
+    if count is None:
+        return "inconnu"
+    value = float(count)
+    for unit in ("o", "Ko", "Mo", "Go"):
+        if value < 1024 or unit == "Go":
+            return f"{value:.1f} {unit}".replace(".", ",") if unit != "o" else f"{int(value)} o"
+        value /= 1024
+    return f"{value:.1f} To"
+
+
+def pull_attempt_line(attempt: PullAttempt) -> str:
+    when = display.fr_datetime(attempt.at.astimezone(PRACTICE_TZ)) if attempt.at else "date inconnue"
+    labels = {"accepted": "accepté", "unchanged": "rien de nouveau", "not_modified": "rien de nouveau"}
+    text = f"{when} : {labels.get(attempt.outcome, 'refusé (' + attempt.outcome + ')')}"
+    return text + (f" — {attempt.detail}" if attempt.detail else "")
+
+
+__all__: Sequence[str] = (
+    "BannerInfo",
+    "Freshness",
+    "PatientView",
+    "PullAttempt",
+    "Session",
+    "SessionLocked",
+    "StatusInfo",
+    "fixed_clock",
+    "freshness",
+    "human_bytes",
+    "pull_attempt_line",
+    "system_clock",
+)
+
+
+# --- how the app obtains a session: from the keyslots of a home, or from a plain database (dev) ----
+
+
+class Unlocker:
+    """What the unlock screen needs: the staff names, who to preselect, and unlocking itself."""
+
+    dev_mode = False
+
+    def staff(self) -> list[str]:
+        raise NotImplementedError
+
+    def last_user(self) -> str | None:
+        return None
+
+    def unlock(self, user: str, passphrase: str) -> Session:
+        raise NotImplementedError
+
+
+LAST_USER_FILE = "tui-last-user"
+
+
+class HomeUnlocker(Unlocker):
+    """The real path: a staff keyslot opens the appliance key, which decrypts the newest snapshot."""
+
+    def __init__(self, home: Path, *, clock: Clock = system_clock) -> None:
+        self.home = home
+        self.clock = clock
+
+    def staff(self) -> list[str]:
+        from continuity import keys
+
+        return keys.list_staff(self.home)
+
+    def last_user(self) -> str | None:
+        # Only a staff login, never patient data: it may sit in clear next to the keyslots.
+        try:
+            name = (self.home / LAST_USER_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return name if name in self.staff() else None
+
+    def unlock(self, user: str, passphrase: str) -> Session:
+        session = Session.unlock(self.home, user, passphrase, clock=self.clock)
+        try:
+            (self.home / LAST_USER_FILE).write_text(user + "\n", encoding="utf-8")
+        except OSError as error:
+            log.warning("cannot remember the last user: %s", error)
+        return session
+
+
+class DatabaseUnlocker(Unlocker):
+    """Dev mode on a plain database file: no passphrase, but the journal is written all the same."""
+
+    dev_mode = True
+
+    def __init__(self, db_path: Path, home: Path, *, user: str = "dev", clock: Clock = system_clock) -> None:
+        self.db_path = db_path
+        self.home = home
+        self.user = user
+        self.clock = clock
+
+    def staff(self) -> list[str]:
+        return [self.user]
+
+    def last_user(self) -> str | None:
+        return self.user
+
+    def unlock(self, user: str, passphrase: str) -> Session:
+        from continuity import snapshotdb
+
+        db = snapshotdb.open_file(self.db_path)
+        try:
+            return Session.from_database(db, user, Journal(self.home), clock=self.clock, home=None)
+        except BaseException:
+            db.close()
+            raise

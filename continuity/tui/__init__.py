@@ -1,0 +1,1 @@
+"""The receptionist's Textual app: unlock, search, patient summary, agenda, status, prescription."""

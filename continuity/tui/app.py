@@ -1,0 +1,436 @@
+"""The Continuity Textual app: screens, global keys, idle lock, live snapshot updates, printing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events, on, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+
+from continuity.errors import ContinuityError, JournalError
+from continuity.journal import Action
+from continuity.session import Freshness, PatientView, Session, Unlocker
+from continuity.tui.screens.agenda import AgendaScreen
+from continuity.tui.screens.base import SessionScreen
+from continuity.tui.screens.dialogs import AcknowledgeOldData, HelpScreen, MessageScreen
+from continuity.tui.screens.patient import PatientScreen
+from continuity.tui.screens.search import SearchScreen
+from continuity.tui.screens.status import StatusScreen
+from continuity.tui.screens.unlock import UnlockScreen
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IDLE_MINUTES = 5.0
+# A newer snapshot is switched to only after this long without a key press, on a screen that allows it.
+SWITCH_AFTER_QUIET_SECONDS = 2.0
+
+
+@dataclass
+class SnapshotStored(Message):
+    """Posted from the watchdog thread when something changed in store/: only a hint to look."""
+
+
+@dataclass
+class SnapshotSwitched(Message):
+    """Posted from the switching thread once the newer snapshot is open (or failed to open)."""
+
+    switched: bool
+    error: str = ""
+
+
+@dataclass
+class PrintDone(Message):
+    """Posted from a printing thread."""
+
+    what: str
+    error: str = ""
+    where: str = ""
+
+
+class ContinuityApp(App[None]):
+    """The receptionist's app. Give it an Unlocker (keyslots of a home, or a plain database in dev mode)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Continuity — mode dégradé"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Aide", priority=True),
+        Binding("f2", "search", "Recherche", priority=True),
+        Binding("f3", "agenda", "Agenda", priority=True),
+        Binding("f4", "status", "État", priority=True),
+        Binding("ctrl+l", "lock", "Verrouiller", priority=True),
+        Binding("ctrl+q", "quit", "Quitter", priority=True, show=False),
+    ]
+
+    def __init__(
+        self,
+        unlocker: Unlocker,
+        *,
+        session: Session | None = None,
+        idle_minutes: float = DEFAULT_IDLE_MINUTES,
+        watch_store: bool = True,
+        print_directory: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.unlocker = unlocker
+        self.session: Session | None = None
+        self._initial_session = session
+        self.idle_seconds = max(1.0, idle_minutes * 60) if idle_minutes > 0 else 0.0
+        if 0 < idle_minutes * 60 < 1:
+            self.idle_seconds = idle_minutes * 60  # tests use sub-second timeouts
+        self.watch_store = watch_store
+        self.print_directory = print_directory
+        self.unlock_failures = 0
+        self.pending_sequence: int | None = None
+        self._switching = False
+        self._acknowledged: set[str] = set()
+        self._last_input = time.monotonic()
+        self._observer: Any = None
+        self.printed: list[str] = []  # what was printed or saved, for the status line and tests
+
+    # -- lifecycle
+
+    def on_mount(self) -> None:
+        if self.idle_seconds:
+            self.set_interval(min(5.0, max(0.1, self.idle_seconds / 4)), self._tick)
+        else:
+            self.set_interval(5.0, self._tick)
+        if self._initial_session is not None:
+            session, self._initial_session = self._initial_session, None
+            self.start_session(session)
+        else:
+            self.push_screen(UnlockScreen())
+
+    def on_unmount(self) -> None:
+        self._stop_watching()
+        if self.session is not None:
+            self.session.lock(reason="quit")
+            self.session = None
+
+    async def on_event(self, event: events.Event) -> None:
+        # Every key press and click from the terminal passes here first: that is our activity clock.
+        if isinstance(event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in {"search", "agenda", "status", "lock"} and self.session is None:
+            return False
+        return True
+
+    # -- sessions
+
+    def start_session(self, session: Session) -> None:
+        self.session = session
+        self._last_input = time.monotonic()
+        self.pending_sequence = None
+        self._reset_to(SearchScreen())
+        banner = session.banner()
+        key = f"{banner.sequence}:{banner.created_at.isoformat()}"
+        if banner.freshness is Freshness.RED and key not in self._acknowledged:
+            self._acknowledged.add(key)
+            self.push_screen(AcknowledgeOldData(banner.headline))
+        if banner.fell_back_from:
+            self.notify("Les données les plus récentes sont illisibles : données précédentes affichées.",
+                        severity="warning", timeout=10)
+        self._start_watching()
+
+    def lock(self, reason: str = "user") -> None:
+        session, self.session = self.session, None
+        self._stop_watching()
+        if session is not None:
+            session.lock(reason=reason)
+        notice = {
+            "idle": "Session verrouillée après inactivité. Les données ont été effacées de la mémoire.",
+            "user": "Session verrouillée. Les données ont été effacées de la mémoire.",
+        }.get(reason, "Session verrouillée.")
+        self._reset_to(UnlockScreen(notice=notice))
+
+    def _reset_to(self, screen: Screen[Any]) -> None:
+        """Drop every screen above the default one (they hold patient data) and show `screen`."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if len(self.screen_stack) == 2:
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    def _tick(self) -> None:
+        quiet = time.monotonic() - self._last_input
+        if self.session is not None and self.idle_seconds and quiet >= self.idle_seconds:
+            self.lock(reason="idle")
+            return
+        self._maybe_switch(quiet)
+
+    # -- actions
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def _show_only(self, screen_type: type[SessionScreen]) -> None:
+        if self.session is None:
+            return
+        while isinstance(self.screen, ModalScreen):
+            self.pop_screen()
+        if isinstance(self.screen, screen_type):
+            return
+        if screen_type is SearchScreen:
+            while len(self.screen_stack) > 2 and not isinstance(self.screen, SearchScreen):
+                self.pop_screen()
+            return
+        self.push_screen(screen_type())
+
+    def action_search(self) -> None:
+        self._show_only(SearchScreen)
+
+    def action_agenda(self) -> None:
+        self._show_only(AgendaScreen)
+
+    def action_status(self) -> None:
+        self._show_only(StatusScreen)
+
+    def action_lock(self) -> None:
+        if self.session is not None:
+            self.lock(reason="user")
+
+    # -- patients
+
+    def open_patient(self, patient_id: str) -> None:
+        """Journal, then show. A journal failure shows why and nothing of the patient."""
+        session = self.session
+        if session is None:
+            return
+        try:
+            view = session.open_patient(patient_id)
+        except JournalError as error:
+            self.push_screen(MessageScreen(
+                "Dossier non affiché",
+                f"{error.message_fr}\n\nDétail technique : {error}\n\nPrévenez la personne responsable du poste.",
+            ))
+            return
+        except ContinuityError as error:
+            self.push_screen(MessageScreen("Dossier illisible", f"{error.message_fr}\n\nDétail : {error}"))
+            return
+        self.push_screen(PatientScreen(view))
+
+    def reload_patient(self, screen: PatientScreen) -> None:
+        """After a snapshot switch: show the same patient from the new data (journaled again)."""
+        session = self.session
+        if session is None:
+            return
+        try:
+            view = session.open_patient(screen.patient_id)
+        except ContinuityError as error:
+            if screen is self.screen:
+                self.pop_screen()
+            self.push_screen(MessageScreen(
+                "Dossier fermé",
+                f"Les nouvelles données ne permettent pas d'afficher ce dossier : {error.message_fr}",
+            ))
+            return
+        screen.view = view
+        screen.refresh_view()
+
+    def open_prescription(self, view: PatientView, *, renew_all: bool = False) -> None:
+        try:
+            from continuity.tui.screens.prescription import PrescriptionScreen
+        except ImportError:  # the ordonnance module is not installed in this build
+            self.push_screen(MessageScreen("Ordonnance indisponible", "Le module d'ordonnance est absent."))
+            return
+        self.push_screen(PrescriptionScreen(view, renew_all=renew_all))
+
+    # -- printing
+
+    def print_summary(self, view: PatientView) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            session.record_print(Action.PRINT_SUMMARY, view.summary.patient.id)
+        except JournalError as error:
+            self.push_screen(MessageScreen("Impression refusée", error.message_fr))
+            return
+        self.notify("Impression du résumé en cours…")
+        self._print_summary(view, session.banner().created_at, session.banner().practice_name)
+
+    @work(thread=True, group="print")
+    def _print_summary(self, view: PatientView, created_at: dt.datetime, practice_name: str) -> None:
+        from continuity import pdf
+
+        try:
+            data = pdf.render_summary(view.summary, snapshot_created_at=created_at, practice_name=practice_name)
+            where = self._send_to_printer(data, f"resume-{view.summary.patient.id}")
+        except ContinuityError as error:
+            self.post_message(PrintDone("le résumé", error=error.message_fr))
+        else:
+            self.post_message(PrintDone("le résumé", where=where))
+
+    def print_day_list(self, day: dt.date, text: str) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            session.record_print(Action.EXPORT, None, details={"what": "day_list", "day": day.isoformat()})
+        except JournalError as error:
+            self.push_screen(MessageScreen("Impression refusée", error.message_fr))
+            return
+        self._print_text(text, f"agenda-{day.isoformat()}")
+
+    @work(thread=True, group="print")
+    def _print_text(self, text: str, name: str) -> None:
+        try:
+            where = self._send_to_printer(text.encode("utf-8"), name, suffix=".txt")
+        except ContinuityError as error:
+            self.post_message(PrintDone("la liste du jour", error=error.message_fr))
+        else:
+            self.post_message(PrintDone("la liste du jour", where=where))
+
+    def _send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf") -> str:
+        """Hand the document to the printer (printing.py), or save it when no printer is set up."""
+        from continuity.tui import printer
+
+        return printer.send(data, name, suffix=suffix, directory=self.print_directory)
+
+    @on(PrintDone)
+    def print_done(self, message: PrintDone) -> None:
+        if message.error:
+            self.push_screen(MessageScreen("Impression impossible", f"{message.what} : {message.error}"))
+            return
+        self.printed.append(message.where)
+        self.notify(f"Imprimé : {message.what} ({message.where})", timeout=6)
+
+    # -- live update
+
+    def _start_watching(self) -> None:
+        session = self.session
+        if not self.watch_store or session is None or session.dev_mode or session.home is None:
+            return
+        self._stop_watching()
+        store_dir = session.home / "store"
+        if not store_dir.is_dir():
+            return
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        app = self
+
+        class Handler(FileSystemEventHandler):
+            # Runs in the watchdog thread: it posts a message and does nothing else.
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if str(event.src_path).endswith(".snap") or str(getattr(event, "dest_path", "")).endswith(".snap"):
+                    app.post_message(SnapshotStored())
+
+        observer = Observer()
+        observer.schedule(Handler(), str(store_dir), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def _stop_watching(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+
+    @on(SnapshotStored)
+    def snapshot_stored(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            newest = session.newest_stored_sequence()
+        except ContinuityError as error:
+            log.warning("cannot read the store state: %s", error)
+            return
+        if newest is not None and (session.sequence is None or newest > session.sequence):
+            self.pending_sequence = newest
+            self._refresh_banners()
+            self._maybe_switch(time.monotonic() - self._last_input)
+
+    def _maybe_switch(self, quiet: float) -> None:
+        if self.pending_sequence is None or self._switching or self.session is None:
+            return
+        screen = self.screen
+        if not isinstance(screen, SessionScreen) or not screen.SAFE_FOR_SWITCH:
+            return
+        if quiet < SWITCH_AFTER_QUIET_SECONDS:
+            return
+        self._switching = True
+        self._switch(self.session)
+
+    @work(thread=True, exclusive=True, group="switch")
+    def _switch(self, session: Session) -> None:
+        try:
+            switched = session.switch_to_newest()
+        except ContinuityError as error:
+            self.post_message(SnapshotSwitched(False, error=error.message_fr))
+        else:
+            self.post_message(SnapshotSwitched(switched))
+
+    @on(SnapshotSwitched)
+    def snapshot_switched(self, message: SnapshotSwitched) -> None:
+        self._switching = False
+        self.pending_sequence = None
+        if self.session is None:
+            return
+        if message.error:
+            self.notify(f"Les nouvelles données n'ont pas pu être ouvertes : {message.error}", severity="error",
+                        timeout=10)
+        elif message.switched:
+            banner = self.session.banner()
+            self.notify(f"Données mises à jour : {banner.headline}", timeout=8)
+        for screen in list(self.screen_stack):
+            if isinstance(screen, SessionScreen):
+                screen.snapshot_switched()
+        self._refresh_banners()
+
+    def _refresh_banners(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, SessionScreen):
+                screen.refresh_banner()
+
+
+def parse_today(text: str) -> dt.datetime:
+    """`--today`: a date (at noon, Paris time) or an ISO date-time, for fixed clocks in tests and demos."""
+    from continuity.session import PRACTICE_TZ
+
+    try:
+        if "T" in text or " " in text:
+            moment = dt.datetime.fromisoformat(text)
+        else:
+            moment = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(12, 0))
+    except ValueError as error:
+        raise ValueError(f"--today: expected AAAA-MM-JJ or an ISO date-time, got {text!r}") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=PRACTICE_TZ)
+
+
+def make_app(
+    *,
+    home: Path | None = None,
+    db: Path | None = None,
+    user: str = "dev",
+    idle_minutes: float = DEFAULT_IDLE_MINUTES,
+    today: str | None = None,
+) -> ContinuityApp:
+    """The app on an appliance home (keyslots, store), or in dev mode on a plain database file."""
+    from continuity import store
+    from continuity.session import DatabaseUnlocker, HomeUnlocker, fixed_clock, system_clock
+
+    clock = fixed_clock(parse_today(today)) if today else system_clock
+    home = home or store.default_home()
+    unlocker: Unlocker
+    if db is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        unlocker = DatabaseUnlocker(db, home, user=user, clock=clock)
+    else:
+        unlocker = HomeUnlocker(home, clock=clock)
+    return ContinuityApp(unlocker, idle_minutes=idle_minutes)

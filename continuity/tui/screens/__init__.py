@@ -1,0 +1,1 @@
+"""The screens of the Continuity app, one module per screen."""

@@ -1,0 +1,169 @@
+"""Recherche: one input, results as you type (in a worker thread, latest query wins), Enter opens."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Input, Static
+
+from continuity import display
+from continuity.errors import ContinuityError
+from continuity.snapshotdb import SearchResult
+from continuity.tui.screens.base import SessionScreen
+from continuity.tui.widgets.banner import Banner
+from continuity.tui.widgets.results import HOMONYM_WARNING, ResultsTable
+
+PLACEHOLDER = "Nom, prénom, date de naissance (JJ/MM/AAAA) ou INS"
+
+
+@dataclass
+class SearchDone(Message):
+    """Posted by the search thread: the results for one query (or the error that stopped it)."""
+
+    query_text: str
+    results: list[SearchResult]
+    error: str = ""
+    seconds: float = 0.0
+
+
+class SearchScreen(SessionScreen):
+    BINDINGS = [
+        Binding("down", "cursor(1)", "Suivant", show=False),
+        Binding("up", "cursor(-1)", "Précédent", show=False),
+        Binding("pagedown", "cursor(10)", show=False),
+        Binding("pageup", "cursor(-10)", show=False),
+        Binding("escape", "clear", "Effacer"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wanted = ""  # the text in the input, which the table must end up answering
+        self._in_flight: str | None = None  # the query being searched by the worker, if any
+        self._open_when_ready = False
+
+    def compose(self) -> ComposeResult:
+        yield Banner()
+        with Vertical(id="search-body"):
+            yield Input(placeholder=PLACEHOLDER, id="search-input")
+            yield Static("Tapez un nom, une date de naissance ou un INS.", id="search-hint", markup=False)
+            yield ResultsTable(id="results")
+            yield Static("", id="search-detail", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        search_input = self.query_one("#search-input", Input)
+        if self.app.is_headless:
+            search_input.cursor_blink = False
+        self.query_one(ResultsTable).can_focus = False
+        search_input.focus()
+
+    # -- searching
+
+    @on(Input.Changed, "#search-input")
+    def query_changed(self, event: Input.Changed) -> None:
+        self._wanted = event.value
+        self._open_when_ready = False
+        if self._in_flight is None:
+            self._start(event.value)
+
+    def _start(self, text: str) -> None:
+        self._in_flight = text
+        self._search(text)
+
+    @work(thread=True, group="search")
+    def _search(self, text: str) -> None:
+        # Runs in a thread: it only reads the database and posts a message; widgets change in the handler.
+        started = time.perf_counter()
+        try:
+            session = self.capp.session
+            results = session.search(text) if session is not None and not session.is_locked else []
+            self.post_message(SearchDone(text, results, seconds=time.perf_counter() - started))
+        except (ContinuityError, sqlite3.Error) as error:
+            message = error.message_fr if isinstance(error, ContinuityError) else "Recherche impossible."
+            self.post_message(SearchDone(text, [], error=message))
+
+    @on(SearchDone)
+    def search_done(self, message: SearchDone) -> None:
+        self._in_flight = None
+        if message.query_text != self._wanted:
+            # The user typed on while we searched: only the latest text counts.
+            self._start(self._wanted)
+            return
+        self._show(message)
+        if self._open_when_ready:
+            self._open_when_ready = False
+            self._open_highlighted()
+
+    def _show(self, message: SearchDone) -> None:
+        table = self.query_one(ResultsTable)
+        table.show(message.query_text, message.results, self.session.today())
+        hint = self.query_one("#search-hint", Static)
+        if message.error:
+            hint.update(f"⚠ {message.error}")
+        elif not message.query_text.strip():
+            hint.update("Tapez un nom, une date de naissance ou un INS.")
+        elif not message.results:
+            hint.update("Aucun patient trouvé. Vérifiez l'orthographe ou essayez la date de naissance.")
+        else:
+            count = len(message.results)
+            hint.update(f"{count} patient{'s' if count > 1 else ''} — Entrée : ouvrir le dossier ; ↑ ↓ : choisir")
+        self._update_detail()
+
+    def _update_detail(self) -> None:
+        result = self.query_one(ResultsTable).highlighted()
+        detail = self.query_one("#search-detail", Static)
+        if result is None:
+            detail.update("")
+            detail.set_class(False, "-homonym")
+            return
+        text = display.identity_line(result.patient)
+        if result.homonyms:
+            text = f"⚠ {HOMONYM_WARNING} — {text}"
+        detail.update(text)
+        detail.set_class(bool(result.homonyms), "-homonym")
+
+    @on(DataTable.RowHighlighted)
+    def row_highlighted(self) -> None:
+        self._update_detail()
+
+    # -- keys
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(ResultsTable)
+        if table.row_count:
+            table.move_cursor(row=max(0, min(table.row_count - 1, table.cursor_row + step)))
+
+    def action_clear(self) -> None:
+        self.query_one("#search-input", Input).value = ""
+
+    @on(Input.Submitted, "#search-input")
+    def submitted(self) -> None:
+        table = self.query_one(ResultsTable)
+        if self._in_flight is not None or table.query_text != self._wanted:
+            self._open_when_ready = True  # Enter typed before the results came: open when they do
+            return
+        self._open_highlighted()
+
+    @on(DataTable.RowSelected)
+    def row_selected(self) -> None:
+        self._open_highlighted()
+
+    def _open_highlighted(self) -> None:
+        result = self.query_one(ResultsTable).highlighted()
+        if result is not None:
+            self.capp.open_patient(result.patient.id)
+
+    def snapshot_switched(self) -> None:
+        super().snapshot_switched()
+        self._start(self._wanted)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_banner()
+        self.query_one("#search-input", Input).focus()

@@ -1,0 +1,1 @@
+"""Reusable widgets: the degraded-mode banner, the search results table."""

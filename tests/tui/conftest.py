@@ -1,0 +1,71 @@
+"""Fixtures for the TUI tests: a small practice database, a fixed clock, apps in dev and real mode."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from continuity import snapshotdb
+from continuity.errors import JournalError
+from continuity.journal import Journal
+from continuity.session import DatabaseUnlocker, fixed_clock
+from continuity.tui.app import ContinuityApp
+from tests.factories import small_practice
+
+TODAY = dt.date(2026, 11, 28)
+CREATED_AT = dt.datetime(2026, 11, 28, 1, 13, tzinfo=dt.UTC)  # 02:13 in Paris
+NOW = dt.datetime(2026, 11, 28, 17, 13, tzinfo=dt.UTC)  # 15 h later
+SIZE = (100, 30)
+
+
+@pytest.fixture
+def practice_db(tmp_path: Path) -> Path:
+    return snapshotdb.build_from_records(
+        small_practice(TODAY), tmp_path / "practice.db", created_at=CREATED_AT
+    ).path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+class FailingJournal(Journal):
+    """A journal whose disk is full: every append fails."""
+
+    def append(self, **kwargs: Any) -> Any:
+        if kwargs.get("action") == "view_patient":
+            raise JournalError("journal/2026-11.jsonl: No space left on device")
+        return super().append(**kwargs)
+
+
+class FailingUnlocker(DatabaseUnlocker):
+    def unlock(self, user: str, passphrase: str) -> Any:
+        session = super().unlock(user, passphrase)
+        session.journal = FailingJournal(self.home)
+        return session
+
+
+AppMaker = Callable[..., ContinuityApp]
+
+
+@pytest.fixture
+def make_app(practice_db: Path, home: Path) -> AppMaker:
+    def make(*, now: dt.datetime = NOW, idle_minutes: float = 5.0, failing_journal: bool = False,
+             db: Path | None = None) -> ContinuityApp:
+        unlocker_type = FailingUnlocker if failing_journal else DatabaseUnlocker
+        unlocker = unlocker_type(db or practice_db, home, user="accueil", clock=fixed_clock(now))
+        return ContinuityApp(unlocker, idle_minutes=idle_minutes, watch_store=False,
+                             print_directory=home.parent / "prints")
+
+    return make
+
+
+def journal_actions(home: Path) -> list[tuple[str, str | None]]:
+    return [(entry.action, entry.patient_id) for entry in Journal(home).entries()]
