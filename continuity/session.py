@@ -132,6 +132,13 @@ class _Opened:
     fell_back_from: str | None
     secrets: ApplianceSecrets | None
     practitioners: dict[str, Practitioner] = field(default_factory=dict)
+    # The signed header's created_at when the snapshot came through the store (it is the
+    # publisher's word, the database meta only a copy); the meta for a plain database.
+    created_at: dt.datetime | None = None
+
+    @property
+    def data_time(self) -> dt.datetime:
+        return _aware(self.created_at or self.db.created_at)
 
 
 class Session:
@@ -147,13 +154,14 @@ class Session:
         secrets: ApplianceSecrets | None = None,
         sequence: int | None = None,
         fell_back_from: str | None = None,
+        created_at: dt.datetime | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.user = user
         self.journal = journal
         self.home = home
         self.clock = clock
-        self._opened: _Opened | None = _Opened(db, sequence, fell_back_from, secrets)
+        self._opened: _Opened | None = _Opened(db, sequence, fell_back_from, secrets, created_at=created_at)
         self._opened.practitioners = {p.id: p for p in db.practitioners()}
 
     # -- opening and closing
@@ -212,6 +220,7 @@ class Session:
             secrets=secrets,
             sequence=int(header.sequence),
             fell_back_from=opened.fell_back_from,
+            created_at=header.created_at,
             clock=clock,
         )
         try:
@@ -313,7 +322,7 @@ class Session:
 
     def banner(self) -> BannerInfo:
         live = self._live
-        created = _aware(live.db.created_at)
+        created = live.data_time
         age = max(dt.timedelta(0), self.now() - created)
         return BannerInfo(
             created_at=created,
@@ -329,7 +338,7 @@ class Session:
 
     def status(self) -> StatusInfo:
         live = self._live
-        created = _aware(live.db.created_at)
+        created = live.data_time
         info = StatusInfo(
             sequence=live.sequence,
             created_at=created,
@@ -388,7 +397,7 @@ class Session:
             return False
         old = live.db
         self._opened = _Opened(opened.db, sequence, opened.fell_back_from, live.secrets,
-                               {p.id: p for p in opened.db.practitioners()})
+                               {p.id: p for p in opened.db.practitioners()}, header.created_at)
         old.close()
         try:
             self.journal.append(user=self.user, action="snapshot_switch", snapshot_seq=sequence,

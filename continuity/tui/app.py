@@ -95,15 +95,13 @@ class ContinuityApp(App[None]):
         self._acknowledged: set[str] = set()
         self._last_input = time.monotonic()
         self._observer: Any = None
+        self.switch_after_quiet = SWITCH_AFTER_QUIET_SECONDS
         self.printed: list[str] = []  # what was printed or saved, for the status line and tests
 
     # -- lifecycle
 
     def on_mount(self) -> None:
-        if self.idle_seconds:
-            self.set_interval(min(5.0, max(0.1, self.idle_seconds / 4)), self._tick)
-        else:
-            self.set_interval(5.0, self._tick)
+        self.set_interval(min(1.0, max(0.1, self.idle_seconds / 4)) if self.idle_seconds else 1.0, self._tick)
         if self._initial_session is not None:
             session, self._initial_session = self._initial_session, None
             self.start_session(session)
@@ -362,7 +360,7 @@ class ContinuityApp(App[None]):
         screen = self.screen
         if not isinstance(screen, SessionScreen) or not screen.SAFE_FOR_SWITCH:
             return
-        if quiet < SWITCH_AFTER_QUIET_SECONDS:
+        if quiet < self.switch_after_quiet:
             return
         self._switching = True
         self._switch(self.session)
