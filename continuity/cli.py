@@ -160,13 +160,19 @@ _journal_home_option = click.option(
 )
 
 
-def _parse_day(value: str) -> dt.date:
+def _parse_day(value: str) -> dt.date | dt.datetime:
+    """A day (from midnight, French time) or a French local date and time."""
+    for pattern in ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M"):
+        try:
+            return dt.datetime.strptime(value, pattern)
+        except ValueError:
+            continue
     for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
         try:
             return dt.datetime.strptime(value, pattern).date()
         except ValueError:
             continue
-    raise click.BadParameter(f"date attendue AAAA-MM-JJ ou JJ/MM/AAAA, pas {value!r}")
+    raise click.BadParameter(f"date attendue AAAA-MM-JJ ou JJ/MM/AAAA [HH:MM], pas {value!r}")
 
 
 def _open_secrets(home: Path, user: str, passphrase: str) -> Any:
@@ -237,7 +243,7 @@ def journal_checkpoint(home: Path, user: str | None, print_copy: bool) -> None:
 
 @journal.command("export")
 @_journal_home_option
-@click.option("--since", "since_text", required=True, help="Start of the outage (AAAA-MM-JJ or JJ/MM/AAAA).")
+@click.option("--since", "since_text", required=True, help="Outage start: AAAA-MM-JJ [HH:MM], French time.")
 @click.option("--until", "until_text", help="End of the window, excluded (default: now).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write to.")
 @click.option("--user", required=True, help="Staff login (asks the passphrase).")
@@ -253,6 +259,13 @@ def journal_export(home: Path, since_text: str, until_text: str | None, out: Pat
     passphrase = click.prompt("Phrase de passe", hide_input=True, err=True)
     secrets = _open_secrets(home, user, passphrase)
     journal_ = journal_module.Journal(home)
+    check = journal_module.verify_journal(home)
+    if not check.ok:
+        click.echo(
+            f"ATTENTION : journal rompu ({check.problems[0].where()}) : l'export peut être incomplet. "
+            "Lancez « continuity journal verify ».",
+            err=True,
+        )
     result = reconcile.export(journal_, secrets.box_key, since, out, user=user, until=until, with_pdf=not no_pdf)
     journal_.checkpoint(secrets.signing_key, user)
     click.echo(f"{len(result.prescriptions)} ordonnance(s) exportée(s) dans {result.directory} :")

@@ -86,6 +86,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -494,6 +495,7 @@ class Journal:
         self.directory = self.home / JOURNAL_DIR
         self._public_key = appliance_public_key
         self._pending_repair: dict[str, Any] | None = None
+        self._thread_lock = threading.Lock()
 
     # -- keys
 
@@ -534,34 +536,46 @@ class Journal:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self._ensure_directory()
-        try:
-            fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as error:
-            raise _write_failure(self.directory / ".lock", error) from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        """One writer: threads of this process (the TUI's workers) and other processes (cron jobs)."""
+        with self._thread_lock:
+            self._ensure_directory()
+            try:
+                fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as error:
+                raise _write_failure(self.directory / ".lock", error) from error
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
 
     def _tail(self) -> tuple[Path | None, JournalEntry | None]:
         """The newest month file and its last entry (None, None for an empty journal)."""
         for path in reversed(self.month_files()):
-            line, torn = _last_line(path)
-            if torn:
-                self._set_torn_tail_aside(path, torn)
-                line, _ = _last_line(path)
+            try:
+                line, torn = _last_line(path)
+                if torn:
+                    self._set_torn_tail_aside(path, torn)
+                    if not path.exists():
+                        continue
+                    line, _ = _last_line(path)
+            except OSError as error:
+                raise JournalError(
+                    f"cannot read {path}: {error}",
+                    message_fr="Le journal d'accès est illisible : par sécurité, les dossiers ne sont pas affichés.",
+                ) from error
             if not line:
                 continue
             try:
                 return path, JournalEntry.from_line(line)
             except ValueError as error:
-                raise JournalBroken(
+                # A write failure for the caller (JournalError), not a silent continuation of a damaged chain.
+                raise JournalError(
                     f"{path.name}: last line is not a journal entry ({error})",
                     message_fr=(
-                        "La dernière ligne du journal est illisible : le journal ne peut plus être "
-                        "complété. Lancez « continuity journal verify » et appelez le support."
+                        "La dernière ligne du journal est illisible : le journal ne peut plus être complété "
+                        "et les dossiers ne sont pas affichés. Lancez « continuity journal verify » et "
+                        "appelez le support."
                     ),
                 ) from error
         return None, None

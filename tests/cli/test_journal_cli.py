@@ -143,3 +143,17 @@ def test_retention_command(home: Path) -> None:
     code, out, _ = run("journal", "retention", "--home", str(home), "--months", "12")
     assert code == 0
     assert "Aucun mois" in out
+
+
+def test_export_since_a_time_of_day(home: Path, tmp_path: Path) -> None:
+    later = (dt.datetime.now(journal_module.PARIS) + dt.timedelta(minutes=2)).strftime("%d/%m/%Y %H:%M")
+    code, out, err = run(
+        "journal", "export", "--home", str(home), "--since", later, "--out", str(tmp_path / "y"),
+        "--user", "dr.martin", "--no-pdf", input=PASSPHRASE,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "0 ordonnance(s) exportée(s)" in out
+    code, _, err = run("journal", "export", "--home", str(home), "--since", "hier", "--out", str(tmp_path / "z"),
+                       "--user", "dr.martin")  # fmt: skip
+    assert code == 2
+    assert "AAAA-MM-JJ" in err

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import multiprocessing
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import nacl.signing
 import pytest
 
 from continuity import journal as journal_module
-from continuity.errors import JournalBroken, JournalError
+from continuity.errors import JournalError
 from continuity.ins import with_check_key
 from continuity.journal import Action, Journal, verify_journal
 from tests.unit.journal_helpers import (
@@ -405,6 +406,34 @@ def _append_many(home: str, worker: int) -> None:
         journal.append(user=f"worker{worker}", action="view_patient", patient_id=f"p-{worker}-{number}")
 
 
+def test_a_fully_torn_month_file_is_set_aside(appliance: Appliance, clock: Clock) -> None:
+    clock.set(2026, 10, 30)
+    fill(appliance.journal(), 2)
+    november = appliance.home / "journal" / "2026-11.jsonl"
+    november.write_bytes(b'{"action":"vi')
+    clock.set(2026, 11, 2)
+    appliance.journal().append(user="dr.martin", action="lock")
+    assert verify_journal(appliance.home).ok
+    assert [entry.action for entry in appliance.journal().entries()][-2:] == ["journal_repaired", "lock"]
+
+
+def test_threads_share_one_journal(appliance: Appliance) -> None:
+    journal = appliance.journal()
+
+    def work(worker: int) -> None:
+        for number in range(20):
+            journal.append(user=f"t{worker}", action="view_patient", patient_id=f"p-{worker}-{number}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report = verify_journal(appliance.home)
+    assert report.ok
+    assert report.entries == 80
+
+
 def test_concurrent_writers_keep_one_chain(appliance: Appliance) -> None:
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_append_many, args=(str(appliance.home), n)) for n in range(4)]
@@ -421,7 +450,7 @@ def test_concurrent_writers_keep_one_chain(appliance: Appliance) -> None:
 def test_a_broken_last_line_stops_appends(appliance: Appliance, filled: Path) -> None:
     with filled.open("ab") as handle:
         handle.write(b"not json\n")
-    with pytest.raises(JournalBroken):
+    with pytest.raises(JournalError, match="last line"):
         appliance.journal().append(user="dr.martin", action="lock")
 
 
