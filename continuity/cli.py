@@ -54,6 +54,71 @@ def main() -> None:
     cli(prog_name="continuity")
 
 
+# --- shared: unlock options for every command that reads patient data (transport owns these) ---
+
+
+def read_passphrase(passphrase_file: Path | None, *, prompt: str = "Phrase de passe", confirm: bool = False) -> str:
+    """The first line of `passphrase_file` (trailing newline removed), or an interactive hidden prompt."""
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            message = f"cannot read {passphrase_file}: {error}"
+            raise click.BadParameter(message, param_hint="--passphrase-file") from error
+        return text.splitlines()[0] if text else ""
+    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    return value
+
+
+def unlock_options(function: Any) -> Any:
+    """`--home`, `--user`, `--passphrase-file`: open the current snapshot with a staff keyslot."""
+    function = click.option(
+        "--passphrase-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Read the passphrase from this file (first line) instead of asking.",
+    )(function)
+    function = click.option("--user", help="Staff login (asked if missing).")(function)
+    function = click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Appliance home (default: CONTINUITY_HOME, or snapshots/ in a checkout).",
+    )(function)
+    return function
+
+
+def open_snapshot(
+    db: Path | None, user: str | None, passphrase_file: Path | None, *, home: Path | None = None
+) -> SnapshotDB:
+    """`--db` (a plain database, development) or unlock: keyslot → newest good stored snapshot."""
+    from continuity import keys, snapshotdb, store
+    from continuity.journal import Action, Journal
+
+    if db is not None:
+        return snapshotdb.open_file(db)
+    home = home or store.default_home()
+    if user is None:
+        user = str(click.prompt("Utilisateur", err=True))
+    passphrase = read_passphrase(passphrase_file)
+    secrets = keys.open_keyslot(home, user, passphrase)
+    opened = store.Store(home).open_latest(secrets)
+    header = opened.header
+    if opened.fell_back_from:
+        click.echo(
+            f"ATTENTION : l'instantané le plus récent est inutilisable ; données plus anciennes affichées "
+            f"({opened.fell_back_from}).",
+            err=True,
+        )
+    created = header.created_at.astimezone().strftime("%d/%m/%Y %H:%M")
+    click.echo(f"Données du {created} (instantané n° {header.sequence}).", err=True)
+    try:
+        Journal(home).append(user=user, action=Action.UNLOCK, snapshot_seq=header.sequence, details={"via": "cli"})
+    except ContinuityError:
+        opened.db.close()  # no journal, no patient data (DESIGN.md)
+        raise
+    return opened.db
+
+
+
 # Each area registers its commands in its own module section below, so the file stays easy to read.
 # --- foundation: synth, build, search, show ------------------------------------------------------
 
@@ -100,9 +165,18 @@ def _search_row(result: SearchResult, today: dt.date) -> dict[str, object]:
 @click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A plain snapshot database.")
 @click.option("--limit", default=20, show_default=True, help="Maximum number of results.")
 @click.option("--json", "as_json_output", is_flag=True, help="Print a JSON list.")
-def search_command(query: tuple[str, ...], db: Path | None, limit: int, as_json_output: bool) -> None:
+@unlock_options
+def search_command(
+    query: tuple[str, ...],
+    db: Path | None,
+    limit: int,
+    as_json_output: bool,
+    home: Path | None,
+    user: str | None,
+    passphrase_file: Path | None,
+) -> None:
     """Find patients by name(s), birth date (JJ/MM/AAAA, JJMMAAAA, AAAA) or INS."""
-    snapshot = _open_for_reading(db)
+    snapshot = open_snapshot(db, user, passphrase_file, home=home)
     today = dt.date.today()
     results = snapshot.search(" ".join(query), limit=limit)
     if as_json_output:
@@ -124,9 +198,17 @@ def search_command(query: tuple[str, ...], db: Path | None, limit: int, as_json_
 @click.argument("patient_id")
 @click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A plain snapshot database.")
 @click.option("--json", "as_json_output", is_flag=True, help="Print the summary as JSON.")
-def show_command(patient_id: str, db: Path | None, as_json_output: bool) -> None:
+@unlock_options
+def show_command(
+    patient_id: str,
+    db: Path | None,
+    as_json_output: bool,
+    home: Path | None,
+    user: str | None,
+    passphrase_file: Path | None,
+) -> None:
     """Show one patient's summary: identity, allergies, conditions, treatments, appointments."""
-    snapshot = _open_for_reading(db)
+    snapshot = open_snapshot(db, user, passphrase_file, home=home)
     summary = snapshot.summary(patient_id)
     if as_json_output:
         payload = display.as_json(summary)
@@ -137,13 +219,256 @@ def show_command(patient_id: str, db: Path | None, as_json_output: bool) -> None
 
 
 def _open_for_reading(db: Path | None) -> SnapshotDB:
-    from continuity import snapshotdb
-
-    if db is None:
-        raise click.UsageError("--db is required until the appliance store is set up (continuity init)")
-    return snapshotdb.open_file(db)
+    """Kept for callers written before the unlock options: `--db` or unlock with a prompt."""
+    return open_snapshot(db, None, None)
 
 # --- transport: keygen, init, staff, trust, publish, pull, watch, status ---------------------------
+
+
+def _transport_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    from continuity import store
+
+    return value if value is not None else store.default_home()
+
+
+_home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    callback=_transport_home,
+    help="Appliance home (default: CONTINUITY_HOME, or snapshots/ in a checkout).",
+)
+
+
+@publisher.command("keygen")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Key pair directory.")
+def publisher_keygen(out: Path) -> None:
+    """Make the publisher's Ed25519 signing key (publisher.key, 0600) and publisher.pub."""
+    from continuity import keys
+
+    fingerprint = keys.generate_publisher_key(out)
+    click.echo(f"publisher key:  {out / 'publisher.key'}  (secret: keep it off the appliances)")
+    click.echo(f"public key:     {out / 'publisher.pub'}  (give it to each appliance: continuity trust)")
+    click.echo(f"fingerprint:    {fingerprint}")
+
+
+@publisher.command("publish")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="publisher.key, or the directory holding it.")
+@click.option("--recipient", "recipients", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An appliance.pub; repeat for each appliance of the practice.")
+@click.option("--practice", "practice_id", required=True, help="Practice identifier.")
+@click.option("--seq", "sequence", required=True, type=click.IntRange(1, (1 << 53) - 1),
+              help="Sequence number, strictly greater than the previous publication.")
+@click.option("--expires-in", default="48h", show_default=True, help="Validity (e.g. 48h, 7d); at most 31d.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+def publisher_publish(
+    sources: tuple[Path, ...],
+    key_path: Path,
+    recipients: tuple[Path, ...],
+    practice_id: str,
+    sequence: int,
+    expires_in: str,
+    out: Path,
+    strict: bool,
+) -> None:
+    """Build the snapshot database, compress it, seal it to each appliance and sign it."""
+    from continuity import keys, publish
+
+    signing_key = keys.load_publisher_signing_key(key_path)
+    public_keys = [keys.load_appliance_public_key(path) for path in recipients]
+    result = publish.publish(
+        list(sources),
+        out,
+        signing_key=signing_key,
+        recipients=public_keys,
+        practice_id=practice_id,
+        sequence=sequence,
+        expires_in=publish.parse_duration(expires_in),
+        strict=strict,
+    )
+    header = result.header
+    for table, count in header.counts.items():
+        click.echo(f"{table:20} {count:>9}")
+    report = result.build.report
+    if report is not None and getattr(report, "problems", None):
+        click.echo(f"{len(report.problems)} resource(s) skipped (see `publisher build` for details)", err=True)
+    click.echo(
+        f"wrote {out}: sequence {header.sequence}, {header.total_length} bytes, "
+        f"{len(header.recipients)} recipient(s), expires {envelope_time(header.expires_at)}, "
+        f"signed by {header.signer_fingerprint}"
+    )
+
+
+def envelope_time(value: dt.datetime) -> str:
+    from continuity import envelope
+
+    return envelope.format_time(value)
+
+
+@cli.command("init")
+@_home_option
+@click.option("--user", required=True, help="The first staff login.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the passphrase from this file (first line) instead of asking.")
+def init_command(home: Path, user: str, passphrase_file: Path | None) -> None:
+    """Create the appliance home, its key pair and the first staff keyslot."""
+    from continuity import keys, store
+
+    passphrase = read_passphrase(passphrase_file, prompt="Nouvelle phrase de passe", confirm=True)
+    keys.check_user(user)
+    keys.check_passphrase(passphrase)
+    store.Store(home).create()
+    keys.init_appliance(home, user, passphrase)
+    public = keys.appliance_public_key(home)
+    click.echo(f"appliance home:        {home}")
+    click.echo(f"appliance public key:  {home / keys.APPLIANCE_PUB}  (send it to the publisher)")
+    click.echo(f"fingerprint:           {keys.fingerprint(bytes(public))}")
+    click.echo(f"first staff member:    {user}")
+    click.echo("next: continuity trust PUBLISHER.pub   (check its fingerprint with the publisher by phone)")
+
+
+@cli.group(cls=ContinuityGroup)
+def staff() -> None:
+    """Staff keyslots: one per person, no shared accounts."""
+
+
+@staff.command("list")
+@_home_option
+def staff_list(home: Path) -> None:
+    """List the staff members who can unlock this appliance."""
+    from continuity import keys
+
+    for user in keys.list_staff(home):
+        click.echo(user)
+
+
+@staff.command("add")
+@_home_option
+@click.argument("name")
+@click.option("--user", required=True, help="An existing staff member, who unlocks to add the new one.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The existing member's passphrase (first line) instead of asking.")
+@click.option("--new-passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The new member's passphrase (first line) instead of asking.")
+def staff_add(home: Path, name: str, user: str, passphrase_file: Path | None, new_passphrase_file: Path | None) -> None:
+    """Give NAME their own keyslot (needs an existing member's passphrase)."""
+    from continuity import keys
+    from continuity.journal import Action, Journal
+
+    keys.check_user(name)
+    secrets = keys.open_keyslot(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"))
+    passphrase = read_passphrase(new_passphrase_file, prompt=f"Nouvelle phrase de passe de {name}", confirm=True)
+    keys.add_staff(home, secrets, name, passphrase)
+    Journal(home).append(user=user, action=Action.STAFF_ADDED, details={"staff": name})
+    click.echo(f"{name} can now unlock this appliance.")
+
+
+@staff.command("remove")
+@_home_option
+@click.argument("name")
+@click.option("--user", required=True, help="A staff member who unlocks to confirm.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="That member's passphrase (first line) instead of asking.")
+def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None) -> None:
+    """Remove NAME's keyslot (never the last one)."""
+    from continuity import keys
+    from continuity.journal import Action, Journal
+
+    keys.open_keyslot(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"))
+    keys.remove_staff(home, name)
+    Journal(home).append(user=user, action=Action.STAFF_REMOVED, details={"staff": name})
+    click.echo(f"{name} can no longer unlock this appliance.")
+
+
+@cli.command("trust")
+@_home_option
+@click.argument("key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--add", is_flag=True, help="Keep the keys already pinned (during a key rotation).")
+def trust_command(home: Path, key_file: Path, add: bool) -> None:
+    """Pin the publisher's public key: only files it signed will be accepted."""
+    from continuity import keys, store
+
+    store.Store(home).require_initialized()
+    fingerprint = keys.trust_publisher(home, key_file, replace=not add)
+    pinned = keys.fingerprints(bytes(k) for k in keys.trusted_publishers(home))
+    click.echo(f"publisher fingerprint: {fingerprint}  (compare it with the publisher's, by phone)")
+    click.echo(f"pinned publishers:     {', '.join(pinned)}")
+
+
+@cli.command("pull")
+@_home_option
+@click.argument("source")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Trust only this CA for https (pinning); system CAs otherwise. Verification is always on.")
+@click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to connect.")
+@click.option("--read-timeout", default=30.0, show_default=True, help="Seconds of silence tolerated.")
+@click.option("--deadline", default=600.0, show_default=True, help="Seconds for the whole transfer.")
+@click.option("--retries", default=3, show_default=True, type=click.IntRange(0, 10), help="Extra attempts.")
+@click.option("--max-size", type=click.IntRange(1), help="Size cap in bytes (default: the store's, 1 GiB).")
+def pull_command(
+    home: Path,
+    source: str,
+    ca_file: Path | None,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: float,
+    retries: int,
+    max_size: int | None,
+) -> None:
+    """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed)."""
+    from continuity import pull, store
+
+    options = pull.PullOptions(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        deadline=deadline,
+        retries=retries,
+        ca_file=ca_file,
+        max_file_size=max_size,
+    )
+    result = pull.Puller(store.Store(home), options).pull(source)
+    if result.outcome == "accepted" and result.header is not None:
+        click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
+    else:
+        click.echo(f"unchanged: {result.source}")
+
+
+@cli.command("watch")
+@_home_option
+@click.option("--once", is_flag=True, help="Import what is in inbox/ now and exit (no watching).")
+def watch_command(home: Path, once: bool) -> None:
+    """Import snapshot files dropped into inbox/ (USB stick, file share). Runs until stopped."""
+    from continuity import store, watch
+
+    inbox_watch = watch.InboxWatcher(store.Store(home))
+    if once:
+        inbox_watch.scan()
+        return
+    watch.run_until_signalled(inbox_watch)
+
+
+@cli.command("status")
+@_home_option
+@click.option("--json", "as_json_output", is_flag=True, help="Print JSON.")
+@click.option("--warn-age", default="36h", show_default=True, help="WARNING when the data is older.")
+@click.option("--crit-age", default="7d", show_default=True, help="CRITICAL when the data is older.")
+def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: str) -> None:
+    """Current snapshot, age, last pull. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins)."""
+    from continuity import publish, status
+
+    report = status.compute_status(
+        home, warn_age=publish.parse_duration(warn_age), crit_age=publish.parse_duration(crit_age)
+    )
+    if as_json_output:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(report.lines()))
+    raise click.exceptions.Exit(report.code)
+
+
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 # --- journal: journal verify/export/access/checkpoint, drill, doctor ------------------------------
 def _resolve_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:

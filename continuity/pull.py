@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import http.client
 import logging
 import os
@@ -120,7 +121,7 @@ def open_regular_file(path: Path, cap: int, *, follow_symlinks: bool = True) -> 
     try:
         fd = os.open(path, flags)
     except OSError as error:
-        if not follow_symlinks and error.errno == 40:  # ELOOP: a symlink
+        if not follow_symlinks and error.errno == errno.ELOOP:
             raise TransportError(f"{path}: is a symbolic link, refused") from error
         raise TransportError(f"{path}: cannot open ({error.strerror})") from error
     try:
@@ -154,17 +155,24 @@ class Puller:
     def cap(self) -> int:
         return self.options.max_file_size or self.store.config.max_file_size
 
-    def pull(self, source: str, *, now: dt.datetime | None = None) -> PullResult:
+    def pull(
+        self,
+        source: str,
+        *,
+        now: dt.datetime | None = None,
+        follow_symlinks: bool = True,
+        label: str | None = None,
+    ) -> PullResult:
         """Fetch, verify, store and record. Raises a SnapshotRejected subclass when nothing was accepted."""
         self.store.require_initialized()
-        label = display_source(source)
+        label = label or display_source(source)
         attempts = 0
         try:
             if urllib.parse.urlsplit(source).scheme in ("http", "https"):
                 outcome, header, validators, attempts = self._pull_http(source, now)
             else:
                 attempts = 1
-                outcome, header = self._pull_path(Path(source).expanduser(), now)
+                outcome, header = self._pull_path(Path(source).expanduser(), now, follow_symlinks)
                 validators = None
         except SnapshotRejected as error:
             self.store.record_attempt(source=label, outcome="rejected", reason=error.reason, detail=str(error), now=now)
@@ -186,8 +194,8 @@ class Puller:
 
     # -- local files
 
-    def _pull_path(self, path: Path, now: dt.datetime | None) -> tuple[str, envelope.Header]:
-        with open_regular_file(path, self.cap) as handle:
+    def _pull_path(self, path: Path, now: dt.datetime | None, follow_symlinks: bool) -> tuple[str, envelope.Header]:
+        with open_regular_file(path, self.cap, follow_symlinks=follow_symlinks) as handle:
             result = self.store.ingest(_FileBody(handle, self.cap), now=now)
         return result.outcome, result.header
 
