@@ -458,10 +458,13 @@ def watch_command(home: Path, once: bool) -> None:
 def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: str) -> None:
     """Current snapshot, age, last pull. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins)."""
     from continuity import publish, status
+    from continuity.errors import InputError
 
-    report = status.compute_status(
-        home, warn_age=publish.parse_duration(warn_age), crit_age=publish.parse_duration(crit_age)
-    )
+    try:
+        warn, crit = publish.parse_duration(warn_age), publish.parse_duration(crit_age)
+    except InputError as error:
+        raise click.BadParameter(str(error)) from error
+    report = status.compute_status(home, warn_age=warn, crit_age=crit)
     if as_json_output:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -470,6 +473,185 @@ def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: st
 
 
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
+
+
+def _login(db: Path | None, user: str | None) -> str:
+    """The login the journal records: asked before unlocking, so open_snapshot and we agree on it."""
+    if user:
+        return user
+    if db is None:
+        return str(click.prompt("Utilisateur", err=True))
+    import getpass
+
+    return getpass.getuser() or "dev"
+
+
+def _ordonnance_journal(home: Path | None, db: Path | None) -> Any:
+    """The journal to record into, or None for a `--db` development database on a non-initialised home."""
+    from continuity import journal as journal_module
+    from continuity import store
+
+    home = home or store.default_home()
+    if db is not None and not (home / journal_module.APPLIANCE_PUBLIC_KEY_FILE).is_file():
+        click.echo(
+            "ATTENTION : base de développement (--db) sur un poste non initialisé : ce document n'est pas journalisé.",
+            err=True,
+        )
+        return None
+    return journal_module.Journal(home)
+
+
+def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
+    from continuity.errors import NotFound
+
+    for practitioner in snapshot.practitioners():
+        if wanted in (practitioner.rpps, practitioner.id):
+            return practitioner
+    raise NotFound(
+        f"no practitioner with RPPS or id {wanted!r}",
+        message_fr=f"Aucun praticien du cabinet n'a le RPPS « {wanted} » dans ces données.",
+    )
+
+
+@cli.command("prescribe")
+@click.argument("patient_id")
+@click.option("--prescriber", "prescriber_rpps", required=True, help="RPPS (or id) of the prescribing practitioner.")
+@click.option("--renew", "renew", multiple=True, help='"all", or an ongoing treatment id to renew (repeatable).')
+@click.option("--line", "line_specs", multiple=True, help='A new line "DCI|dosage|forme|posologie|durée[|voie]".')
+@click.option("--duration", "renew_duration", default="1 mois", show_default=True, help="Duration of each renewal.")
+@click.option("--confirm", is_flag=True, help="Confirm the warnings (allergy, child weight...); refusals stay refused.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PDF file to write.")
+@click.option("--print", "send_to_printer", is_flag=True, help="Also send it to the printer (CUPS).")
+@click.option("--printer", help="CUPS queue (default destination otherwise).")
+@click.option("--duplicate", is_flag=True, help="Add the duplicate page.")
+@click.option("--drill", is_flag=True, help='Exercise: "EXERCICE — NE PAS DÉLIVRER" on every page.')
+@click.option("--no-footer", is_flag=True, help="Leave out the line saying the software was unavailable.")
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A plain snapshot database.")
+@unlock_options
+def prescribe_command(
+    patient_id: str,
+    prescriber_rpps: str,
+    renew: tuple[str, ...],
+    line_specs: tuple[str, ...],
+    renew_duration: str,
+    confirm: bool,
+    out: Path,
+    send_to_printer: bool,
+    printer: str | None,
+    duplicate: bool,
+    drill: bool,
+    no_footer: bool,
+    db: Path | None,
+    home: Path | None,
+    user: str | None,
+    passphrase_file: Path | None,
+) -> None:
+    """Print an emergency ordonnance: renew ongoing treatments and/or add lines.
+
+    A warning (allergy, child without a recent weight, deceased patient...) stops with exit code 13
+    and writes nothing unless --confirm is given; a refusal (secure-paper drug, over 12 months, no
+    RPPS, sick leave) stops with exit code 12 and cannot be overridden.
+    """
+    from continuity import pdf, prescribe, printing
+
+    try:
+        new_lines = [prescribe.parse_line_spec(spec) for spec in line_specs]
+        days = prescribe.parse_duration(renew_duration)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    if not renew and not new_lines:
+        raise click.UsageError("rien à prescrire : donnez --renew all, --renew TRAITEMENT ou --line.")
+    if "all" in renew and len(renew) > 1:
+        raise click.UsageError("--renew all ne se combine pas avec des identifiants de traitement.")
+
+    login = _login(db, user)
+    snapshot = open_snapshot(db, login, passphrase_file, home=home)
+    try:
+        summary = snapshot.summary(patient_id)
+        prescriber = _practitioner_by_rpps(snapshot, prescriber_rpps)
+        renewals = [
+            prescribe.Renewal(treatment.id, duration_days=days)
+            for treatment in summary.treatments
+            if "all" in renew or treatment.id in renew
+        ]
+        missing = set(renew) - {"all"} - {r.treatment_id for r in renewals}
+        plan = prescribe.build(
+            summary,
+            prescriber,
+            renew=[*renewals, *sorted(missing)],  # unknown ids raise NotFound with their name
+            new_lines=new_lines,
+            now=dt.datetime.now(dt.UTC),
+        )
+        for note in plan.notes:
+            click.echo(f"Note : {note}", err=True)
+        if plan.warnings and confirm:
+            for warning in plan.warnings:
+                click.echo(f"Confirmé : {warning}", err=True)
+        prescription = prescribe.check_confirmed(plan, confirm)
+        document = pdf.render_prescription(
+            prescription,
+            snapshot_created_at=snapshot.created_at,
+            duplicate=duplicate,
+            drill=drill,
+            footer=not no_footer,
+        )
+    finally:
+        snapshot.close()
+
+    # Journal first: if the journal cannot record it, the ordonnance is not handed out (DESIGN.md).
+    journal_ = _ordonnance_journal(home, db)
+    if journal_ is not None:
+        # snapshot_seq: open_snapshot does not expose the stored sequence number yet.
+        prescribe.record_issued(journal_, prescription, document, user=login, snapshot_seq=None, drill=drill)
+    try:
+        written = printing.save_pdf(document, out)
+    except OSError as error:
+        from continuity.errors import StoreError
+
+        raise StoreError(f"cannot write {out}: {error}", message_fr=f"Impossible d'écrire {out}.") from error
+    kind = "bizone (ALD)" if prescription.is_bizone else "standard"
+    count = len(prescription.lines)
+    click.echo(f"Ordonnance {kind} de {count} ligne(s) enregistrée dans : {written}")
+    if send_to_printer:
+        job = printing.print_pdf(document, save_to=written, printer=printer)
+        click.echo(job.message_fr)
+
+
+@cli.command("summary")
+@click.argument("patient_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PDF file to write.")
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A plain snapshot database.")
+@unlock_options
+def summary_command(
+    patient_id: str, out: Path, db: Path | None, home: Path | None, user: str | None, passphrase_file: Path | None
+) -> None:
+    """Write the patient summary hand-out (for the ER or a locum) as a PDF."""
+    import hashlib
+
+    from continuity import pdf, printing
+    from continuity.journal import Action
+
+    login = _login(db, user)
+    snapshot = open_snapshot(db, login, passphrase_file, home=home)
+    try:
+        summary = snapshot.summary(patient_id)
+        document = pdf.render_summary(
+            summary, snapshot_created_at=snapshot.created_at, practice_name=snapshot.practice_name
+        )
+    finally:
+        snapshot.close()
+    journal_ = _ordonnance_journal(home, db)
+    if journal_ is not None:
+        journal_.append(
+            user=login,
+            action=Action.PRINT_SUMMARY,
+            patient_id=patient_id,
+            details={"pdf_sha256": hashlib.sha256(document).hexdigest()},
+        )
+    written = printing.save_pdf(document, out)
+    click.echo(f"Résumé du dossier enregistré dans : {written}")
+
+
 # --- journal: journal verify/export/access/checkpoint, drill, doctor ------------------------------
 def _resolve_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
     from continuity import store
