@@ -361,3 +361,8 @@ def checklist_text(checks: Sequence[Check]) -> str:
     else:
         lines.append("Tout est prêt.")
     return "\n".join(lines) + "\n"
+
+
+def printer_check(*, which: Callable[[str], str | None] = shutil.which, run: Runner = subprocess.run) -> Check:
+    """The printer check alone (the drill uses it)."""
+    return check_printer(Context(Path("."), dt.datetime.now(dt.UTC), which, run))
