@@ -1,0 +1,192 @@
+"""Store: home layout, atomic commits, retention, state rebuild, staging cleanup, unlock with fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from continuity import store
+from continuity.errors import (
+    NoSnapshot,
+    NotInitialized,
+    PayloadCorrupt,
+    Rollback,
+    SnapshotDatabaseError,
+    UntrustedSigner,
+)
+from continuity.store import Store, StoreConfig
+from tests.transport_helpers import NOW, Rig, flip_byte, make_rig, use_weak_kdf
+
+
+@pytest.fixture(autouse=True)
+def _weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_weak_kdf(monkeypatch)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return make_rig(tmp_path)
+
+
+def test_default_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CONTINUITY_HOME", str(tmp_path / "h"))
+    assert store.default_home() == tmp_path / "h"
+    monkeypatch.delenv("CONTINUITY_HOME")
+    checkout = Path(store.__file__).resolve().parent.parent
+    assert store.default_home() == checkout / "snapshots"
+
+
+def test_ingest_requires_an_initialised_home(tmp_path: Path) -> None:
+    with open(os.devnull, "rb") as empty, pytest.raises(NotInitialized):
+        Store(tmp_path).ingest(empty)
+
+
+def test_accept_then_open_latest(rig: Rig) -> None:
+    assert rig.ingest(rig.make(1)) == "accepted"
+    opened = rig.store.open_latest(rig.secrets)
+    try:
+        assert opened.header.sequence == 1
+        assert opened.fell_back_from is None
+        assert opened.db.counts() == rig.counts
+        assert opened.db.search("Garnier") is not None
+    finally:
+        opened.close()
+    state = rig.store.read_state()
+    current = state["current"]
+    assert current["file"] == f"{1:020d}.snap"
+    assert current["publisher_fingerprint"] == opened.header.signer_fingerprint
+    assert stat_mode(rig.home / "state.json") == 0o600
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_open_latest_without_snapshot(rig: Rig) -> None:
+    with pytest.raises(NoSnapshot):
+        rig.store.open_latest(rig.secrets)
+
+
+def test_open_latest_falls_back_when_the_newest_is_damaged_on_disk(rig: Rig) -> None:
+    rig.ingest(rig.make(1))
+    rig.ingest(rig.make(2))
+    newest = rig.store.current_path()
+    assert newest is not None
+    newest.write_bytes(flip_byte(newest.read_bytes(), -30))  # disk rot after acceptance
+    opened = rig.store.open_latest(rig.secrets)
+    try:
+        assert opened.header.sequence == 1
+        assert opened.fell_back_from is not None and "PayloadCorrupt" in opened.fell_back_from
+    finally:
+        opened.close()
+
+
+def test_open_latest_falls_back_when_the_database_is_refused(rig: Rig, tmp_path: Path) -> None:
+    rig.ingest(rig.make(1))
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"SQLite format 3\x00" + bytes(4000))
+    rig.ingest(rig.make(2, database=junk))
+    opened = rig.store.open_latest(rig.secrets)
+    try:
+        assert opened.header.sequence == 1
+        assert "SnapshotDatabaseError" in (opened.fell_back_from or "")
+    finally:
+        opened.close()
+
+
+def test_counts_must_match_the_signed_header(rig: Rig) -> None:
+    wrong = dict(rig.counts)
+    wrong["patient"] = wrong.get("patient", 0) + 1
+    rig.ingest(rig.make(1, counts=wrong))
+    with pytest.raises(SnapshotDatabaseError):
+        rig.store.open_latest(rig.secrets)
+
+
+def test_every_stored_file_failing_raises_the_newest_error(rig: Rig) -> None:
+    rig.ingest(rig.make(1))
+    for path in (rig.home / "trusted").iterdir():
+        path.unlink()
+    with pytest.raises(UntrustedSigner):
+        rig.store.open_latest(rig.secrets)
+
+
+def test_retention_is_configurable(rig: Rig) -> None:
+    (rig.home / "config.json").write_text(json.dumps({"keep": 2}))
+    for sequence in range(1, 5):
+        rig.ingest(rig.make(sequence))
+    assert [p.name for p in rig.store.snapshot_files()] == [f"{4:020d}.snap", f"{3:020d}.snap"]
+
+
+def test_bad_config_is_a_store_error(rig: Rig) -> None:
+    from continuity.errors import StoreError
+
+    (rig.home / "config.json").write_text(json.dumps({"keep": "many"}))
+    with pytest.raises(StoreError):
+        StoreConfig.load(rig.home)
+
+
+def test_state_is_rebuilt_from_the_newest_verified_file(rig: Rig) -> None:
+    rig.ingest(rig.make(1))
+    rig.ingest(rig.make(2))
+    (rig.home / "state.json").write_text("{not json")
+    state = rig.store.read_state()
+    assert state["current"]["sequence"] == 2
+    # the rebuilt state keeps anti-rollback working
+    with pytest.raises(Rollback):
+        rig.ingest(rig.make(1))
+
+
+def test_state_rebuild_skips_a_file_that_no_longer_verifies(rig: Rig) -> None:
+    rig.ingest(rig.make(1))
+    rig.ingest(rig.make(2))
+    (rig.home / "state.json").unlink()
+    newest = rig.home / "store" / f"{2:020d}.snap"
+    newest.write_bytes(newest.read_bytes()[:-5])
+    assert rig.store.read_state()["current"]["sequence"] == 1
+
+
+def test_stale_staging_from_a_dead_process_is_removed(rig: Rig) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = rig.home / "store" / f".staging-{dead.stdout.strip()}-abc"
+    stale.write_bytes(b"half a file")
+    rig.ingest(rig.make(1))
+    assert not stale.exists()
+
+
+def test_a_commit_interrupted_before_the_state_write_leaves_the_old_current(rig: Rig) -> None:
+    rig.ingest(rig.make(1))
+    before = rig.store.current_path()
+    # simulate: the new file renamed into store/ but the process died before writing the state
+    second = rig.make(2)
+    (rig.home / "store" / f"{2:020d}.snap").write_bytes(second.read_bytes())
+    assert rig.store.current_path() == before
+    # the next pull accepts the same file again and makes it current
+    assert rig.ingest(second) == "accepted"
+    assert rig.store.read_state()["current"]["sequence"] == 2
+
+
+def test_concurrent_commit_of_the_same_file_is_unchanged(rig: Rig) -> None:
+    path = rig.make(1)
+    results = {rig.ingest(path), rig.ingest(path)}
+    assert results == {"accepted", "unchanged"}
+
+
+def test_record_attempt_keeps_the_last_fifty(rig: Rig) -> None:
+    for index in range(60):
+        rig.store.record_attempt(source="s", outcome="rejected", reason="transport", detail=str(index), now=NOW)
+    attempts = rig.store.read_state()["attempts"]
+    assert len(attempts) == 50 and attempts[0]["detail"] == "59"
+
+
+def test_payload_corrupt_on_disk_is_reported_when_no_fallback(rig: Rig) -> None:
+    rig.ingest(rig.make(1))
+    path = rig.store.current_path()
+    assert path is not None
+    path.write_bytes(flip_byte(path.read_bytes(), -3))
+    with pytest.raises(PayloadCorrupt):
+        rig.store.open_latest(rig.secrets)
