@@ -749,22 +749,31 @@ def journal_checkpoint(home: Path, user: str | None, print_copy: bool) -> None:
 
 
 @journal.command("export")
-@_journal_home_option
+@unlock_options
 @click.option("--since", "since_text", required=True, help="Outage start: AAAA-MM-JJ [HH:MM], French time.")
 @click.option("--until", "until_text", help="End of the window, excluded (default: now).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write to.")
-@click.option("--user", required=True, help="Staff login (asks the passphrase).")
 @click.option("--no-pdf", is_flag=True, help="Do not render the printable list.")
-def journal_export(home: Path, since_text: str, until_text: str | None, out: Path, user: str, no_pdf: bool) -> None:
+def journal_export(
+    home: Path | None,
+    user: str | None,
+    passphrase_file: Path | None,
+    since_text: str,
+    until_text: str | None,
+    out: Path,
+    no_pdf: bool,
+) -> None:
     """Write the prescriptions issued during the outage: FHIR R4 Bundle, CSV and PDF list."""
     from continuity import journal as journal_module
-    from continuity import reconcile
+    from continuity import reconcile, store
 
     since = _parse_day(since_text)
     until = _parse_day(until_text) if until_text else None
+    home = home or store.default_home()
     click.echo(reconcile.CLEAR_DATA_WARNING_FR, err=True)
-    passphrase = click.prompt("Phrase de passe", hide_input=True, err=True)
-    secrets = _open_secrets(home, user, passphrase)
+    if user is None:
+        user = str(click.prompt("Utilisateur", err=True))
+    secrets = _open_secrets(home, user, read_passphrase(passphrase_file))
     journal_ = journal_module.Journal(home)
     check = journal_module.verify_journal(home)
     if not check.ok:
@@ -845,6 +854,43 @@ def doctor_command(home: Path) -> None:
     checks = doctor.run_checks(home)
     click.echo(doctor.checklist_text(checks), nl=False)
     if any(check.status is doctor.Status.FAILED for check in checks):
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("drill")
+@unlock_options
+@click.option("--patient", "patient_search", required=True, help="What to type to find the listed test patient.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Report directory (default HOME/drills).")
+@click.option("--printer", "printer_name", help="CUPS queue (default: the system default).")
+def drill_command(
+    home: Path | None,
+    user: str | None,
+    passphrase_file: Path | None,
+    patient_search: str,
+    out: Path | None,
+    printer_name: str | None,
+) -> None:
+    """Rehearse an outage: unlock, find the test patient, print an ordonnance marked EXERCICE, report."""
+    from continuity import drill, printing, store
+    from continuity.session import Session
+
+    home = home or store.default_home()
+    if user is None:
+        user = str(click.prompt("Utilisateur", err=True))
+    passphrase = read_passphrase(passphrase_file)
+    login = user
+
+    def send(pdf: bytes, save_to: Path) -> str:
+        return printing.print_pdf(pdf, save_to=save_to, printer=printer_name, title="Exercice").message_fr
+
+    report = drill.run_drill(
+        lambda: Session.unlock(home, login, passphrase),
+        patient_search=patient_search,
+        out_dir=out or home / "drills",
+        printer=send,
+    )
+    click.echo(report.text(), nl=False)
+    if not report.ok:
         raise click.exceptions.Exit(1)
 
 

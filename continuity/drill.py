@@ -105,6 +105,7 @@ def run_drill(
         out_dir: where the drill report goes, and the drill ordonnance if it cannot be printed.
     """
     started_at = dt.datetime.now(dt.UTC)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     clock_start = time.monotonic()
     steps: list[DrillStep] = []
 
@@ -126,7 +127,6 @@ def run_drill(
         snapshot_line = _snapshot_line(session)
         session.lock(reason="drill")
     report.printer = printer_check()
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if with_report_pdf:
         report.report_path = _write_report_pdf(report, out_dir, snapshot_line)
     _journal_drill(journal, report)

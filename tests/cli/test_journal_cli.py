@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,35 @@ def test_export_since_a_time_of_day(home: Path, tmp_path: Path) -> None:
                        "--user", "dr.martin")  # fmt: skip
     assert code == 2
     assert "AAAA-MM-JJ" in err
+
+
+def test_drill_command_without_a_printer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.transport_helpers import PASSPHRASE as RIG_PASSPHRASE
+    from tests.transport_helpers import USER, make_rig, use_weak_kdf
+
+    use_weak_kdf(monkeypatch)
+    rig = make_rig(tmp_path)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    rig.ingest(rig.make(1, created_at=now - dt.timedelta(hours=2)), now=now)
+    # A CUPS with no queue, whatever the machine running the tests has.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("lp", "lpstat"):
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\necho 'lpstat: No destinations added.' >&2\nexit 1\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    secret = tmp_path / "pass"
+    secret.write_text(RIG_PASSPHRASE + "\n")
+    out = tmp_path / "drills"
+    code, text, err = run(
+        "drill", "--home", str(rig.home), "--user", USER, "--passphrase-file", str(secret),
+        "--patient", "oeuvray", "--out", str(out),
+    )  # fmt: skip
+    assert code == 1, err
+    assert "INCOMPLET" in text
+    assert "[ÉCHEC] Impression" in text
+    saved = sorted(path.name for path in out.iterdir())
+    assert any(name.startswith("exercice-ordonnance-") for name in saved)
+    assert any(name.startswith("exercice-rapport-") for name in saved)
+    assert list(Journal(rig.home).entries())[-1].action == "drill"
