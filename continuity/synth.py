@@ -14,6 +14,7 @@ Memory stays bounded: resources are written as they are made, one NDJSON file pe
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import random
@@ -22,12 +23,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, NamedTuple, TextIO
+from typing import Any, BinaryIO, Final, NamedTuple, TypeVar
 
 from continuity.ins import with_check_key
 from continuity.model import INS_OID_TEST
 
 Resource = dict[str, Any]
+_T = TypeVar("_T")
+
+# Exactly json.dumps(resource, ensure_ascii=False, separators=(",", ":")), without building an encoder
+# for each of the half-million resources of a large practice.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 # Written in this order; every file exists even when empty.
 RESOURCE_TYPES: Final = (
@@ -65,8 +71,6 @@ IPS_ABSENT = "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips"
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 INS_TEST_SYSTEM = f"urn:oid:{INS_OID_TEST}"
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
 
 @dataclass(frozen=True)
 class SynthSummary:
@@ -77,6 +81,15 @@ class SynthSummary:
 
 
 # --- small value helpers -------------------------------------------------------------------------------
+
+
+def _cumulative(weights: Sequence[float]) -> list[float]:
+    total = 0.0
+    result = []
+    for weight in weights:
+        total += weight
+        result.append(total)
+    return result
 
 
 def _years_before(day: dt.date, years: int) -> dt.date:
@@ -110,11 +123,28 @@ def _paris_offset(day: dt.date) -> str:
     return "+02:00" if summer else "+01:00"
 
 
-def _fiction_phone(rng: random.Random, kind: str) -> str:
+def _fiction_phone(rng: _Rng, kind: str) -> str:
     # ARCEP sets these ranges aside for fiction: they never reach a real subscriber.
     prefix = "+33 6 39 98" if kind == "mobile" else "+33 4 65 71"
-    number = rng.randrange(10000)
+    number = rng.below(10000)
     return f"{prefix} {number // 100:02d} {number % 100:02d}"
+
+
+class _Rng(random.Random):
+    """random.Random with cheap single draws: the generator runs a few dozen draws per patient."""
+
+    def pick(self, items: Sequence[_T]) -> _T:
+        return items[int(self.random() * len(items))]
+
+    def between(self, low: int, high: int) -> int:
+        """An integer in [low, high], both included."""
+        return low + int(self.random() * (high - low + 1))
+
+    def below(self, count: int) -> int:
+        return int(self.random() * count)
+
+    def weighted(self, items: Sequence[_T], cumulative: Sequence[float]) -> _T:
+        return items[bisect.bisect(cumulative, self.random() * cumulative[-1], 0, len(items) - 1)]
 
 
 def _ref(kind: str, resource_id: str) -> dict[str, str]:
@@ -158,7 +188,7 @@ _HOME_TOWNS: Final[tuple[tuple[str, str, float], ...]] = (
     ("69200", "Vénissieux", 5),
     ("69680", "Chassieu", 3),
 )
-_HOME_WEIGHTS: Final = tuple(weight for _, _, weight in _HOME_TOWNS)
+_HOME_CUM: Final = _cumulative([weight for _, _, weight in _HOME_TOWNS])
 
 _LOCAL_BIRTH_PLACES: Final = (
     _Place("69266", "Villeurbanne"),
@@ -212,13 +242,13 @@ _STREET_NAMES: Final = (
 )  # fmt: skip
 
 
-def _address(rng: random.Random) -> Resource:
-    postal_code, city, _ = rng.choices(_HOME_TOWNS, weights=_HOME_WEIGHTS)[0]
-    number = rng.randint(1, 180)
+def _address(rng: _Rng) -> Resource:
+    postal_code, city, _ = rng.weighted(_HOME_TOWNS, _HOME_CUM)
+    number = rng.between(1, 180)
     suffix = " bis" if rng.random() < 0.05 else ""
-    lines = [f"{number}{suffix} {rng.choice(_STREET_TYPES)} {rng.choice(_STREET_NAMES)}"]
+    lines = [f"{number}{suffix} {rng.pick(_STREET_TYPES)} {rng.pick(_STREET_NAMES)}"]
     if rng.random() < 0.25:
-        lines.append(f"Bâtiment {rng.choice('ABCDE')}, appartement {rng.randint(1, 64)}")
+        lines.append(f"Bâtiment {rng.pick('ABCDE')}, appartement {rng.between(1, 64)}")
     return {
         "use": "home",
         "line": lines,
@@ -350,25 +380,16 @@ def _zipf_weights(count: int) -> tuple[float, ...]:
     return tuple(1.0 / (rank + 4) for rank in range(count))
 
 
-def _cumulative(weights: Sequence[float]) -> list[float]:
-    total = 0.0
-    result = []
-    for weight in weights:
-        total += weight
-        result.append(total)
-    return result
-
-
 _SURNAME_CUM_WEIGHTS: Final = {origin: _cumulative(_zipf_weights(len(names))) for origin, names in _SURNAMES.items()}
 _ORIGINS: Final = tuple(origin for origin, _ in _ORIGIN_WEIGHTS)
 _ORIGIN_CUM: Final = _cumulative([weight for _, weight in _ORIGIN_WEIGHTS])
 
 
-def _surname(rng: random.Random, origin: str) -> str:
-    return rng.choices(_SURNAMES[origin], cum_weights=_SURNAME_CUM_WEIGHTS[origin])[0]
+def _surname(rng: _Rng, origin: str) -> str:
+    return rng.weighted(_SURNAMES[origin], _SURNAME_CUM_WEIGHTS[origin])
 
 
-def _stored_family(rng: random.Random, name: str) -> str:
+def _stored_family(rng: _Rng, name: str) -> str:
     """How the practice software stored a family name: mostly upper case, some without accents."""
     draw = rng.random()
     if draw < 0.68:
@@ -388,17 +409,17 @@ def _strip_accents(name: str) -> str:
     return name.translate(_ACCENTS)
 
 
-def _given_names(rng: random.Random, sex: str, origin: str, birth_year: int) -> list[str]:
+def _given_names(rng: _Rng, sex: str, origin: str, birth_year: int) -> list[str]:
     period = "old" if birth_year < 1960 else "middle" if birth_year < 1990 else "young"
     french = _FRENCH_GIVEN[(sex, period)]
     if origin == "france" or (birth_year >= 1990 and rng.random() < 0.45):
         pool = french
     else:
         pool = _ORIGIN_GIVEN.get((origin, sex), french)
-    count = rng.choices((1, 2, 3), weights=(35, 42, 23))[0]
-    names = [rng.choice(pool)]
+    count = rng.weighted((1, 2, 3), (35, 77, 100))
+    names = [rng.pick(pool)]
     for _ in range(count - 1):
-        candidate = rng.choice(french if rng.random() < 0.6 else pool)
+        candidate = rng.pick(french if rng.random() < 0.6 else pool)
         if candidate not in names:
             names.append(candidate)
     return names
@@ -861,7 +882,7 @@ _ALLERGENS: Final = (
     _Allergen("Arachide", "762952008", "Peanut", "food", "",
               "39579001", "Anaphylaxis", "Choc anaphylactique"),
 )  # fmt: skip
-_ALLERGEN_WEIGHTS: Final = (30, 10, 8, 6, 4, 18, 12, 5, 7)
+_ALLERGEN_CUM: Final = _cumulative((30, 10, 8, 6, 4, 18, 12, 5, 7))
 
 # Coded negations and no-information statements (docs/fhir-input.md, *Clinical markers*).
 _NO_KNOWN_ALLERGY: Final = _concept(SNOMED, "716186003", "No known allergy", "Pas d'allergie connue")
@@ -1039,20 +1060,19 @@ class _Export:
 
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
         self.counts = dict.fromkeys(RESOURCE_TYPES, 0)
-        self._files: dict[str, TextIO] = {}
+        self._files: dict[str, BinaryIO] = {}
         try:
             for kind in RESOURCE_TYPES:
-                self._files[kind] = (out_dir / f"{kind}.ndjson").open(
-                    "w", encoding="utf-8", newline="\n", buffering=1 << 20
-                )
+                self._files[kind] = (out_dir / f"{kind}.ndjson").open("wb", buffering=1 << 20)
         except BaseException:
             self.close()
             raise
 
     def write(self, resource: Resource) -> None:
         kind = resource["resourceType"]
-        self._files[kind].write(_encoder.encode(resource) + "\n")
+        self._files[kind].write((_JSON.encode(resource) + "\n").encode())
         self.counts[kind] += 1
 
     def close(self) -> None:
@@ -1268,9 +1288,9 @@ class _Chart:
         self.drugs.append(drug.key)
         return request_id
 
-    def _past(self, min_days: int, max_days: int, rng: random.Random | None = None) -> dt.date:
+    def _past(self, min_days: int, max_days: int, rng: _Rng | None = None) -> dt.date:
         # Deterministic without a generator: the middle of the range.
-        days = (min_days + max_days) // 2 if rng is None else rng.randint(min_days, max_days)
+        days = (min_days + max_days) // 2 if rng is None else rng.between(min_days, max_days)
         return self.today - dt.timedelta(days=days)
 
 
@@ -1284,7 +1304,7 @@ _GROWTH: Final = (
 )  # fmt: skip
 
 
-def _growth(age_years: float, rng: random.Random) -> tuple[float, float]:
+def _growth(age_years: float, rng: _Rng) -> tuple[float, float]:
     for (age_low, weight_low, height_low), (age_high, weight_high, height_high) in zip(
         _GROWTH, _GROWTH[1:], strict=False
     ):
@@ -1305,39 +1325,39 @@ _AGE_BANDS: Final = (5.2, 5.8, 6.1, 6.1, 5.6, 5.6, 6.0, 6.3, 6.3, 6.4, 6.6, 6.5,
 _AGE_CUM: Final = _cumulative(_AGE_BANDS)
 
 
-def _random_birth_date(rng: random.Random, today: dt.date) -> dt.date:
-    band = rng.choices(range(len(_AGE_BANDS)), cum_weights=_AGE_CUM)[0]
-    age = min(100, band * 5 + rng.randrange(5))
+def _random_birth_date(rng: _Rng, today: dt.date) -> dt.date:
+    band = rng.weighted(range(len(_AGE_BANDS)), _AGE_CUM)
+    age = min(100, band * 5 + rng.below(5))
     latest = _years_before(today, age)
     earliest = _years_before(today, age + 1) + dt.timedelta(days=1)
-    return earliest + dt.timedelta(days=rng.randrange((latest - earliest).days + 1))
+    return earliest + dt.timedelta(days=rng.below((latest - earliest).days + 1))
 
 
-def _random_person(rng: random.Random, index: int, today: dt.date) -> _Person:
+def _random_person(rng: _Rng, index: int, today: dt.date) -> _Person:
     sex = "female" if rng.random() < 0.52 else "male"
     birth_date = _random_birth_date(rng, today)
     age = today.year - birth_date.year
-    origin = rng.choices(_ORIGINS, cum_weights=_ORIGIN_CUM)[0]
+    origin = rng.weighted(_ORIGINS, _ORIGIN_CUM)
     raw_name = _surname(rng, origin)
     if birth_date.year >= 2005 and rng.random() < 0.06:
         # Double family name given to a child since 2005 (loi du 4 mars 2002).
         raw_name = f"{raw_name}-{_surname(rng, 'france')}"
     given = _given_names(rng, sex, origin, birth_date.year)
-    status = rng.choices(("QUAL", "VALI", "PROV", "RECUP"), weights=(58, 30, 8, 4))[0]
+    status = rng.weighted(("QUAL", "VALI", "PROV", "RECUP"), (58, 88, 96, 100))
 
     if origin != "france" and birth_date.year < 1985 and rng.random() < 0.7:
-        birth_place: _Place | None = rng.choice(_COUNTRIES[origin])
+        birth_place: _Place | None = rng.pick(_COUNTRIES[origin])
     elif rng.random() < 0.6:
-        birth_place = rng.choice(_LOCAL_BIRTH_PLACES)
+        birth_place = rng.pick(_LOCAL_BIRTH_PLACES)
     else:
-        birth_place = rng.choice(_FRENCH_BIRTH_PLACES)
+        birth_place = rng.pick(_FRENCH_BIRTH_PLACES)
     if status == "PROV" and rng.random() < 0.5:
         birth_place = None  # typed at the desk without the ID document
 
     if age < 16:
-        gp = _PEDIATRICIAN if rng.random() < 0.6 else rng.choice(_GENERALISTS)
+        gp = _PEDIATRICIAN if rng.random() < 0.6 else rng.pick(_GENERALISTS)
     else:
-        gp = rng.choices(_GENERALISTS, weights=(40, 35, 25))[0]
+        gp = rng.weighted(_GENERALISTS, (40, 75, 100))
 
     person = _Person(
         id=f"pat-{index:06d}",
@@ -1350,10 +1370,10 @@ def _random_person(rng: random.Random, index: int, today: dt.date) -> _Person:
         gp=gp,
         given_in_extension_only=len(given) > 1 and rng.random() < 0.4,
         official_use=not (status == "PROV" and rng.random() < 0.3),
-        nir_order=rng.randint(1, 999),
+        nir_order=rng.between(1, 999),
     )
-    if sex == "female" and age >= 22 and rng.random() < 0.55:
-        # About 30% of all patients: married women using their spouse's name.
+    if sex == "female" and age >= 22 and rng.random() < (0.3 if age < 30 else 0.65 if age < 45 else 0.8):
+        # Married (or widowed) women using their spouse's name: about 28% of all patients.
         spouse_origin = origin if rng.random() < 0.7 else "france"
         spouse_name = _surname(rng, spouse_origin)
         if spouse_name != raw_name:
@@ -1367,14 +1387,14 @@ def _random_person(rng: random.Random, index: int, today: dt.date) -> _Person:
     if rng.random() < 0.96:
         person.address = _address(rng)
     if age >= 60 and rng.random() < 0.006 * (age - 55) / 10:
-        person.deceased_on = today - dt.timedelta(days=rng.randint(5, 900))
+        person.deceased_on = today - dt.timedelta(days=rng.between(5, 900))
         person.deceased_flag_only = rng.random() < 0.3
     elif rng.random() < 0.01:
         person.active = False  # moved away, record kept
     return person
 
 
-def _random_chart(chart: _Chart, rng: random.Random) -> None:
+def _random_chart(chart: _Chart, rng: _Rng) -> None:
     person = chart.person
     today = chart.today
     age = chart.age_on(today)
@@ -1389,8 +1409,12 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
     elif draw < 0.85:
         pass  # no allergy resource at all: no information
     else:
-        for allergen in {rng.choices(_ALLERGENS, weights=_ALLERGEN_WEIGHTS)[0] for _ in range(rng.randint(1, 2))}:
-            chart.allergy(allergen, criticality=rng.choice(("high", "low")))
+        allergens: list[_Allergen] = []
+        for _ in range(rng.between(1, 2)):
+            allergen = rng.weighted(_ALLERGENS, _ALLERGEN_CUM)
+            if allergen not in allergens:
+                allergens.append(allergen)
+                chart.allergy(allergen, criticality=rng.pick(("high", "low")))
 
     # Chronic conditions; one of them may be the recognised ALD.
     conditions: list[tuple[_ConditionDef, bool]] = []  # (definition, is the ALD)
@@ -1400,7 +1424,7 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
         if age < 18:
             eligible = [(key, weight) for key, weight in eligible if key in ("asthme", "epilepsie", "tdah")]
         if eligible:
-            key = rng.choices([key for key, _ in eligible], weights=[weight for _, weight in eligible])[0]
+            key = rng.weighted([key for key, _ in eligible], _cumulative([weight for _, weight in eligible]))
             conditions.append((CONDITIONS[key], True))
     for key, min_age, max_age, chance in _COMMON_CONDITIONS:
         if min_age <= age < max_age and rng.random() < chance and all(c.key != key for c, _ in conditions):
@@ -1410,17 +1434,17 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
     ald_style_marker = rng.random() < 0.7  # fr-core MED-574 Observation, else an ALD category on the Condition
     lines: list[tuple[_Drug, list[Resource]]] = []
     for definition, is_ald in conditions:
-        years_ago = rng.randint(1, max(1, min(25, age - 15))) if age > 16 else rng.randint(0, max(0, age - 1))
-        onset = today - dt.timedelta(days=365 * years_ago + rng.randint(0, 364))
+        years_ago = rng.between(1, max(1, min(25, age - 15))) if age > 16 else rng.between(0, max(0, age - 1))
+        onset = today - dt.timedelta(days=365 * years_ago + rng.between(0, 364))
         if onset < person.birth_date:
-            onset = person.birth_date + dt.timedelta(days=rng.randint(200, 800))
+            onset = person.birth_date + dt.timedelta(days=rng.between(200, 800))
         condition_id = chart.condition(
             definition, onset=onset, snomed=snomed, ald_category=is_ald and not ald_style_marker
         )
         reasons: list[Resource] = []
         if is_ald:
             if ald_style_marker:
-                marker = chart.ald_marker(condition_id, onset + dt.timedelta(days=rng.randint(20, 200)))
+                marker = chart.ald_marker(condition_id, onset + dt.timedelta(days=rng.between(20, 200)))
                 reasons = [_ref("Observation", marker)]
             else:
                 reasons = [_ref("Condition", condition_id)]
@@ -1428,7 +1452,7 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
             reasons = [_ref("Condition", condition_id)]  # a plain reason: not ALD
         for probability, choices in definition.regimen:
             if rng.random() < probability:
-                drug = DRUGS[rng.choice(choices)]
+                drug = DRUGS[rng.pick(choices)]
                 if drug.allergen_class in chart.allergen_classes or any(d.key == drug.key for d, _ in lines):
                     continue
                 if drug.key.startswith("ethinyl") and person.sex != "female":
@@ -1447,11 +1471,11 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
         lines.append((DRUGS["ethinylestradiol-levonorgestrel"], []))
 
     for drug, reasons in lines:
-        requester = person.gp if person.gp != _PEDIATRICIAN or age < 18 else rng.choice(_GENERALISTS)
+        requester = person.gp if person.gp != _PEDIATRICIAN or age < 18 else rng.pick(_GENERALISTS)
         if rng.random() < 0.15:
-            requester = rng.choice(_GENERALISTS)
+            requester = rng.pick(_GENERALISTS)
         narcotic_like = drug.supply_days == 28
-        authored = today - dt.timedelta(days=rng.randint(2, 26 if narcotic_like else 85))
+        authored = today - dt.timedelta(days=rng.between(2, 26 if narcotic_like else 85))
         if drug.mte_candidate and rng.random() < 0.35:
             non_substitution = "MTE"
         elif rng.random() < 0.005:
@@ -1462,9 +1486,9 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
             drug,
             requester=requester,
             authored=authored,
-            posology=rng.choice(drug.posologies),
-            started=authored - dt.timedelta(days=rng.randint(0, 2000)) if rng.random() < 0.7 else None,
-            repeats=0 if narcotic_like else rng.choice((0, 1, 2, 2, 2, 3, 5)),
+            posology=rng.pick(drug.posologies),
+            started=authored - dt.timedelta(days=rng.between(0, 2000)) if rng.random() < 0.7 else None,
+            repeats=0 if narcotic_like else rng.pick((0, 1, 2, 2, 2, 3, 5)),
             reasons=reasons,
             non_substitution=non_substitution,
             status="active" if alive else "stopped",
@@ -1477,8 +1501,8 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
     # Weights and heights: most children, some adults.
     if age < 18:
         if rng.random() < 0.85:
-            for _ in range(rng.randint(1, 3)):
-                measured = today - dt.timedelta(days=rng.randint(3, 400 if age < 6 else 700))
+            for _ in range(rng.between(1, 3)):
+                measured = today - dt.timedelta(days=rng.between(3, 400 if age < 6 else 700))
                 if measured <= person.birth_date:
                     continue
                 weight, height = _growth((measured - person.birth_date).days / 365.25, rng)
@@ -1486,7 +1510,7 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
                 if rng.random() < 0.8:
                     chart.measurement("height", height, measured)
     elif rng.random() < 0.3:
-        measured = today - dt.timedelta(days=rng.randint(10, 1100))
+        measured = today - dt.timedelta(days=rng.between(10, 1100))
         height = round(rng.gauss(164 if person.sex == "female" else 176, 7))
         weight = round(rng.gauss(66 if person.sex == "female" else 80, 13), 1)
         chart.measurement("weight", max(38.0, weight), measured)
@@ -1494,14 +1518,14 @@ def _random_chart(chart: _Chart, rng: random.Random) -> None:
             chart.measurement("height", height, measured)
 
 
-def _random_episode(chart: _Chart, rng: random.Random, age: int) -> None:
+def _random_episode(chart: _Chart, rng: _Rng, age: int) -> None:
     today = chart.today
     allergic = chart.allergen_classes
     options: tuple[str, ...]
     if age < 6:
         key, options = "otite", ("amoxicilline-susp-250",)
     else:
-        key = rng.choice(("angine", "sinusite", "cystite", "bronchite", "lumbago"))
+        key = rng.pick(("angine", "sinusite", "cystite", "bronchite", "lumbago"))
         if key == "cystite" and chart.person.sex != "female":
             key = "angine"
         options = {
@@ -1511,12 +1535,12 @@ def _random_episode(chart: _Chart, rng: random.Random, age: int) -> None:
             "bronchite": ("paracetamol-1000",),
             "lumbago": ("ibuprofene-400", "paracetamol-1000"),
         }[key]
-    drug = DRUGS[rng.choice(options)]
+    drug = DRUGS[rng.pick(options)]
     if drug.allergen_class in allergic:
         drug = DRUGS["pristinamycine-500" if age >= 6 else "azithromycine-250"]
         if drug.allergen_class in allergic:  # NSAID allergy on a lumbago
             drug = DRUGS["paracetamol-1000"]
-    onset = today - dt.timedelta(days=rng.randint(10, 360))
+    onset = today - dt.timedelta(days=rng.between(10, 360))
     if onset <= chart.person.birth_date:
         return
     condition_id = chart.condition(
@@ -1541,7 +1565,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     """The fixed cast at the start of every export: same names and traps whatever the seed."""
     lyon = _Place("69383", "Lyon 3e Arrondissement")
     villeurbanne = _Place("69266", "Villeurbanne")
-    rng = random.Random("continuity-showcase")  # phones and addresses only
+    rng = _Rng("continuity-showcase")  # phones and addresses only
 
     def person(pid: int, sex: str, born: dt.date, birth_name: str, given: list[str], status: str,
                place: _Place | None, gp: str = "pra-01", **traits: Any) -> _Person:
@@ -1571,7 +1595,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
 
     def twins(chart: _Chart) -> None:
         chart.no_known_allergy()
-        weight, height = _growth(7.2, random.Random(chart.person.id))
+        weight, height = _growth(7.2, _Rng(chart.person.id))
         chart.measurement("weight", weight, years_ago(60))
         chart.measurement("height", height, years_ago(60))
 
@@ -1735,14 +1759,18 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
 
 # --- appointments --------------------------------------------------------------------------------------
 
-_APPOINTMENT_REASONS: Final = (
+def _weighted_table(pairs: Sequence[tuple[str, float]]) -> tuple[tuple[str, ...], list[float]]:
+    return tuple(text for text, _ in pairs), _cumulative([weight for _, weight in pairs])
+
+
+_APPOINTMENT_REASONS: Final = _weighted_table((
     ("Consultation", 50), ("Renouvellement d'ordonnance", 20), ("Suivi de maladie chronique", 10),
     ("Certificat médical", 4), ("Vaccination", 5), ("Résultats d'analyses", 6), ("Première consultation", 3),
     ("Suivi de grossesse", 2),
-)  # fmt: skip
-_PEDIATRIC_REASONS: Final = (
+))  # fmt: skip
+_PEDIATRIC_REASONS: Final = _weighted_table((
     ("Consultation", 50), ("Examen de santé obligatoire", 15), ("Vaccination", 20), ("Suivi de croissance", 15),
-)  # fmt: skip
+))  # fmt: skip
 
 
 def _slots(day: dt.date) -> list[dt.time]:
@@ -1782,9 +1810,9 @@ def _appointment(
 
 def _write_appointments(
     export: _Export,
-    rng: random.Random,
+    rng: _Rng,
     today: dt.date,
-    pools: dict[str, array[int]],
+    pools: Pools,
     pinned: list[tuple[int, str, str, int]],
 ) -> None:
     """Fill 14 days (Sundays closed) with 20-30 appointments per practitioner-day.
@@ -1809,20 +1837,20 @@ def _write_appointments(
             for pin_day, pin_practitioner, patient_id, slot in pinned:
                 if pin_day == offset and pin_practitioner == practitioner.id and slot < len(slots):
                     booked[slot] = patient_id
-            wanted = rng.randint(16, 20) if day.weekday() == 5 else rng.randint(20, 30)
+            wanted = rng.between(16, 20) if day.weekday() == 5 else rng.between(20, 30)
             free = [slot for slot in range(len(slots)) if slot not in booked]
             chosen = rng.sample(free, max(0, min(len(free), wanted - len(booked))))
             seen = set(booked.values())
             for slot in chosen:
                 for _ in range(5):
-                    patient_id = f"pat-{pool[rng.randrange(len(pool))]:06d}"
+                    patient_id = f"pat-{pool[rng.below(len(pool))]:06d}"
                     if patient_id not in seen:
                         break
                 seen.add(patient_id)
                 booked[slot] = patient_id
             for slot in sorted(booked):
                 serial += 1
-                reason = rng.choices([text for text, _ in reasons], weights=[weight for _, weight in reasons])[0]
+                reason = rng.weighted(reasons[0], reasons[1])
                 export.write(
                     _appointment(f"apt-{serial:06d}", booked[slot], practitioner.id, day, slots[slot], reason)
                 )
@@ -1831,10 +1859,32 @@ def _write_appointments(
 # --- entry point ---------------------------------------------------------------------------------------
 
 SHOWCASE_SIZE: Final = 25
+Pools = dict[str, "array[int]"]
+
+
+def _empty_pools() -> Pools:
+    return {practitioner.id: array("I") for practitioner in _PRACTITIONERS}
+
+
+def _write_random_patients(export: _Export, first: int, last: int, seed: int, today: dt.date) -> Pools:
+    """Write random patients first..last (inclusive) and return who may get an appointment, per practitioner."""
+    pools = _empty_pools()
+    for index in range(first, last + 1):
+        rng = _Rng((seed << 32) + index)  # an int seeds faster than a str
+        person = _random_person(rng, index, today)
+        export.write(_patient(person))
+        _random_chart(_Chart(export, person, today), rng)
+        if person.deceased_on is None and person.active:
+            pools[person.gp].append(index)
+    return pools
 
 
 def write_practice(
-    out_dir: Path, *, patients: int = 2000, seed: int = 0, today: dt.date | None = None
+    out_dir: Path,
+    *,
+    patients: int = 2000,
+    seed: int = 0,
+    today: dt.date | None = None,
 ) -> SynthSummary:
     """Write a synthetic practice as FHIR R4 Bulk Data NDJSON files into `out_dir`.
 
@@ -1844,10 +1894,10 @@ def write_practice(
     if patients < SHOWCASE_SIZE:
         raise ValueError(f"at least {SHOWCASE_SIZE} patients are needed for the showcase cast, got {patients}")
     today = today or dt.date.today()
+    out_dir = Path(out_dir)
     showcase: dict[str, str] = {}
-    pools: dict[str, array[int]] = {practitioner.id: array("I") for practitioner in _PRACTITIONERS}
 
-    with _Export(Path(out_dir)) as export:
+    with _Export(out_dir) as export:
         export.write(_organization())
         for practitioner in _PRACTITIONERS:
             export.write(_practitioner(practitioner))
@@ -1860,13 +1910,7 @@ def write_practice(
             export.write(_patient(person))
             fill(_Chart(export, person, today))
 
-        for index in range(SHOWCASE_SIZE + 1, patients + 1):
-            rng = random.Random(f"{seed}/{index}")
-            person = _random_person(rng, index, today)
-            export.write(_patient(person))
-            _random_chart(_Chart(export, person, today), rng)
-            if person.deceased_on is None and person.active:
-                pools[person.gp].append(index)
+        pools = _write_random_patients(export, SHOWCASE_SIZE + 1, patients, seed, today)
 
         # The showcase on the schedule: both Jean MARTIN the same morning, the twins back to back.
         first_open_day = 1 if today.weekday() == 6 else 0
@@ -1880,11 +1924,11 @@ def write_practice(
             (first_open_day, "pra-01", showcase["ald"], 8),
             (first_open_day + 1, "pra-03", showcase["mte"], 6),
         ]
-        _write_appointments(export, random.Random(f"{seed}/appointments"), today, pools, pinned)
+        _write_appointments(export, _Rng(f"{seed}/appointments"), today, pools, pinned)
         counts = dict(export.counts)
 
     return SynthSummary(
-        out_dir=Path(out_dir),
+        out_dir=out_dir,
         counts=counts,
         showcase=showcase,
         demo_practitioner_rpps=_PRACTITIONERS[0].rpps,
