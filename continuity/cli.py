@@ -123,6 +123,27 @@ def open_snapshot(
 # --- foundation: synth, build, search, show ------------------------------------------------------
 
 
+@publisher.command("synth")
+@click.option("--patients", default=2000, show_default=True, type=click.IntRange(min=25), help="Number of patients.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Day the appointments and ages are anchored on (default: today).",
+)
+def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | None) -> None:
+    """Write a synthetic French practice as a FHIR R4 Bulk Data export (one NDJSON file per type)."""
+    from continuity import synth
+
+    summary = synth.write_practice(out, patients=patients, seed=seed, today=today.date() if today else None)
+    for kind, count in summary.counts.items():
+        click.echo(f"{kind:20} {count:>9}")
+    click.echo(f"{'total':20} {sum(summary.counts.values()):>9}")
+    click.echo(f"demo practitioner RPPS {summary.demo_practitioner_rpps}")
+    click.echo(f"wrote {out}")
+
+
 @publisher.command("build")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Database file to write.")

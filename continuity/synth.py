@@ -1567,10 +1567,29 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     villeurbanne = _Place("69266", "Villeurbanne")
     rng = _Rng("continuity-showcase")  # phones and addresses only
 
-    def person(pid: int, sex: str, born: dt.date, birth_name: str, given: list[str], status: str,
-               place: _Place | None, gp: str = "pra-01", **traits: Any) -> _Person:
-        result = _Person(id=f"pat-{pid:06d}", sex=sex, birth_date=born, birth_name=birth_name, given_names=given,
-                         status=status, birth_place=place, gp=gp, nir_order=100 + pid, **traits)
+    def person(
+        pid: int,
+        sex: str,
+        born: dt.date,
+        birth_name: str,
+        given: list[str],
+        status: str,
+        place: _Place | None,
+        gp: str = "pra-01",
+        **traits: Any,
+    ) -> _Person:
+        result = _Person(
+            id=f"pat-{pid:06d}",
+            sex=sex,
+            birth_date=born,
+            birth_name=birth_name,
+            given_names=given,
+            status=status,
+            birth_place=place,
+            gp=gp,
+            nir_order=100 + pid,
+            **traits,
+        )
         result.phones.append((_fiction_phone(rng, "mobile"), "mobile"))
         result.address = _address(rng)
         return result  # fmt: skip
@@ -1621,12 +1640,25 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
         diabetes = chart.condition(CONDITIONS["diabete2"], onset=dt.date(2014, 9, 1), snomed=True)
         marker = [_ref("Observation", chart.ald_marker(diabetes, dt.date(2015, 1, 20)))]
         reflux = chart.condition(CONDITIONS["rgo"], onset=dt.date(2021, 3, 15), snomed=False)
-        chart.medication_request(DRUGS["metformine-1000"], requester="pra-01", authored=years_ago(35),
-                                 started=dt.date(2014, 10, 2), repeats=2, reasons=marker)
-        chart.medication_request(DRUGS["insuline-glargine-100"], requester="pra-01", authored=years_ago(35),
-                                 started=dt.date(2019, 6, 11), repeats=2, reasons=marker)
-        chart.medication_request(DRUGS["atorvastatine-20"], requester="pra-01", authored=years_ago(35),
-                                 repeats=2, reasons=marker)
+        chart.medication_request(
+            DRUGS["metformine-1000"],
+            requester="pra-01",
+            authored=years_ago(35),
+            started=dt.date(2014, 10, 2),
+            repeats=2,
+            reasons=marker,
+        )
+        chart.medication_request(
+            DRUGS["insuline-glargine-100"],
+            requester="pra-01",
+            authored=years_ago(35),
+            started=dt.date(2019, 6, 11),
+            repeats=2,
+            reasons=marker,
+        )
+        chart.medication_request(
+            DRUGS["atorvastatine-20"], requester="pra-01", authored=years_ago(35), repeats=2, reasons=marker
+        )
         # Not related to the ALD: the bottom zone of the bizone ordonnance.
         chart.medication_request(DRUGS["omeprazole-20"], requester="pra-01", authored=years_ago(35), repeats=2,
                                  reasons=[_ref("Condition", reflux)])  # fmt: skip
@@ -1635,34 +1667,46 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
 
     def ald_category(chart: _Chart) -> None:
         chart.no_known_allergy()
-        failure = chart.condition(CONDITIONS["insuffisance_cardiaque"], onset=dt.date(2018, 2, 2), snomed=False,
-                                  ald_category=True)
+        failure = chart.condition(
+            CONDITIONS["insuffisance_cardiaque"], onset=dt.date(2018, 2, 2), snomed=False, ald_category=True
+        )
         reason = [_ref("Condition", failure)]
         for key in ("furosemide-40", "bisoprolol-2.5", "ramipril-5"):
-            chart.medication_request(DRUGS[key], requester="pra-02", authored=years_ago(20), repeats=2,
-                                     reasons=reason)
+            chart.medication_request(DRUGS[key], requester="pra-02", authored=years_ago(20), repeats=2, reasons=reason)
         chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=years_ago(20), repeats=0)
         # fmt: skip
 
     def mte(chart: _Chart) -> None:
         chart.no_known_allergy(_NO_KNOWN_DRUG_ALLERGY)
         thyroid = chart.condition(CONDITIONS["hypothyroidie"], onset=dt.date(2003, 4, 1), snomed=True)
-        chart.medication_request(DRUGS["levothyroxine-75"], requester="pra-03", authored=years_ago(50),
-                                 started=dt.date(2003, 4, 20), repeats=2, reasons=[_ref("Condition", thyroid)],
-                                 non_substitution="MTE")
+        chart.medication_request(
+            DRUGS["levothyroxine-75"],
+            requester="pra-03",
+            authored=years_ago(50),
+            started=dt.date(2003, 4, 20),
+            repeats=2,
+            reasons=[_ref("Condition", thyroid)],
+            non_substitution="MTE",
+        )
         chart.medication_request(DRUGS["colecalciferol-100000"], requester="pra-03", authored=years_ago(50),
                                  repeats=1)  # fmt: skip
 
     def narcotic(chart: _Chart) -> None:
         chart.allergy(_ALLERGENS[4], criticality="low")  # codeine
-        cancer = chart.condition(CONDITIONS["cancer_sein"]._replace(
-            text="Cancer de la prostate", icd10="C61", icd10_display="Tumeur maligne de la prostate"),
-            onset=dt.date(2022, 11, 8), snomed=False)
+        cancer = chart.condition(
+            CONDITIONS["cancer_sein"]._replace(
+                text="Cancer de la prostate", icd10="C61", icd10_display="Tumeur maligne de la prostate"
+            ),
+            onset=dt.date(2022, 11, 8),
+            snomed=False,
+        )
         marker = [_ref("Observation", chart.ald_marker(cancer, dt.date(2022, 12, 15)))]
-        chart.medication_request(DRUGS["morphine-lp-30"], requester="pra-02", authored=years_ago(9), repeats=0,
-                                 reasons=marker)
-        chart.medication_request(DRUGS["oxycodone-5"], requester="pra-02", authored=years_ago(9), repeats=0,
-                                 reasons=marker)
+        chart.medication_request(
+            DRUGS["morphine-lp-30"], requester="pra-02", authored=years_ago(9), repeats=0, reasons=marker
+        )
+        chart.medication_request(
+            DRUGS["oxycodone-5"], requester="pra-02", authored=years_ago(9), repeats=0, reasons=marker
+        )
         chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=years_ago(9), repeats=0)
         # fmt: skip
 
@@ -1674,8 +1718,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
 
     def penicillin(chart: _Chart) -> None:
         chart.allergy(_ALLERGENS[0], criticality="high")
-        angina = chart.condition(CONDITIONS["angine"], onset=years_ago(70), snomed=False,
-                                 resolved_on=years_ago(60))
+        angina = chart.condition(CONDITIONS["angine"], onset=years_ago(70), snomed=False, resolved_on=years_ago(60))
         chart.medication_request(DRUGS["pristinamycine-500"], requester="pra-01", authored=years_ago(70),
                                  chronic=False, repeats=0, reasons=[_ref("Condition", angina)], status="completed",
                                  inline=True)  # fmt: skip
@@ -1758,6 +1801,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
 
 
 # --- appointments --------------------------------------------------------------------------------------
+
 
 def _weighted_table(pairs: Sequence[tuple[str, float]]) -> tuple[tuple[str, ...], list[float]]:
     return tuple(text for text, _ in pairs), _cumulative([weight for _, weight in pairs])
@@ -1851,9 +1895,7 @@ def _write_appointments(
             for slot in sorted(booked):
                 serial += 1
                 reason = rng.weighted(reasons[0], reasons[1])
-                export.write(
-                    _appointment(f"apt-{serial:06d}", booked[slot], practitioner.id, day, slots[slot], reason)
-                )
+                export.write(_appointment(f"apt-{serial:06d}", booked[slot], practitioner.id, day, slots[slot], reason))
 
 
 # --- entry point ---------------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def test_scaling_smoke_5000_patients(tmp_path: Path) -> None:
 
 
 def test_every_reference_resolves_within_the_export(export: Export) -> None:
-    dangling = collections.Counter()
+    dangling: collections.Counter[str] = collections.Counter()
     for resources in export.by_type.values():
         for resource in resources:
             for reference in references(resource):
@@ -359,7 +359,7 @@ def test_no_known_allergy_versus_no_information_versus_penicillin(export: Export
 
 def test_refuted_allergy_comes_with_a_coded_no_known_drug_allergy(export: Export) -> None:
     allergies = export.of("allergy_refuted", "AllergyIntolerance")
-    verification = {a["code"]["coding"][0]["code"]: a.get("verificationStatus") for a in allergies}
+    verification = {a["code"]["coding"][0]["code"]: a.get("verificationStatus", {}) for a in allergies}
     assert verification["372687004"]["coding"][0]["code"] == "refuted"
     assert "409137002" in verification
 
@@ -403,7 +403,7 @@ def test_deceased_patient(export: Export) -> None:
 
 
 def test_ins_only_on_qual_identities_and_every_nir_key_is_valid(export: Export) -> None:
-    statuses = collections.Counter()
+    statuses: collections.Counter[str] = collections.Counter()
     for patient in export.by_type["Patient"]:
         status = status_of(patient)
         statuses[status] += 1
@@ -448,16 +448,20 @@ def test_about_ten_percent_of_patients_in_ald(export: Export) -> None:
     assert 0.06 < len(in_ald) / PATIENTS < 0.16
 
 
+def code_of(resource: Resource, element: str) -> str:
+    return str(resource[element]["coding"][0]["code"])
+
+
 def test_chronic_patients_have_three_to_six_ongoing_treatments(export: Export) -> None:
     for patient in export.by_type["Patient"][SHOWCASE_SIZE:]:
         resources = export.by_patient[patient["id"]]
         chronic_conditions = [
-            r for r in resources if r["resourceType"] == "Condition" and r["clinicalStatus"]["coding"][0]["code"] == "active"
+            r for r in resources if r["resourceType"] == "Condition" and code_of(r, "clinicalStatus") == "active"
         ]
         ongoing = [
             r
             for r in resources
-            if r["resourceType"] == "MedicationRequest" and r["courseOfTherapyType"]["coding"][0]["code"] == "continuous"
+            if r["resourceType"] == "MedicationRequest" and code_of(r, "courseOfTherapyType") == "continuous"
         ]
         if chronic_conditions:
             assert 3 <= len(ongoing) <= 7, patient["id"]  # 3-6, plus a contraceptive pill
