@@ -190,3 +190,89 @@ def test_payload_corrupt_on_disk_is_reported_when_no_fallback(rig: Rig) -> None:
     path.write_bytes(flip_byte(path.read_bytes(), -3))
     with pytest.raises(PayloadCorrupt):
         rig.store.open_latest(rig.secrets)
+
+
+# --- crash safety: SIGKILL at random points during the commit ---------------------------------------
+
+_CHILD = """
+import io, sys
+from pathlib import Path
+from continuity.store import Store
+from tests.transport_helpers import NOW
+store = Store(Path(sys.argv[1]))
+data = Path(sys.argv[2]).read_bytes()
+store.read_state()
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+store.ingest(io.BytesIO(data), now=NOW)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_commit_leaves_old_or_new_never_neither(rig: Rig, tmp_path: Path) -> None:
+    import random
+    import shutil
+    import signal
+    import time
+
+    from continuity import synth
+
+    synth.write_practice(tmp_path / "fhir", patients=1500, seed=3)
+    big_db = tmp_path / "big.db"
+    from continuity import snapshotdb
+
+    built = snapshotdb.build([tmp_path / "fhir"], big_db, practice_id="cabinet-lilas")
+    rig.ingest(rig.make(1))
+    new_file = rig.make(2, database=big_db, counts=built.counts)
+    template = tmp_path / "template"
+    shutil.copytree(rig.home, template)
+    root = Path(__file__).resolve().parents[2]
+
+    def start(home: Path) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(home), str(new_file)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        return child
+
+    # How long does the commit take, ready to exit? Kill points are drawn across that window.
+    probe_home = tmp_path / "probe"
+    shutil.copytree(template, probe_home)
+    child = start(probe_home)
+    began = time.monotonic()
+    child.wait(30)
+    window = max(time.monotonic() - began, 0.005)
+    assert child.returncode == 0
+    assert child.stdout is not None
+    child.stdout.close()
+
+    random_source = random.Random(20261128)
+    seen: dict[int, int] = {1: 0, 2: 0}
+    for trial in range(60):
+        home = tmp_path / f"trial-{trial}"
+        shutil.copytree(template, home)
+        child = start(home)
+        time.sleep(random_source.uniform(0, window * 1.1))
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        if child.stdout is not None:
+            child.stdout.close()
+        trial_store = Store(home)
+        opened = trial_store.open_latest(rig.secrets)
+        try:
+            assert opened.header.sequence in (1, 2)
+            assert opened.fell_back_from is None
+            seen[opened.header.sequence] += 1
+        finally:
+            opened.close()
+        # the next pull after the crash completes normally
+        with new_file.open("rb") as handle:
+            assert trial_store.ingest(handle, now=NOW).outcome in ("accepted", "unchanged")
+        assert trial_store.read_state()["current"]["sequence"] == 2
+        assert trial_store.staging_files() == []
+        shutil.rmtree(home)
+    assert seen[1] > 0 and seen[2] > 0, seen
