@@ -441,8 +441,8 @@ class _Practitioner(NamedTuple):
     phone: str
 
 
-# RPPS numbers: 11 digits with a Luhn key; the 997… range is never assigned to a real practitioner
-# (real RPPS numbers start with 10), so a printed test ordonnance can never name a real doctor.
+# RPPS numbers: 11 digits with a Luhn key, in the 997… range of the ANS test cards rather than the 10…
+# range of real practitioners, so that a printed test ordonnance does not name a real doctor.
 _PRACTITIONERS: Final = (
     _Practitioner("pra-01", "GARNIER", ("Anne-Sophie",), "female", _luhn_complete("9970012345"),
                   "Médecin généraliste", "SM54", "Médecine générale (SM)",
@@ -673,7 +673,7 @@ _DRUG_LIST: Final = (
           "0,1 mg/0,02 mg", "comprimé enrobé", "oral", "G03AA07",
           ("1 comprimé par jour pendant 21 jours, puis 7 jours d'arrêt",), supply_days=84),
     # Pain: non-narcotic, then narcotics and assimilated (secure paper, at most 28 days)
-    _Drug("paracetamol-1000", _tablet("paracétamol", 1000, "mg", "mg"), "1 g", "comprimé", "oral", "N02BE01",
+    _Drug("paracetamol-1000", _tablet("paracétamol", 1, "g", "g"), "1 g", "comprimé", "oral", "N02BE01",
           ("1 comprimé jusqu'à 3 fois par jour si douleur, en espaçant les prises d'au moins 6 heures",)),
     _Drug("tramadol-50", (_Ingredient("tramadol", 50, "mg", "mg", 1, "gélule", "1"),), "50 mg", "gélule", "oral",
           "N02AX02", ("1 gélule si douleur, jusqu'à 3 fois par jour",), supply_days=28),
@@ -693,9 +693,9 @@ _DRUG_LIST: Final = (
           "comprimé à libération prolongée", "oral", "N06BA04", ("1 comprimé le matin, les jours d'école",),
           supply_days=28),
     # Short courses (recent prescriptions)
-    _Drug("amoxicilline-1000", _tablet("amoxicilline", 1000, "mg", "mg"), "1 g", "comprimé dispersible", "oral",
+    _Drug("amoxicilline-1000", _tablet("amoxicilline", 1, "g", "g"), "1 g", "comprimé dispersible", "oral",
           "J01CA04", ("1 comprimé matin, midi et soir pendant 6 jours",), supply_days=6, allergen_class="penicillin"),
-    _Drug("amoxicilline-clavulanique-1000", (_Ingredient("amoxicilline", 1000, "mg", "mg", 1, "sachet", "1"),
+    _Drug("amoxicilline-clavulanique-1000", (_Ingredient("amoxicilline", 1, "g", "g", 1, "sachet", "1"),
                                              _Ingredient("acide clavulanique", 125, "mg", "mg", 1, "sachet", "1")),
           "1 g/125 mg", "poudre pour suspension buvable en sachet-dose", "oral", "J01CR02",
           ("1 sachet matin, midi et soir pendant 7 jours",), supply_days=7, allergen_class="penicillin"),
