@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -96,6 +98,7 @@ class ContinuityApp(App[None]):
         self._last_input = time.monotonic()
         self._observer: Any = None
         self.switch_after_quiet = SWITCH_AFTER_QUIET_SECONDS
+        self.prescription_ids: Callable[[], str] = lambda: uuid.uuid4().hex  # fixed in snapshot tests
         self.printed: list[str] = []  # what was printed or saved, for the status line and tests
 
     # -- lifecycle
@@ -239,13 +242,10 @@ class ContinuityApp(App[None]):
         screen.view = view
         screen.refresh_view()
 
-    def open_prescription(self, view: PatientView, *, renew_all: bool = False) -> None:
-        try:
-            from continuity.tui.screens.prescription import PrescriptionScreen
-        except ImportError:  # the ordonnance module is not installed in this build
-            self.push_screen(MessageScreen("Ordonnance indisponible", "Le module d'ordonnance est absent."))
-            return
-        self.push_screen(PrescriptionScreen(view, renew_all=renew_all))
+    def open_prescription(self, view: PatientView, *, renew_all: bool = True) -> None:
+        from continuity.tui.screens.prescription import PrescriptionScreen
+
+        self.push_screen(PrescriptionScreen(view, renew_all=renew_all, id_factory=self.prescription_ids))
 
     # -- printing
 
@@ -267,9 +267,11 @@ class ContinuityApp(App[None]):
 
         try:
             data = pdf.render_summary(view.summary, snapshot_created_at=created_at, practice_name=practice_name)
-            where = self._send_to_printer(data, f"resume-{view.summary.patient.id}")
+            where = self._send_to_printer(data, f"resume-{view.summary.patient.id}", title="Résumé")
         except ContinuityError as error:
             self.post_message(PrintDone("le résumé", error=error.message_fr))
+        except OSError as error:
+            self.post_message(PrintDone("le résumé", error=str(error)))
         else:
             self.post_message(PrintDone("le résumé", where=where))
 
@@ -287,17 +289,19 @@ class ContinuityApp(App[None]):
     @work(thread=True, group="print")
     def _print_text(self, text: str, name: str) -> None:
         try:
-            where = self._send_to_printer(text.encode("utf-8"), name, suffix=".txt")
+            where = self._send_to_printer(text.encode("utf-8"), name, suffix=".txt", title="Liste")
         except ContinuityError as error:
             self.post_message(PrintDone("la liste du jour", error=error.message_fr))
+        except OSError as error:
+            self.post_message(PrintDone("la liste du jour", error=str(error)))
         else:
             self.post_message(PrintDone("la liste du jour", where=where))
 
-    def _send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf") -> str:
-        """Hand the document to the printer (printing.py), or save it when no printer is set up."""
+    def _send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf", title: str = "Document") -> str:
+        """Hand the document to CUPS (printing.py); PrintFailed says where it was saved instead."""
         from continuity.tui import printer
 
-        return printer.send(data, name, suffix=suffix, directory=self.print_directory)
+        return printer.send(data, name, suffix=suffix, directory=self.print_directory, title=title)
 
     @on(PrintDone)
     def print_done(self, message: PrintDone) -> None:

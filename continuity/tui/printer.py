@@ -1,20 +1,29 @@
-"""Where the app sends a document to print: the printing module when installed, else a saved file."""
+"""Where the app sends a summary or a day list: CUPS through printing.py, else a saved file it names."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
+from continuity import printing
 
-def send(data: bytes, name: str, *, suffix: str = ".pdf", directory: Path | None = None) -> str:
+
+def default_directory() -> Path:
+    """Where a document goes when no printer answers: a folder the user can find."""
+    return Path.home() / "Continuity-impressions"
+
+
+def save_path(directory: Path | None, file_name: str) -> Path:
+    """The file a document is saved to when it cannot be printed (the folder is created, private)."""
+    folder = directory or default_directory()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder / file_name
+
+
+def send(data: bytes, name: str, *, suffix: str = ".pdf", directory: Path | None = None,
+         title: str = "Document") -> str:
     """Print `data`; returns a short French description of where it went.
 
-    Until the printing module is available the document is saved in `directory` (or a private
-    temporary folder) so it can be printed by hand.
+    Raises PrintFailed when it could not be printed: `saved_to` then says where it was saved.
     """
-    target_dir = directory or Path(tempfile.mkdtemp(prefix="continuity-print-"))
-    target_dir.mkdir(parents=True, exist_ok=True)
-    path = target_dir / f"{name}{suffix}"
-    path.write_bytes(data)
-    path.chmod(0o600)
-    return f"enregistré dans {path}"
+    job = printing.print_pdf(data, save_to=save_path(directory, f"{name}{suffix}"), title=title)
+    return job.message_fr

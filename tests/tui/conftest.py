@@ -15,6 +15,7 @@ from continuity.journal import Journal
 from continuity.session import DatabaseUnlocker, fixed_clock
 from continuity.tui.app import ContinuityApp
 from tests.factories import small_practice
+from tests.unit.journal_helpers import make_appliance
 
 TODAY = dt.date(2026, 11, 28)
 CREATED_AT = dt.datetime(2026, 11, 28, 1, 13, tzinfo=dt.UTC)  # 02:13 in Paris
@@ -31,9 +32,8 @@ def practice_db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
+    """A home with the appliance public keys (the journal seals printed prescriptions to them)."""
+    return make_appliance(tmp_path / "home").home
 
 
 class FailingJournal(Journal):

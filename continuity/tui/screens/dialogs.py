@@ -27,16 +27,16 @@ Recherche
   Échap       effacer la recherche
 
 Dossier patient
-  o           ordonnance (renouveler, ajouter des lignes, imprimer)
-  r           renouveler tous les traitements (ordonnance préremplie)
+  o           ordonnance : tous les traitements cochés, Entrée pour imprimer
   p           imprimer le résumé du dossier
   ↑ ↓         faire défiler
 
 Ordonnance
   Espace      cocher / décocher le traitement surligné
-  a           ajouter une ligne
+  a           ajouter une ligne (DCI|dosage|forme|posologie|durée)
   m           choisir le prescripteur
-  Entrée      vérifier puis confirmer ; Entrée encore : imprimer
+  Entrée / p  imprimer (une confirmation est demandée ;
+              s'il y a des alertes, taper o pour confirmer)
 
 Agenda
   ← →         jour précédent / suivant     t  aujourd'hui

@@ -110,7 +110,6 @@ class PatientScreen(SessionScreen):
     BINDINGS = [
         Binding("escape", "back", "Retour"),
         Binding("o", "prescribe", "Ordonnance"),
-        Binding("r", "renew_all", "Renouveler tout", show=False),
         Binding("p", "print_summary", "Imprimer le résumé"),
         Binding("down", "scroll(1)", show=False),
         Binding("up", "scroll(-1)", show=False),
@@ -175,9 +174,6 @@ class PatientScreen(SessionScreen):
 
     def action_prescribe(self) -> None:
         self.capp.open_prescription(self.view)
-
-    def action_renew_all(self) -> None:
-        self.capp.open_prescription(self.view, renew_all=True)
 
     def action_print_summary(self) -> None:
         self.capp.print_summary(self.view)
