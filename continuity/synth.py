@@ -707,6 +707,9 @@ _DRUG_LIST: Final = (
           "J01FG01", ("2 comprimés matin et soir pendant 4 jours",), supply_days=4),
     _Drug("azithromycine-250", _tablet("azithromycine", 250, "mg", "mg"), "250 mg", "comprimé pelliculé", "oral",
           "J01FA10", ("2 comprimés le premier jour, puis 1 comprimé par jour pendant 4 jours",), supply_days=5),
+    _Drug("azithromycine-susp-200", (_Ingredient("azithromycine", 200, "mg", "mg", 5, "mL", "mL"),), "200 mg/5 mL",
+          "poudre pour suspension buvable", "oral", "J01FA10",
+          ("1 dose-poids par jour pendant 3 jours (pipette graduée en kg)",), supply_days=3),
     _Drug("fosfomycine-3000", (_Ingredient("fosfomycine trométamol", 3, "g", "g", 1, "sachet", "1"),), "3 g",
           "granulés pour solution buvable en sachet", "oral", "J01XX01",
           ("1 sachet en une prise unique, à distance des repas",), supply_days=1),
@@ -720,6 +723,10 @@ _DRUG_LIST: Final = (
           "H02AB06", ("2 comprimés le matin pendant 5 jours",), supply_days=5),
 )  # fmt: skip
 DRUGS: Final = {drug.key: drug for drug in _DRUG_LIST}
+
+
+def _is_solid_oral(drug: _Drug) -> bool:
+    return drug.route == "oral" and any(word in drug.form for word in ("comprimé", "gélule", "capsule"))
 
 
 def _medication(drug: _Drug) -> Resource:
@@ -1156,7 +1163,7 @@ class _Chart:
         if refuted:
             # Reactivity ruled out by an allergist's tests: kept in the record, never an allergy.
             resource.pop("clinicalStatus")
-        else:
+        elif allergen.allergen_class:
             self.allergen_classes.add(allergen.allergen_class)
         self.export.write(resource)
 
@@ -1457,9 +1464,12 @@ def _random_chart(chart: _Chart, rng: _Rng) -> None:
                     continue
                 if drug.key.startswith("ethinyl") and person.sex != "female":
                     continue
+                if age < 6 and _is_solid_oral(drug):
+                    continue  # a child under 6 does not swallow tablets
                 lines.append((drug, reasons))
 
-    if conditions:
+    if conditions and age >= 18:
+        # The adult fillers of a chronic patient's list (children keep only what their condition needs).
         fillers = ["paracetamol-1000", "colecalciferol-100000", "omeprazole-20", "cetirizine-10"]
         rng.shuffle(fillers)
         while len(lines) < 3 and fillers:
@@ -1522,8 +1532,11 @@ def _random_episode(chart: _Chart, rng: _Rng, age: int) -> None:
     today = chart.today
     allergic = chart.allergen_classes
     options: tuple[str, ...]
-    if age < 6:
-        key, options = "otite", ("amoxicilline-susp-250",)
+    if age < 12:
+        # Children get suspensions dosed by weight (a pipette graduated in kg), not adult tablets.
+        key = rng.pick(("otite", "angine", "bronchite")) if age >= 3 else rng.pick(("otite", "bronchite"))
+        options = ("paracetamol-susp-2.4",) if key == "bronchite" else ("amoxicilline-susp-250",)
+        fallback = "azithromycine-susp-200"
     else:
         key = rng.pick(("angine", "sinusite", "cystite", "bronchite", "lumbago"))
         if key == "cystite" and chart.person.sex != "female":
@@ -1535,11 +1548,10 @@ def _random_episode(chart: _Chart, rng: _Rng, age: int) -> None:
             "bronchite": ("paracetamol-1000",),
             "lumbago": ("ibuprofene-400", "paracetamol-1000"),
         }[key]
+        fallback = "pristinamycine-500" if key != "lumbago" else "paracetamol-1000"
     drug = DRUGS[rng.pick(options)]
     if drug.allergen_class in allergic:
-        drug = DRUGS["pristinamycine-500" if age >= 6 else "azithromycine-250"]
-        if drug.allergen_class in allergic:  # NSAID allergy on a lumbago
-            drug = DRUGS["paracetamol-1000"]
+        drug = DRUGS[fallback]
     onset = today - dt.timedelta(days=rng.between(10, 360))
     if onset <= chart.person.birth_date:
         return

@@ -452,8 +452,10 @@ def code_of(resource: Resource, element: str) -> str:
     return str(resource[element]["coding"][0]["code"])
 
 
-def test_chronic_patients_have_three_to_six_ongoing_treatments(export: Export) -> None:
+def test_chronic_adults_have_three_to_six_ongoing_treatments(export: Export) -> None:
     for patient in export.by_type["Patient"][SHOWCASE_SIZE:]:
+        if age(patient) < 18:
+            continue
         resources = export.by_patient[patient["id"]]
         chronic_conditions = [
             r for r in resources if r["resourceType"] == "Condition" and code_of(r, "clinicalStatus") == "active"
@@ -465,6 +467,39 @@ def test_chronic_patients_have_three_to_six_ongoing_treatments(export: Export) -
         ]
         if chronic_conditions:
             assert 3 <= len(ongoing) <= 7, patient["id"]  # 3-6, plus a contraceptive pill
+
+
+def test_conditions_come_with_their_treatment(export: Export) -> None:
+    treated = untreated = 0
+    for resources in export.by_patient.values():
+        hypertensive = any(
+            r["resourceType"] == "Condition"
+            and r["code"]["text"] == "Hypertension artérielle essentielle"
+            and code_of(r, "clinicalStatus") == "active"
+            for r in resources
+        )
+        if hypertensive:
+            drugs = {export.medication_text(r) for r in resources if r["resourceType"] == "MedicationRequest"}
+            if drugs & {"amlodipine", "ramipril", "périndopril arginine"}:
+                treated += 1
+            else:
+                untreated += 1
+    assert treated > 100 and untreated <= 0.05 * treated
+
+
+def test_young_children_get_no_tablets(export: Export) -> None:
+    checked = 0
+    for patient in export.by_type["Patient"][SHOWCASE_SIZE:]:
+        if age(patient) < 6:
+            for request in export.by_patient[patient["id"]]:
+                if request["resourceType"] == "MedicationRequest":
+                    if "medicationReference" in request:
+                        label = export.by_key[request["medicationReference"]["reference"]]["code"]["text"]
+                    else:
+                        label = request["medicationCodeableConcept"]["text"]
+                    assert not any(word in label for word in ("comprimé", "gélule", "capsule")), patient["id"]
+                    checked += 1
+    assert checked > 0
 
 
 def test_no_treatment_against_a_recorded_allergy(export: Export) -> None:
