@@ -753,20 +753,30 @@ def journal_verify(home: Path, paper: str | None) -> None:
 @journal.command("checkpoint")
 @_journal_home_option
 @click.option("--user", help="Staff login: sign a new checkpoint now (asks the passphrase).")
-@click.option("--print", "print_copy", is_flag=True, help="Print the last checkpoint, to keep on paper.")
-def journal_checkpoint(home: Path, user: str | None, print_copy: bool) -> None:
-    """Sign a checkpoint (with --user) and/or print the last one for a paper copy (--print)."""
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--print", "print_copy", is_flag=True, help="Print the last signed checkpoint, to keep on paper.")
+@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False, path_type=Path), help="Also as a printable PDF.")
+def journal_checkpoint(
+    home: Path, user: str | None, passphrase_file: Path | None, print_copy: bool, pdf_path: Path | None
+) -> None:
+    """Sign a checkpoint (--user) and/or copy the last signed one on paper (--print, --pdf FILE)."""
     from continuity import journal as journal_module
 
-    if user is None and not print_copy:
-        raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print pour l'imprimer")
+    if user is None and not print_copy and pdf_path is None:
+        raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print / --pdf pour le recopier")
     if user is not None:
-        passphrase = click.prompt("Phrase de passe", hide_input=True, err=True)
-        secrets = _open_secrets(home, user, passphrase)
+        secrets = _open_secrets(home, user, read_passphrase(passphrase_file))
         entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user)
         click.echo(f"Point de contrôle signé : {entry.details['count']} entrées.", err=print_copy)
     if print_copy:
         click.echo(journal_module.checkpoint_text(home), nl=False)
+    if pdf_path is not None:
+        try:
+            with pdf_path.open("xb") as handle:
+                handle.write(journal_module.checkpoint_pdf(home))
+        except FileExistsError as error:
+            raise click.BadParameter(f"{pdf_path} existe déjà", param_hint="--pdf") from error
+        click.echo(f"Copie PDF : {pdf_path}", err=True)
 
 
 @journal.command("export")

@@ -1104,32 +1104,69 @@ def _verify_checkpoint(
     return True
 
 
-def checkpoint_text(home: Path) -> str:
-    """A paper copy of the last signed checkpoint, to keep off the machine."""
-    journal = Journal(home)
-    entry = journal.last_checkpoint()
-    if entry is None:
+def last_signed_checkpoint(home: Path) -> JournalEntry:
+    """The newest checkpoint whose signature verifies with this appliance's key (the one worth copying)."""
+    verify_key = read_verify_key(home)
+    if verify_key is None:
         raise JournalError(
-            "no checkpoint in the journal",
+            "no appliance verify key",
+            message_fr="La clé de vérification du poste (appliance.sign.pub) est absente : rien à recopier.",
+        )
+    found = None
+    for entry in Journal(home).entries():
+        if entry.action != Action.CHECKPOINT:
+            continue
+        count, head, signature = (entry.details.get(k) for k in ("count", "head", "signature"))
+        if count != entry.index or head != entry.prev_hash or not isinstance(signature, str):
+            continue
+        try:
+            verify_key.verify(checkpoint_message(entry.index, entry.prev_hash), bytes.fromhex(signature))
+        except (ValueError, nacl.exceptions.BadSignatureError):
+            continue
+        found = entry
+    if found is None:
+        raise JournalError(
+            "no signed checkpoint in the journal",
             message_fr="Aucun point de contrôle signé dans le journal (il en est créé à chaque ouverture de session).",
         )
+    return found
+
+
+def checkpoint_fields(home: Path) -> dict[str, str]:
+    """What a paper copy of the last signed checkpoint shows (French labels, in order)."""
+    entry = last_signed_checkpoint(home)
     verify_key = read_verify_key(home)
-    fingerprint = key_fingerprint(verify_key) if verify_key else "(clé du poste absente)"
-    head = str(entry.details["head"])
-    grouped = " ".join(head[i : i + 8] for i in range(0, len(head), 8))
-    return "\n".join(
-        [
-            "CONTINUITY — point de contrôle du journal d'accès",
-            "À conserver hors du poste (classeur, coffre).",
-            "",
-            f"Date (UTC)            : {entry.timestamp}",
-            f"Ouvert par            : {entry.user}",
-            f"Nombre d'entrées      : {entry.details['count']}",
-            f"Empreinte de tête     : {grouped}",
-            f"Clé du poste          : {fingerprint}",
-            f"Signature             : {entry.details['signature']}",
-            "",
-            f"Pour vérifier : continuity journal verify --paper {entry.details['count']}:{head}",
-            "",
-        ]
+    head = entry.prev_hash
+    return {
+        "Date": entry.time.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M:%S (heure de Paris)"),
+        "Signé lors de la session de": entry.user,
+        "Nombre d'entrées": str(entry.index),
+        "Empreinte de tête": " ".join(head[i : i + 8] for i in range(0, len(head), 8)),
+        "Clé du poste": key_fingerprint(verify_key) if verify_key else "(absente)",
+        "Signature": str(entry.details["signature"]),
+        "Pour vérifier": f"continuity journal verify --paper {entry.index}:{head}",
+    }
+
+
+def checkpoint_text(home: Path) -> str:
+    """A paper copy of the last signed checkpoint, to keep off the machine."""
+    fields = checkpoint_fields(home)
+    width = max(len(label) for label in fields)
+    lines = ["CONTINUITY — point de contrôle du journal d'accès", "À conserver hors du poste (classeur, coffre).", ""]
+    lines += [f"{label:<{width}} : {value}" for label, value in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
+def checkpoint_pdf(home: Path) -> bytes:
+    """The same paper copy as a printable page (forms/checkpoint.html)."""
+    from continuity import pdf
+
+    fields = checkpoint_fields(home)
+    return pdf.render_form(
+        "checkpoint.html",
+        {
+            "title": "Point de contrôle du journal d'accès",
+            "fields": fields,
+            "snapshot_line": "Copie papier d'un point de contrôle signé : à conserver hors du poste.",
+        },
     )

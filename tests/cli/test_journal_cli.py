@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -83,13 +84,25 @@ def test_checkpoint_sign_print_and_paper_verify(home: Path) -> None:
         "journal", "checkpoint", "--home", str(home), "--user", "dr.martin", "--print", input=PASSPHRASE
     )
     assert code == 0, err
-    assert "Nombre d'entrées      : 8" in out
+    assert re.search(r"Nombre d'entrées +: 8\n", out)
     assert "Point de contrôle signé : 8 entrées." in err
     command = next(line for line in out.splitlines() if line.startswith("Pour vérifier"))
     paper = command.split("--paper ")[1]
     assert run("journal", "verify", "--home", str(home), "--paper", paper)[0] == 0
     forged = paper[:-1] + ("0" if paper[-1] != "0" else "1")
     assert run("journal", "verify", "--home", str(home), "--paper", forged)[0] == JournalBroken.exit_code
+
+
+def test_checkpoint_paper_copy_as_pdf(home: Path, tmp_path: Path) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    assert run("journal", "checkpoint", "--home", str(home), "--user", "dr.martin", input=PASSPHRASE)[0] == 0
+    target = tmp_path / "copie.pdf"
+    code, _, err = run("journal", "checkpoint", "--home", str(home), "--pdf", str(target))
+    assert code == 0, err
+    text = " ".join(" ".join(page.extract_text().split()) for page in pypdf.PdfReader(target).pages)
+    assert "Point de contrôle du journal" in text
+    assert "Nombre d'entrées 8" in text
+    assert keys.fingerprint(bytes(keys.appliance_verify_key(home))) in text
 
 
 def test_checkpoint_wrong_passphrase(home: Path) -> None:
