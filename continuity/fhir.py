@@ -30,6 +30,7 @@ import json
 import math
 import re
 import unicodedata
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -790,10 +791,13 @@ class _Reader:
         self.report = report
         # Pass-1 indexes. Keys are "Type/id" strings.
         self.file_types: list[set[str]] = [set() for _ in files]
-        self.seen: set[str] = set()  # keys of the valid resources that produce records
+        # The two indexes that grow with the export hold 96-bit digests, not strings (memory stays a
+        # few dozen bytes per resource); exact strings are kept only for what is found twice.
+        self.seen: set[int] = set()  # digests of the keys of the valid resources that produce records
         self.copies: dict[str, int] = {}  # key (or identity) → copies still to skip; only duplicates
         self.alias: dict[str, str] = {}  # key → canonical key of the same person exported twice
-        self.identity_index: dict[str, str] = {}  # "Type|system|value" → "key\0birthDate"
+        self.identity_index: dict[int, str] = {}  # digest of "Type|system|value" → canonical key
+        self.born: dict[str, int] = {}  # canonical Patient key → birth date ordinal (0: unknown)
         self.rejected: set[str] = set()  # keys of invalid Patients/Practitioners/Medications
         self.bad: set[tuple[int, int]] = set()  # (file, ordinal) already reported in pass 1
         self.medications: dict[str, _Medication] = {}
@@ -893,7 +897,7 @@ class _Reader:
         if not key.startswith("Patient/"):
             raise _Invalid(f"{path} points to {key}, not to a Patient")
         canonical = self._canonical(key)
-        if canonical in self.seen:
+        if _digest(canonical) in self.seen:
             return canonical.split("/", 1)[1]
         if key in self.rejected:
             raise _Invalid(f"its patient {key} was rejected (see the problem reported for it)")
@@ -907,7 +911,7 @@ class _Reader:
         if key.startswith("PractitionerRole/") and key in self.roles:
             key = self.roles[key].practitioner_key
         key = self._canonical(key)
-        if key.startswith("Practitioner/") and key in self.seen:
+        if key.startswith("Practitioner/") and _digest(key) in self.seen:
             return key.split("/", 1)[1]
         return ""
 
@@ -916,10 +920,7 @@ class _Reader:
         value = _str(identifier, "value", path)
         if not system or not value:
             return ""
-        entry = self.identity_index.get(f"{resource_type}|{system}|{value}")
-        if entry is None:
-            return ""
-        return self._canonical(entry.split("\0", 1)[0])
+        return self._canonical(self.identity_index.get(_digest(f"{resource_type}|{system}|{value}"), ""))
 
     # -- pass 1 --
 
@@ -973,44 +974,41 @@ class _Reader:
             self._remember(key)
 
     def _remember(self, key: str) -> None:
-        if key in self.seen:
+        digest = _digest(key)
+        if digest in self.seen:
             self.copies[key] = self.copies.get(key, 1) + 1
         else:
-            self.seen.add(key)
+            self.seen.add(digest)
 
     def _remember_identity(self, item: _Item, birth_date: dt.date | None) -> None:
         """Count this copy under its canonical identity: same key, or same identifier and birth date."""
         key, resource_type = item.key, item.resource_type
         self.rejected.discard(key)
-        born = birth_date.isoformat() if birth_date else ""
+        born = birth_date.toordinal() if birth_date else 0
         identifiers = [
-            f"{resource_type}|{system}|{value}"
+            (f"{system}|{value}", _digest(f"{resource_type}|{system}|{value}"))
             for identifier, id_path in _objs(item.resource, "identifier", resource_type)
             if (system := _str(identifier, "system", id_path)) and (value := _str(identifier, "value", id_path))
         ]
         canonical = self._canonical(key)
-        if canonical == key and key not in self.seen:
-            for identifier in identifiers:
-                entry = self.identity_index.get(identifier)
-                if entry is None:
-                    continue
-                other_key, other_born = entry.split("\0", 1)
-                other_key = self._canonical(other_key)
+        if canonical == key and _digest(key) not in self.seen:
+            for identifier, digest in identifiers:
+                other_key = self._canonical(self.identity_index.get(digest, key))
                 if other_key == key:
                     continue
-                if other_born != born:
+                if self.born.get(other_key, 0) != born:
                     self._warn(
-                        item,
-                        f"shares the identifier {identifier.split('|', 1)[1]} with {other_key} but not its "
-                        "birth date: kept apart",
+                        item, f"shares the identifier {identifier} with {other_key} but not its birth date: kept apart"
                     )
                     continue
                 self.alias[key] = other_key
                 canonical = other_key
                 break
         self._remember(canonical)
-        for identifier in identifiers:
-            self.identity_index.setdefault(identifier, f"{canonical}\0{born}")
+        if resource_type == "Patient" and canonical not in self.born:
+            self.born[canonical] = born
+        for _, digest in identifiers:
+            self.identity_index.setdefault(digest, canonical)
 
     def _index_role(self, resource: JSON, key: str, path: str, scope: _Scope | None) -> None:
         practitioner = _obj(resource, "practitioner", path)
@@ -1657,6 +1655,14 @@ class _Reader:
 
 def _location_fr(location: str) -> str:
     return location.replace("line", "ligne").replace("entry", "entrée")
+
+
+def _digest(text: str) -> int:
+    """A 96-bit digest of a key: SipHash (Python's str hash) and CRC-32 side by side.
+
+    Two different keys share one with a probability of about n² / 2**97: never, at any export size.
+    """
+    return ((hash(text) & 0xFFFFFFFFFFFFFFFF) << 32) | zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 def _fold(text: str) -> str:
