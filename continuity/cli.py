@@ -849,6 +849,9 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
     if not patient_id and not user:
         raise click.UsageError("indiquez --patient ou --user")
     entries = journal_module.access_report(journal_module.Journal(home), patient_id=patient_id, user=user)
+    check = journal_module.verify_journal(home)
+    if not check.ok:
+        click.echo(f"ATTENTION : journal rompu ({check.problems[0].where()}) : liste peut-être incomplète.", err=True)
     if as_json_output:
         for entry in entries:
             fields = {"index": entry.index, "time": entry.timestamp, "user": entry.user, "action": entry.action}

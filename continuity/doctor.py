@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from continuity.errors import ContinuityError
-from continuity.journal import PARIS, Journal, verify_journal
+from continuity.journal import DEFAULT_RETENTION_MONTHS, PARIS, Journal, verify_journal
 
 FRESH_FOR: Final = dt.timedelta(hours=36)  # the same thresholds as the TUI banner (session.py)
 STALE_AFTER: Final = dt.timedelta(days=7)
@@ -179,6 +179,14 @@ def check_journal(context: Context) -> Check:
     detail = f"{report.entries} entrées intègres, {report.checkpoints} point(s) de contrôle signé(s).{notes}"
     if report.notes_fr:
         return Check(name, Status.WARNING, detail, "Vérifier l'horloge et la présence de appliance.sign.pub.")
+    expired = Journal(context.home).expired_months(DEFAULT_RETENTION_MONTHS, today=context.now.date())
+    if expired:
+        return Check(
+            name,
+            Status.WARNING,
+            f"{detail} {len(expired)} mois conservé(s) au-delà de la durée prévue ({DEFAULT_RETENTION_MONTHS} mois).",
+            "Lancer « continuity journal retention » (à planifier une fois par mois).",
+        )
     return Check(name, Status.OK, detail)
 
 

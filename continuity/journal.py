@@ -760,22 +760,34 @@ class Journal:
 
     # -- retention
 
+    def expired_months(self, months: int = DEFAULT_RETENTION_MONTHS, *, today: dt.date | None = None) -> list[Path]:
+        """Month files older than `months` full months before the current one (the newest is never listed)."""
+        today = today or _now().date()
+        limit = today.year * 12 + today.month - 1 - months  # months strictly before this go
+        doomed = []
+        for path in self.month_files()[:-1]:
+            year, month = month_of(path) or (0, 0)
+            if year * 12 + month - 1 < limit:
+                doomed.append(path)
+        return doomed
+
     def apply_retention(self, months: int = DEFAULT_RETENTION_MONTHS, *, today: dt.date | None = None) -> list[str]:
         """Delete month files older than `months` months, after journaling the anchor that keeps the
         rest verifiable. Returns the names of the deleted files. The newest file is always kept."""
         if months < 1:
             raise ValueError("retention must be at least one month")
-        today = today or _now().date()
-        limit = today.year * 12 + today.month - 1 - months  # months strictly before this go
         with self._locked():
-            files = self.month_files()
-            doomed = []
-            for path in files[:-1]:
-                year, month = month_of(path) or (0, 0)
-                if year * 12 + month - 1 < limit:
-                    doomed.append(path)
+            doomed = self.expired_months(months, today=today)
             if not doomed:
                 return []
+            # A broken journal is evidence: never delete any of it.
+            report = verify_journal(self.home)
+            if not report.ok:
+                first = report.problems[0]
+                raise JournalBroken(
+                    f"retention refused: journal broken at {first.where()}",
+                    message_fr=f"Le journal est rompu ({first.where()}) : la purge des anciens mois est refusée.",
+                )
             last_line, _ = _last_line(doomed[-1])
             try:
                 anchor = JournalEntry.from_line(last_line)

@@ -120,6 +120,17 @@ def test_a_broken_journal_fails(home: Path) -> None:
     assert "DPO" in check.remedy_fr
 
 
+def test_months_kept_past_retention_are_flagged(home: Path) -> None:
+    journal_dir = home / "journal"
+    current = next(journal_dir.glob("*.jsonl"))
+    (journal_dir / "2024-01.jsonl").write_bytes(current.read_bytes())
+    current.unlink()
+    Journal(home).append(user="system", action="pull_accepted")
+    check = run_checks(home)["Journal d'accès"]
+    assert check.status is Status.WARNING
+    assert "continuity journal retention" in check.remedy_fr
+
+
 def test_printer_missing_or_without_default(home: Path) -> None:
     class NoCups(FakeCups):
         def which(self, name: str) -> str | None:

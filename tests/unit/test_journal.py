@@ -18,7 +18,7 @@ import nacl.signing
 import pytest
 
 from continuity import journal as journal_module
-from continuity.errors import JournalError
+from continuity.errors import JournalBroken, JournalError
 from continuity.ins import with_check_key
 from continuity.journal import Action, Journal, verify_journal
 from tests.unit.journal_helpers import (
@@ -372,6 +372,15 @@ def test_retention_keeps_what_remains_verifiable(appliance: Appliance, clock: Cl
     fill(journal, 1)
     assert journal.apply_retention(12, today=dt.date(2027, 2, 1)) == ["2025-11.jsonl", "2025-12.jsonl", "2026-01.jsonl"]
     assert verify_journal(appliance.home).ok
+
+
+def test_retention_never_deletes_a_broken_journal(appliance: Appliance, clock: Clock) -> None:
+    fill_months(appliance, clock, [(2025, 9), (2026, 10), (2026, 11)])
+    path = appliance.home / "journal" / "2026-10.jsonl"
+    path.write_bytes(path.read_bytes().replace(b"dr.martin", b"dr.autre!", 1))
+    with pytest.raises(JournalBroken):
+        appliance.journal().apply_retention(12, today=dt.date(2026, 11, 20))
+    assert (appliance.home / "journal" / "2025-09.jsonl").exists()
 
 
 def test_deleting_the_oldest_month_by_hand_is_caught(appliance: Appliance, clock: Clock) -> None:
