@@ -177,7 +177,7 @@ def _search_row(result: SearchResult, today: dt.date) -> dict[str, object]:
         "identity_status": patient.identity_status.value,
         "ins": patient.ins,
         "homonyms": result.homonyms,
-        "exact": result.exact,
+        "score": result.score,
     }
 
 
@@ -573,7 +573,7 @@ def prescribe_command(
     and writes nothing unless --confirm is given; a refusal (secure-paper drug, over 12 months, no
     RPPS, sick leave) stops with exit code 12 and cannot be overridden.
     """
-    from continuity import pdf, prescribe, printing
+    from continuity import prescribe, printing
 
     try:
         new_lines = [prescribe.parse_line_spec(spec) for spec in line_specs]
@@ -608,9 +608,14 @@ def prescribe_command(
         if plan.warnings and confirm:
             for warning in plan.warnings:
                 click.echo(f"Confirmé : {warning}", err=True)
-        prescription = prescribe.check_confirmed(plan, confirm)
-        document = pdf.render_prescription(
-            prescription,
+        # Confirm, render, then journal before anything is written or printed (DESIGN.md: nothing
+        # handed out unrecorded). snapshot_seq: open_snapshot does not expose the stored sequence yet.
+        issued = prescribe.issue(
+            plan,
+            confirm=confirm,
+            journal=_ordonnance_journal(home, db),
+            user=login,
+            snapshot_seq=None,
             snapshot_created_at=snapshot.created_at,
             duplicate=duplicate,
             drill=drill,
@@ -618,12 +623,7 @@ def prescribe_command(
         )
     finally:
         snapshot.close()
-
-    # Journal first: if the journal cannot record it, the ordonnance is not handed out (DESIGN.md).
-    journal_ = _ordonnance_journal(home, db)
-    if journal_ is not None:
-        # snapshot_seq: open_snapshot does not expose the stored sequence number yet.
-        prescribe.record_issued(journal_, prescription, document, user=login, snapshot_seq=None, drill=drill)
+    prescription, document = issued.prescription, issued.pdf
     try:
         written = printing.save_pdf(document, out)
     except OSError as error:

@@ -36,20 +36,35 @@ def tokens(text: str) -> list[str]:
     return normalize(text).split()
 
 
-def name_tokens(surnames: Iterable[str], given_names: Iterable[str]) -> set[str]:
-    """Index tokens for one patient: every word of every name, plus joined multi-word surnames."""
-    result: set[str] = set()
-    for surname in surnames:
+# How well an index token stands for the patient, used to rank results: typing "martin" should list
+# the MARTINs before BARBIER-MARTIN, and both before a patient whose first name is Martin.
+QUALITY_BIRTH_NAME = 3  # the whole birth name (multi-word ones joined: "ndiaye", "delafontaine")
+QUALITY_USED_NAME = 2  # the whole used name
+QUALITY_NAME_PART = 1  # one word of a compound or particle surname ("fontaine", "celik")
+QUALITY_GIVEN_NAME = 0
+
+
+def name_tokens(birth_name: str, used_name: str, given_names: Iterable[str]) -> dict[str, int]:
+    """Index tokens for one patient with their quality (the best one when a word occurs twice)."""
+    found: dict[str, int] = {}
+
+    def add(token: str, quality: int) -> None:
+        if found.get(token, -1) < quality:
+            found[token] = quality
+
+    for surname, whole in ((birth_name, QUALITY_BIRTH_NAME), (used_name, QUALITY_USED_NAME)):
         words = tokens(surname)
-        result.update(words)
-        if len(words) > 1:
-            result.add("".join(words))
+        for word in words:
+            add(word, QUALITY_NAME_PART)
+        if words:
+            add("".join(words), whole)
     for given in given_names:
         words = tokens(given)
-        result.update(words)
+        for word in words:
+            add(word, QUALITY_GIVEN_NAME)
         if len(words) > 1:
-            result.add("".join(words))
-    return result
+            add("".join(words), QUALITY_GIVEN_NAME)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +152,7 @@ class Hit:
     """One search result: the patient's rank (its position in display order) and how well it matched."""
 
     rank: int
-    exact: int  # query words matched exactly (not only as a prefix)
+    score: int  # per word: 4 for a whole-word match, plus the matching token's quality (0-3)
 
 
 # Above this many index entries for the driving word, its prefix is "dense" (typing the first
@@ -151,45 +166,44 @@ def _prefix_bounds(word: str) -> tuple[str, str]:
     return word, word + "{"
 
 
-def _has_prefix(alias: str) -> str:
-    return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
+# A word scores 4 when it equals a token (not only its prefix), plus the token's quality (0-3).
+EXACT_BONUS = 4
 
 
-def _has_exact(alias: str) -> str:
-    return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token = ?)"
+def _word_score(alias: str) -> str:
+    """Best score of one query word among the patient's tokens (NULL when none matches)."""
+    return (
+        f"(SELECT MAX((o.token = ?) * {EXACT_BONUS} + o.quality) FROM name_token o "
+        f"WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
+    )
 
 
-def _prefix_params(words: Iterable[str]) -> list[object]:
-    return [bound for word in words for bound in _prefix_bounds(word)]
-
-
-def _exact_score(alias: str, words: tuple[str, ...]) -> tuple[str, list[object]]:
-    if not words:
-        return "0", []
-    return " + ".join(_has_exact(alias) for _ in words), list(words)
+def _word_params(word: str) -> list[object]:
+    return [word, *_prefix_bounds(word)]
 
 
 def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> list[Hit]:
-    """Patients matching the query, best first: more exact words first, then name and birth date.
+    """Patients matching the query, best first: exact words and whole surnames first, then display order.
 
     Each query shape takes the path whose cost follows the size of the answer, not of the practice:
-    an INS or a birth date drives through its own index; a rare name prefix ranks all its
-    candidates; a common one walks the patients in display order and stops at the first page.
+    an INS or a birth date drives through its own index; a rare name prefix scores all its
+    candidates; a common one (the first letters of a frequent name) takes the exact matches, then
+    walks the patients in display order and stops when the page is full.
     """
     if query.ins:
         sql = "SELECT rank FROM patient WHERE ins = ? OR (length(?) = 13 AND substr(ins, 1, 13) = ?) LIMIT ?"
         return [Hit(rank, 1) for (rank,) in conn.execute(sql, (query.ins, query.ins, query.ins, limit))]
     words = query.words
     if query.birth is not None:
-        score, score_params = _exact_score("p", words)
-        conditions = ["p.birth_date BETWEEN ? AND ?", *(_has_prefix("p") for _ in words)]
+        scores = [_word_score("p") for _ in words]
+        conditions = ["p.birth_date BETWEEN ? AND ?", *(f"{score} IS NOT NULL" for score in scores)]
         sql = (
-            f"SELECT p.rank, {score} FROM patient p WHERE {' AND '.join(conditions)} "
-            "ORDER BY 2 DESC, p.rank LIMIT ?"
+            f"SELECT p.rank, {' + '.join(scores) or '0'} AS score FROM patient p "
+            f"WHERE {' AND '.join(conditions)} ORDER BY score DESC, p.rank LIMIT ?"
         )
-        params = [*score_params, query.birth.first.isoformat(), query.birth.last.isoformat(),
-                  *_prefix_params(words), limit]
-        return [Hit(rank, exact) for rank, exact in conn.execute(sql, params)]
+        word_params = [value for word in words for value in _word_params(word)]
+        params = [*word_params, query.birth.first.isoformat(), query.birth.last.isoformat(), *word_params, limit]
+        return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
     if not words:
         return []
 
@@ -199,28 +213,35 @@ def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> 
         "SELECT count(*) FROM (SELECT 1 FROM name_token WHERE token >= ? AND token < ? LIMIT ?)",
         (low, high, DENSE_PREFIX_ROWS),
     ).fetchone()
+    other_scores = [_word_score("t") for _ in others]
+    other_params = [value for word in others for value in _word_params(word)]
     if sampled < DENSE_PREFIX_ROWS:
-        score, score_params = _exact_score("t", others)
-        conditions = ["t.token >= ?", "t.token < ?", *(_has_prefix("t") for _ in others)]
         sql = (
-            f"SELECT t.rank, MAX(t.token = ?) + {score} AS exact FROM name_token t "
-            f"WHERE {' AND '.join(conditions)} GROUP BY t.rank ORDER BY exact DESC, t.rank LIMIT ?"
+            f"SELECT rank, score FROM (SELECT t.rank AS rank, "
+            f"MAX((t.token = ?) * {EXACT_BONUS} + t.quality) {''.join(' + ' + s for s in other_scores)} AS score "
+            "FROM name_token t WHERE t.token >= ? AND t.token < ? GROUP BY t.rank) "
+            "WHERE score IS NOT NULL ORDER BY score DESC, rank LIMIT ?"
         )
-        params = [driver, *score_params, low, high, *_prefix_params(others), limit]
-        return [Hit(rank, exact) for rank, exact in conn.execute(sql, params)]
+        params = [driver, *other_params, low, high, limit]
+        return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
 
-    # Dense prefix: every word exact first (an index equality, already in rank order)...
-    exact_conditions = ["t.token = ?", *(_has_exact("t") for _ in others)]
-    sql = f"SELECT t.rank FROM name_token t WHERE {' AND '.join(exact_conditions)} ORDER BY t.rank LIMIT ?"
-    hits = [Hit(rank, len(words)) for (rank,) in conn.execute(sql, [driver, *others, limit])]
+    # Dense prefix: the patients for whom the driving word is a whole token come first...
+    sql = (
+        f"SELECT rank, score FROM (SELECT t.rank AS rank, {EXACT_BONUS} + t.quality"
+        f"{''.join(' + ' + s for s in other_scores)} AS score FROM name_token t WHERE t.token = ?) "
+        "WHERE score IS NOT NULL ORDER BY score DESC, rank LIMIT ?"
+    )
+    hits = [Hit(rank, score) for rank, score in conn.execute(sql, [*other_params, driver, limit])]
     if len(hits) >= limit:
         return hits
     # ...then the prefix matches, walking patients in display order until the page is full.
-    score, score_params = _exact_score("p", words)
     seen = [hit.rank for hit in hits]
-    conditions = [*(_has_prefix("p") for _ in words)]
-    if seen:
-        conditions.append(f"p.rank NOT IN ({','.join('?' * len(seen))})")
-    sql = f"SELECT p.rank, {score} FROM patient p WHERE {' AND '.join(conditions)} ORDER BY p.rank LIMIT ?"
-    params = [*score_params, *_prefix_params(words), *seen, limit - len(hits)]
-    return hits + [Hit(rank, exact) for rank, exact in conn.execute(sql, params)]
+    scores = [_word_score("p") for _ in words]
+    word_params = [value for word in words for value in _word_params(word)]
+    excluded = f" AND p.rank NOT IN ({','.join('?' * len(seen))})" if seen else ""
+    sql = (
+        f"SELECT p.rank, {' + '.join(scores)} AS score FROM patient p "
+        f"WHERE {' AND '.join(f'{score} IS NOT NULL' for score in scores)}{excluded} ORDER BY p.rank LIMIT ?"
+    )
+    params = [*word_params, *word_params, *seen, limit - len(hits)]
+    return hits + [Hit(rank, score) for rank, score in conn.execute(sql, params)]

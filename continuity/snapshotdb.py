@@ -93,8 +93,9 @@ CREATE TABLE patient (
     rank INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE name_token (
-    token TEXT NOT NULL,
+    token TEXT NOT NULL CHECK (token <> '' AND token NOT GLOB '*[^0-9a-z]*'),
     rank INTEGER NOT NULL,
+    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 3),
     PRIMARY KEY (token, rank)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE allergy (
@@ -240,7 +241,7 @@ class _Builder:
         self.defined: set[str] = set()  # patient ids that have a Patient record
         self.homonym_keys: dict[int, tuple[str, ...]] = {}
         self.sort_keys: dict[int, tuple[str, str, str]] = {}
-        self.tokens: dict[int, set[str]] = {}
+        self.tokens: dict[int, dict[str, int]] = {}
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
 
@@ -320,7 +321,7 @@ class _Builder:
         self.homonym_keys[row] = tuple(keys)
         self.sort_keys[row] = (key, _iso(patient.birth_date) or "", patient.id)
         self.tokens[row] = search.name_tokens(
-            [patient.birth_name, patient.used_name], [*patient.birth_given_names, patient.used_given_name]
+            patient.birth_name, patient.used_name, [*patient.birth_given_names, patient.used_given_name]
         )
         self._queue("patient", (
             row, patient.id, patient.birth_name, _json(list(patient.birth_given_names)), patient.used_name,
@@ -350,8 +351,10 @@ class _Builder:
             "UPDATE patient SET rank = ?, homonyms = ? WHERE row = ?",
             ((rank_of[row], max(by_key[k] for k in keys) - 1, row) for row, keys in self.homonym_keys.items()),
         )
-        token_rows = sorted((token, rank_of[row]) for row, words in self.tokens.items() for token in words)
-        self.conn.executemany("INSERT INTO name_token VALUES (?, ?)", token_rows)
+        token_rows = sorted(
+            (token, rank_of[row], quality) for row, words in self.tokens.items() for token, quality in words.items()
+        )
+        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
         return []
 
 
@@ -431,7 +434,7 @@ def build(
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     patient: Patient
-    exact: int
+    score: int  # higher is a better match (whole words, whole surnames)
     homonyms: int  # other patients with the same name: the date of birth must be checked
 
 
@@ -600,7 +603,7 @@ class SnapshotDB:
             f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE rank IN ({marks})", [h.rank for h in hits]
         )}
         return [
-            SearchResult(self._patient(rows[h.rank]), h.exact, rows[h.rank]["homonyms"])
+            SearchResult(self._patient(rows[h.rank]), h.score, rows[h.rank]["homonyms"])
             for h in hits if h.rank in rows
         ]
 

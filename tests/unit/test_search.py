@@ -23,9 +23,24 @@ def test_normalize_folds_case_accents_and_separators(text: str, expected: str) -
     assert search.normalize(text) == expected
 
 
-def test_name_tokens_include_joined_multiword_surnames() -> None:
-    found = search.name_tokens(["N'DIAYE", "de La Fontaine"], ["Jean-Pierre"])
-    assert {"n", "diaye", "ndiaye", "de", "la", "fontaine", "delafontaine", "jean", "pierre", "jeanpierre"} <= found
+def test_name_tokens_include_joined_multiword_surnames_with_their_quality() -> None:
+    found = search.name_tokens("N'DIAYE", "de La Fontaine", ["Jean-Pierre"])
+    assert found == {
+        "ndiaye": search.QUALITY_BIRTH_NAME,
+        "n": search.QUALITY_NAME_PART,
+        "diaye": search.QUALITY_NAME_PART,
+        "delafontaine": search.QUALITY_USED_NAME,
+        "de": search.QUALITY_NAME_PART,
+        "la": search.QUALITY_NAME_PART,
+        "fontaine": search.QUALITY_NAME_PART,
+        "jean": search.QUALITY_GIVEN_NAME,
+        "pierre": search.QUALITY_GIVEN_NAME,
+        "jeanpierre": search.QUALITY_GIVEN_NAME,
+    }
+
+
+def test_a_word_that_is_both_surname_and_given_name_keeps_the_better_quality() -> None:
+    assert search.name_tokens("MARTIN", "", ["Martin"]) == {"martin": search.QUALITY_BIRTH_NAME}
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 
 from continuity import snapshotdb
 from continuity.errors import InputError, NotFound, SnapshotDatabaseError
-from continuity.model import AllergyStatus, NonSubstitutionReason, Treatment
-from tests.factories import small_practice
+from continuity.model import AllergyStatus, NonSubstitutionReason, Sex, Treatment
+from tests.factories import patient, small_practice
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -58,9 +58,27 @@ def test_build_refuses_records_pointing_to_an_undefined_patient(tmp_path: Path) 
 
 def test_exact_name_ranks_before_prefix(db: snapshotdb.SnapshotDB) -> None:
     found = ids(db.search("martin"))
-    assert found[:2] == ["pat-martin-1", "pat-martin-2"]
-    assert found[2] == "pat-martinez"
-    assert [r.exact for r in db.search("martin")] == [1, 1, 0]
+    assert found == ["pat-martin-1", "pat-martin-2", "pat-martinez"]
+    scores = [r.score for r in db.search("martin")]
+    assert scores[0] == scores[1] > scores[2]
+
+
+def test_whole_birth_names_rank_before_used_names_compounds_and_given_names(tmp_path: Path) -> None:
+    records = [
+        *small_practice(TODAY),
+        patient("AUBERT", "Martin", "1950-01-01", id="pat-given-martin", sex=Sex.MALE),
+        patient("BARBIER-MARTIN", "Jade", "2021-08-05", id="pat-compound"),
+        patient("ABADIE", "Claire", "1970-01-01", id="pat-used-martin", used_name="MARTIN"),
+    ]
+    db = snapshotdb.open_file(snapshotdb.build_from_records(records, tmp_path / "rank.db").path)
+    assert ids(db.search("martin")) == [
+        "pat-martin-1",  # birth name MARTIN, in display order (then birth date)
+        "pat-martin-2",
+        "pat-used-martin",  # used name MARTIN
+        "pat-compound",  # one word of a compound surname
+        "pat-given-martin",  # first name Martin
+        "pat-martinez",  # only a prefix
+    ]
 
 
 def test_prefix_and_given_name_combination(db: snapshotdb.SnapshotDB) -> None:
@@ -274,14 +292,14 @@ def test_dense_prefix_path_ranks_like_the_candidate_path(
 ) -> None:
     from continuity import search
 
-    sparse = [(r.patient.id, r.exact) for r in db.search(typed)]
+    sparse = [(r.patient.id, r.score) for r in db.search(typed)]
     monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)  # force the walk-in-display-order path
-    dense = [(r.patient.id, r.exact) for r in db.search(typed)]
-    if len(typed.split()) == 1:
-        assert dense == sparse
-    else:  # with several words, only all-exact matches are promoted: same patients, exact ones first
-        assert {d[0] for d in dense} == {s[0] for s in sparse}
-        assert dense[: sum(1 for s in sparse if s[1] == 2)] == [s for s in sparse if s[1] == 2]
+    dense = [(r.patient.id, r.score) for r in db.search(typed)]
+    # Same patients with the same scores; the whole-word matches lead in the same order, and only
+    # the prefix-only tail may differ in order (display order instead of token quality).
+    assert sorted(dense) == sorted(sparse)
+    whole_word = [hit for hit in sparse if hit[1] >= search.EXACT_BONUS * len(typed.split())]
+    assert dense[: len(whole_word)] == whole_word
 
 
 def test_dense_path_still_honours_the_limit(db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch) -> None:
