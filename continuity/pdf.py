@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,11 @@ STYLESHEETS: Mapping[str, tuple[str, ...]] = {
     "summary.html": ("common.css", "summary.css"),
 }
 DEFAULT_STYLESHEETS = ("common.css",)
+
+
+# One render at a time: the TUI renders from worker threads and the shared FontConfiguration (pango,
+# fontconfig state) is not documented as thread-safe. A render takes tens of milliseconds.
+_RENDER_LOCK = threading.Lock()
 
 
 class ForbiddenFetch(ValueError):
@@ -168,7 +174,7 @@ def render_documents(parts: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
     """
     pages: list[Any] = []
     first: Any = None
-    with _collect_weasyprint_warnings() as warnings:
+    with _RENDER_LOCK, _collect_weasyprint_warnings() as warnings:
         try:
             for template_name, context in parts:
                 document = _document(template_name, {**context, "page_numbers": False})

@@ -859,6 +859,47 @@ def preview_text(
     return "\n".join(out)
 
 
+# --- issuing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedDocument:
+    prescription: Prescription
+    pdf: bytes
+    pdf_sha256: str
+
+
+def issue(
+    plan: PrescriptionPlan,
+    *,
+    confirm: bool,
+    journal: JournalLike | None,
+    user: str,
+    snapshot_seq: int | None,
+    snapshot_created_at: dt.datetime,
+    duplicate: bool = False,
+    drill: bool = False,
+    footer: bool = True,
+) -> IssuedDocument:
+    """Confirm, render and journal a plan: what the CLI and the TUI both do before saving or printing.
+
+    Raises ConfirmationRequired (warnings not confirmed), RenderError, JournalError. The journal
+    entry is written before the PDF is returned, so nothing can be handed out unrecorded; `journal`
+    is None only for a development database on an appliance that was never initialised.
+    """
+    from continuity import pdf as pdf_forms  # pdf imports this module: import it when used
+
+    prescription = check_confirmed(plan, confirm)
+    document = pdf_forms.render_prescription(
+        prescription, snapshot_created_at=snapshot_created_at, duplicate=duplicate, drill=drill, footer=footer
+    )
+    if journal is not None:
+        digest = record_issued(journal, prescription, document, user=user, snapshot_seq=snapshot_seq, drill=drill)
+    else:
+        digest = hashlib.sha256(document).hexdigest()
+    return IssuedDocument(prescription=prescription, pdf=document, pdf_sha256=digest)
+
+
 # --- journal ------------------------------------------------------------------------------------
 
 

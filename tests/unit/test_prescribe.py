@@ -442,3 +442,22 @@ def test_record_issued_into_a_real_journal(tmp_path: Path) -> None:
     (entry,) = [e for e in journal.entries() if e.action == "print_prescription"]
     payload = journal_module.read_prescription_payload(entry.open_sealed(key))
     assert payload["prescription_id"] == plan.prescription.id
+
+
+def test_issue_journals_before_handing_out_and_not_when_unconfirmed() -> None:
+    journal = FakeJournal()
+    risky = prescribe.build(
+        summary(allergies=[_allergy("Pénicillines")]), practitioner(), new_lines=[line("amoxicilline")], now=NOW
+    )
+    with pytest.raises(ConfirmationRequired):
+        prescribe.issue(
+            risky, confirm=False, journal=journal, user="u", snapshot_seq=3, snapshot_created_at=SNAPSHOT_AT
+        )
+    assert journal.entries == []
+    issued = prescribe.issue(
+        risky, confirm=True, journal=journal, user="u", snapshot_seq=3, snapshot_created_at=SNAPSHOT_AT
+    )
+    assert issued.pdf.startswith(b"%PDF")
+    assert issued.pdf_sha256 == hashlib.sha256(issued.pdf).hexdigest()
+    (entry,) = journal.entries
+    assert entry["details"]["pdf_sha256"] == issued.pdf_sha256 and entry["snapshot_seq"] == 3
