@@ -16,6 +16,8 @@ from pathlib import Path
 import nacl.public
 import nacl.signing
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from continuity import journal as journal_module
 from continuity.errors import JournalBroken, JournalError
@@ -535,3 +537,56 @@ def test_disk_full_raises_journal_error_and_leaves_no_half_line(tmp_path: Path, 
         assert report.ok, report.problems
         assert report.entries == written
         assert all(line.endswith(b"\n") for _, data in files_bytes(home / "journal") for line in [data] if data)
+
+
+# --- properties ------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+safe_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10).filter(
+    lambda key: key not in journal_module._FORBIDDEN_DETAIL_KEYS
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(details=st.dictionaries(safe_keys, json_values, max_size=4), sealed=st.dictionaries(st.text(), json_values))
+def test_entries_round_trip(tmp_path: Path, details: dict[str, object], sealed: dict[str, object]) -> None:
+    appliance = make_appliance(tmp_path / f"home-{len(list(tmp_path.iterdir()))}")
+    journal = appliance.journal()
+    entry = journal.append(user="dr.martin", action="view_patient", patient_id="p-1", details=details, sealed=sealed)
+    (stored,) = journal.entries()
+    assert stored == entry
+    assert stored.details == details
+    assert stored.open_sealed(appliance.box_key) == sealed
+    assert verify_journal(appliance.home).ok
+
+
+@pytest.fixture(scope="module")
+def small_journal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    appliance = make_appliance(tmp_path_factory.mktemp("flip") / "home")
+    journal = appliance.journal()
+    for number in range(4):
+        journal.append(user="dr.martin", action="view_patient", patient_id=f"pat-{number}", sealed={"n": number})
+    journal.checkpoint(appliance.signing_key, "dr.martin")
+    journal.append(user="accueil", action="print_summary", patient_id="pat-9", details={"pages": 2})
+    path = next((appliance.home / "journal").glob("*.jsonl"))
+    return appliance.home, path.read_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_any_flipped_bit_is_caught(small_journal: tuple[Path, bytes], data: st.DataObject) -> None:
+    home, original = small_journal
+    position = data.draw(st.integers(0, len(original) - 1))
+    mask = data.draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128]))
+    path = next((home / "journal").glob("*.jsonl"))
+    flipped = bytearray(original)
+    flipped[position] ^= mask
+    path.write_bytes(bytes(flipped))
+    try:
+        assert not verify_journal(home).ok
+    finally:
+        path.write_bytes(original)
