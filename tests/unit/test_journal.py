@@ -590,3 +590,25 @@ def test_any_flipped_bit_is_caught(small_journal: tuple[Path, bytes], data: st.D
         assert not verify_journal(home).ok
     finally:
         path.write_bytes(original)
+
+
+def test_a_session_shows_nothing_when_the_journal_cannot_be_written(tmp_path: Path) -> None:
+    from continuity import snapshotdb
+    from continuity.session import Session, fixed_clock
+    from tests.factories import small_practice
+
+    database = snapshotdb.build_from_records(small_practice(), tmp_path / "s.db").path
+    with tmpfs(tmp_path / "home", "size=64k") as home:
+        session = Session.from_database(
+            snapshotdb.open_file(database),
+            "accueil",
+            Journal(home),
+            clock=fixed_clock(dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)),
+        )
+        assert session.open_patient("pat-qual").summary.patient.birth_name == "ROUSSEAU"
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        with pytest.raises(JournalError) as raised:
+            session.open_patient("pat-qual")
+        assert "les dossiers patients ne sont pas affichés" in raised.value.message_fr
+        assert verify_journal(home).ok
+        session.lock()
