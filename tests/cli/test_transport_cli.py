@@ -176,3 +176,10 @@ def test_init_refuses_a_short_passphrase(tmp_path: Path) -> None:
     short.write_text("court\n")
     run("init", "--home", tmp_path / "h", "--user", "alice", "--passphrase-file", short, code=StaffError.exit_code)
     assert not (tmp_path / "h" / "appliance.pub").exists()
+
+
+def test_watch_once_imports_the_inbox(practice: Practice) -> None:
+    practice.publish(1, practice.home / "inbox" / "usb.snap")
+    run("watch", "--home", practice.home, "--once")
+    assert json.loads(run("status", "--home", practice.home, "--json").stdout)["current"]["sequence"] == 1
+    assert list((practice.home / "inbox").glob("*.snap")) == []
