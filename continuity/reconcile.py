@@ -349,12 +349,17 @@ def csv_rows(prescriptions: Iterable[IssuedPrescription]) -> list[dict[str, str]
     return rows
 
 
+def _cell(value: str) -> str:
+    """Neutralise formula injection: a cell starting with = + - @ would be run by the spreadsheet (OWASP)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def csv_text(prescriptions: Iterable[IssuedPrescription]) -> str:
     """Semicolon-separated with a BOM, as French spreadsheet software opens it without an import dialog."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, delimiter=";", lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(csv_rows(prescriptions))
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in csv_rows(prescriptions))
     return "\ufeff" + buffer.getvalue()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -196,3 +197,14 @@ def test_pdf_list_reads_back(appliance: Appliance, outage: list[Prescription], t
         assert prescription.patient.birth_name in flat
     assert "MARTIN" in flat and "DURAND" in flat
     assert "EXERCICE" not in flat
+
+
+def test_csv_cells_cannot_become_formulas(appliance: Appliance, clock: Clock) -> None:
+    prescription = make_prescription(7)
+    hostile = dataclasses.replace(prescription.lines[1], posology='=HYPERLINK("http://example.invalid","x")')
+    prescription = dataclasses.replace(prescription, lines=(prescription.lines[0], hostile))
+    issue(appliance, prescription)
+    found, _ = reconcile.collect(appliance.journal(), appliance.box_key, dt.date(2026, 11, 1))
+    rows = list(csv.DictReader(io.StringIO(reconcile.csv_text(found).lstrip("\ufeff")), delimiter=";"))
+    assert rows[1]["posologie"] == '\'=HYPERLINK("http://example.invalid","x")'
+    assert rows[0]["posologie"] == prescription.lines[0].posology
