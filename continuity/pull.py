@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from continuity import envelope
-from continuity.errors import ContinuityError, SnapshotRejected, TooLarge, TransportError
+from continuity.errors import ContinuityError, SnapshotRejected, StoreError, TooLarge, TransportError
 from continuity.store import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,13 @@ class Puller:
             self.store.record_attempt(source=label, outcome="rejected", reason=error.reason, detail=str(error), now=now)
             journal_pull(self.store, "pull_rejected", label, None, error.reason)
             log.error("pull from %s rejected (%s): %s", label, error.reason, error)
+            raise
+        except StoreError as error:
+            # The file may be fine but this appliance cannot store it (disk full, permissions): say so too.
+            try:
+                self.store.record_attempt(source=label, outcome="error", reason="store", detail=str(error), now=now)
+            except ContinuityError as record_error:
+                log.error("could not record the failed pull: %s", record_error)
             raise
         self.store.record_attempt(
             source=label,

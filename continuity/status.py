@@ -166,8 +166,8 @@ def compute_status(
         if attempt.get("reason") in ALARM_REASONS:
             raise_to(CRITICAL, f"{attempt.get('reason')} at {attempt.get('at')}: {attempt.get('detail')}")
             break
-    if report.last_attempt is not None and report.last_attempt.get("outcome") == "rejected":
+    if report.last_attempt is not None and report.last_attempt.get("outcome") in ("rejected", "error"):
         reason = report.last_attempt.get("reason")
         if reason not in ALARM_REASONS:
-            raise_to(WARNING, f"last pull rejected ({reason})")
+            raise_to(WARNING, f"last pull {report.last_attempt.get('outcome')} ({reason})")
     return report
