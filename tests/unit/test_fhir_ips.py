@@ -178,9 +178,7 @@ def test_the_same_patient_in_three_bundles_is_kept_once() -> None:
     """bundle-minimal and Bundle-IPS-examples-Bundle-minimal share every id; IPS_IG-bundle-01 has other
     ids for Martha DeLarosa but the same identifier (urn:oid:2.16.840.1.113883.2.4.6.3|574687583) and
     birth date, so it is the same person."""
-    records, report = read(
-        "bundle-minimal.json", "Bundle-IPS-examples-Bundle-minimal.json", "IPS_IG-bundle-01.json"
-    )
+    records, report = read("bundle-minimal.json", "Bundle-IPS-examples-Bundle-minimal.json", "IPS_IG-bundle-01.json")
     (martha,) = only(records, Patient)
     assert martha.id == MARTHA_FIRST_ID
     assert martha.allergy_status is AllergyStatus.RECORDED
