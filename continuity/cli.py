@@ -950,3 +950,49 @@ def tui_command(home: Path | None, db: Path | None, user: str, idle_minutes: flo
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--today") from error
     make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today).run()
+
+
+@cli.command("demo")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="Demo appliance home (default: snapshots/demo in a checkout); re-created on each run.")
+@click.option("--patients", default=2000, show_default=True, help="Size of the synthetic practice.")
+@click.option("--seed", default=2026, show_default=True, help="Seed of the synthetic practice.")
+@click.option("--no-tui", is_flag=True, help="Run the command-line walkthrough instead of opening the TUI.")
+@click.pass_context
+def demo_command(ctx: click.Context, home: Path | None, patients: int, seed: int, no_tui: bool) -> None:
+    """Generate a synthetic practice, publish it, pull it, and open Continuity on it."""
+    from continuity import demo, store
+
+    home = home or store.default_home() / "demo"
+    click.echo(f"Génération d'un cabinet fictif de {patients} patients (données inventées)...")
+    practice = demo.prepare(home, patients=patients, seed=seed)
+    click.echo(f"Cabinet de démonstration prêt dans {practice.home}")
+    for user, passphrase in practice.users.items():
+        click.echo(f"  utilisateur : {user:12}  phrase de passe : {passphrase}")
+    if not no_tui and sys.stdin.isatty() and sys.stdout.isatty():
+        from continuity.tui.app import make_app
+
+        hint = "Démonstration (patients inventés) — " + " ; ".join(
+            f"utilisateur « {user} », phrase de passe « {passphrase} »" for user, passphrase in practice.users.items()
+        )
+        make_app(home=practice.home, db=None, user=demo.DEMO_USER, idle_minutes=5.0, today=None,
+                 unlock_hint=hint).run()
+        return
+    # No terminal to draw on (CI, a pipe): walk through the same steps on the command line instead.
+    passphrase_file = practice.platform / "demo-passphrase.txt"
+    passphrase_file.write_text(demo.DEMO_PASSPHRASE + "\n")
+    unlock = {"home": practice.home, "user": demo.DEMO_USER, "passphrase_file": passphrase_file, "db": None}
+    showcase = practice.synth.showcase
+    click.echo("\n$ continuity search \"n'diaye\"")
+    ctx.invoke(search_command, query=("n'diaye",), limit=5, as_json_output=False, **unlock)
+    patient_id = showcase.get("ald") or next(iter(showcase.values()))
+    click.echo(f"\n$ continuity show {patient_id}")
+    ctx.invoke(show_command, patient_id=patient_id, as_json_output=False, **unlock)
+    out = practice.platform / "ordonnance-demo.pdf"
+    click.echo(f"\n$ continuity prescribe {patient_id} --renew all --out {out}")
+    ctx.invoke(
+        prescribe_command, patient_id=patient_id, prescriber_rpps=practice.synth.demo_practitioner_rpps,
+        renew=("all",), line_specs=(), renew_duration="1 mois", confirm=True, out=out, send_to_printer=False,
+        printer=None, duplicate=False, drill=False, no_footer=False, **unlock,
+    )
+    click.echo(f"\nOuvrir l'interface : continuity tui --home {practice.home}")

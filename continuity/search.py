@@ -140,8 +140,11 @@ def parse_query(text: str) -> Query:
         date = parse_date(part) if birth is None else None
         if date is not None:
             birth = date
-        else:
-            words.extend(tokens(part))
+        elif joined := "".join(tokens(part)):
+            # "N'Diaye" or "Lefèvre-Çelik" typed as one word is searched as the whole name
+            # ("ndiaye"), which the index holds for every multi-word name, so the N'DIAYEs come
+            # before patients who merely have a "diaye" and an "n..." somewhere in their names.
+            words.append(joined)
     # Longest first: the longest prefix is the most selective one to drive the lookup.
     ordered = sorted(dict.fromkeys(words), key=len, reverse=True)[:MAX_QUERY_TOKENS]
     return Query(words=tuple(ordered), birth=birth)

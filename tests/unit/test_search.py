@@ -82,3 +82,9 @@ def test_query_recognises_an_ins_with_or_without_spaces() -> None:
 def test_blank_and_punctuation_only_queries_are_empty() -> None:
     assert search.parse_query("   ").is_empty
     assert search.parse_query(" - ' ").is_empty
+
+
+def test_a_hyphenated_or_apostrophe_word_is_searched_whole() -> None:
+    assert search.parse_query("N'Diaye").words == ("ndiaye",)
+    assert search.parse_query("lefèvre-ç").words == ("lefevrec",)
+    assert search.parse_query("N Diaye").words == ("diaye", "n")

@@ -63,6 +63,12 @@ def test_exact_name_ranks_before_prefix(db: snapshotdb.SnapshotDB) -> None:
     assert scores[0] == scores[1] > scores[2]
 
 
+def test_birth_name_with_apostrophe_ranks_before_the_same_used_name(tmp_path: Path) -> None:
+    records = [*small_practice(TODAY), patient("CAMARA", "Awa", "1953-10-06", id="pat-camara", used_name="N'DIAYE")]
+    db = snapshotdb.open_file(snapshotdb.build_from_records(records, tmp_path / "nd.db").path)
+    assert ids(db.search("n'diaye")) == ["pat-ndiaye", "pat-camara"]
+
+
 def test_whole_birth_names_rank_before_used_names_compounds_and_given_names(tmp_path: Path) -> None:
     records = [
         *small_practice(TODAY),
@@ -112,6 +118,7 @@ def test_twins_share_a_birth_date_but_not_a_given_name(db: snapshotdb.SnapshotDB
         ("n'diaye", "pat-ndiaye"),
         ("ndiaye", "pat-ndiaye"),
         ("n diaye", "pat-ndiaye"),
+        ("n'dia", "pat-ndiaye"),
         ("diaye", "pat-ndiaye"),
         ("fontaine", "pat-fontaine"),
         ("de la fontaine", "pat-fontaine"),
