@@ -124,6 +124,19 @@ def stylesheet(name: str) -> Any:
     )
 
 
+def warm_up() -> None:
+    """Pay the cold-start cost ahead of time (import weasyprint ≈ 0.5–1 s, fonts, stylesheets).
+
+    Meant for a background thread right after unlock, so the first ordonnance prints as fast as the
+    next ones. Safe to call more than once or concurrently with a render.
+    """
+    with _RENDER_LOCK:
+        for names in {*STYLESHEETS.values(), DEFAULT_STYLESHEETS}:
+            for name in names:
+                stylesheet(name)
+        environment().get_template("_page.html")
+
+
 def _stylesheets(template_name: str) -> list[Any]:
     return [stylesheet(name) for name in STYLESHEETS.get(template_name, DEFAULT_STYLESHEETS)]
 

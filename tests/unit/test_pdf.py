@@ -439,3 +439,9 @@ def test_prescription_dates_use_french_local_time(tmp_path: Path) -> None:
     late = dt.datetime(2026, 11, 28, 23, 30, tzinfo=dt.UTC)  # already the 29th in Paris
     p = replace(prescription([line()]), issued_at=late)
     assert "le 29/11/2026" in flat(pdf_text(_render(p), tmp_path)[0])
+
+
+def test_warm_up_prepares_everything_and_can_run_twice() -> None:
+    pdf.warm_up()
+    pdf.warm_up()
+    assert pdf.stylesheet.cache_info().currsize >= 3
