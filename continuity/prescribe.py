@@ -69,9 +69,18 @@ def normalize(text: str) -> str:
     return " ".join(re.split(r"[^0-9a-z]+", stripped)).strip()
 
 
+def _stem(word: str) -> str:
+    # Dropped on both sides of every comparison: a plural "s" ("pénicillines" = "pénicilline") and a
+    # final "e", so the English names FHIR sources often carry match too ("amoxicillin", "codeine").
+    if len(word) > 3 and word.endswith("s"):
+        word = word[:-1]
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
 def _tokens(text: str) -> tuple[str, ...]:
-    # A trailing plural "s" is dropped on both sides so "pénicillines" matches "pénicilline".
-    return tuple(t[:-1] if len(t) > 3 and t.endswith("s") else t for t in normalize(text).split())
+    return tuple(_stem(t) for t in normalize(text).split())
 
 
 def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
@@ -465,6 +474,8 @@ def build(
     renewals: list[Renewal] = []
     if renew == "all":
         renewals = [Renewal(t.id) for t in summary.treatments]
+    elif isinstance(renew, str):  # one id given as a bare string, not its characters
+        renewals = [Renewal(renew)]
     else:
         for item in renew:
             renewals.append(item if isinstance(item, Renewal) else Renewal(item))

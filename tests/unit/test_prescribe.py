@@ -63,6 +63,11 @@ def test_renewal_duration_and_renewals_are_editable() -> None:
     assert "À renouveler 3 fois" in prescribe.line_details(levo)
 
 
+def test_a_single_treatment_id_as_a_string() -> None:
+    plan = prescribe.build(ald_summary(), practitioner(), renew="t-levo", now=NOW)
+    assert [line.source_treatment_id for line in plan.prescription.lines] == ["t-levo"]
+
+
 def test_unknown_treatment_is_not_found() -> None:
     with pytest.raises(NotFound) as caught:
         prescribe.build(ald_summary(), practitioner(), renew=["nope"], now=NOW)
@@ -109,6 +114,8 @@ def test_prescription_ids_are_unique() -> None:
         "tapentadol",
         "flunitrazépam",
         "oxybate de sodium",
+        "Morphine sulfate",
+        "codeine phosphate",
     ],
 )
 def test_secure_paper_substances_are_refused(dci: str) -> None:
@@ -225,6 +232,8 @@ def test_all_refusal_reasons_are_given_at_once_and_confirmation_cannot_override(
         ("AINS", "kétoprofène", "classe des AINS"),
         ("Sulfamides", "sulfaméthoxazole + triméthoprime", "classe des sulfamides"),
         ("Ibuprofène (œdème de Quincke)", "ibuprofène", "contient cette substance"),
+        ("Amoxicillin", "amoxicilline", "contient cette substance"),
+        ("Penicillins", "amoxicilline", "classe des pénicillines"),
     ],
 )
 def test_new_line_matching_an_allergy_needs_confirmation(allergy: str, dci: str, expected: str) -> None:
