@@ -81,8 +81,10 @@ class ContinuityApp(App[None]):
         idle_minutes: float = DEFAULT_IDLE_MINUTES,
         watch_store: bool = True,
         print_directory: Path | None = None,
+        unlock_hint: str = "",
     ) -> None:
         super().__init__()
+        self.unlock_hint = unlock_hint  # e.g. the demo's user and passphrase, shown on the unlock screen
         self.unlocker = unlocker
         self.session: Session | None = None
         self._initial_session = session
@@ -422,6 +424,7 @@ def make_app(
     user: str = "dev",
     idle_minutes: float = DEFAULT_IDLE_MINUTES,
     today: str | None = None,
+    unlock_hint: str = "",
 ) -> ContinuityApp:
     """The app on an appliance home (keyslots, store), or in dev mode on a plain database file."""
     from continuity import store
@@ -435,4 +438,4 @@ def make_app(
         unlocker = DatabaseUnlocker(db, home, user=user, clock=clock)
     else:
         unlocker = HomeUnlocker(home, clock=clock)
-    return ContinuityApp(unlocker, idle_minutes=idle_minutes)
+    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint)

@@ -108,6 +108,8 @@ class PrescriptionScreen(SessionScreen):
         Binding("a", "add_line", "Ajouter une ligne"),
         Binding("m", "prescriber", "Prescripteur"),
         Binding("p", "print", "Imprimer"),
+        Binding("pagedown", "preview(1)", "Aperçu ↓", show=False),
+        Binding("pageup", "preview(-1)", "Aperçu ↑", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -209,12 +211,19 @@ class PrescriptionScreen(SessionScreen):
         if self.plan is None:
             warnings.update(self.refusal)
             warnings.set_classes("-refused")
+            warnings.display = True
             preview.update("")
             return
         lines = [f"⚠ {w}" for w in self.plan.warnings] + [f"ℹ {n}" for n in self.plan.notes]
         warnings.update("\n".join(lines))
         warnings.set_classes("-warnings" if self.plan.warnings else ("-notes" if lines else ""))
-        preview.update(prescribe.preview_text(self.plan.prescription, snapshot_created_at=self._data_time()))
+        warnings.display = bool(lines)
+        text = prescribe.preview_text(self.plan.prescription, snapshot_created_at=self._data_time())
+        preview.update(text)
+        # The prescriber block is the same every time: open the preview on the patient and the lines.
+        patient_row = next((i for i, line in enumerate(text.splitlines()) if line.startswith("Patient :")), 0)
+        box = self.query_one("#rx-preview-box", VerticalScroll)
+        self.call_after_refresh(box.scroll_to, y=max(0, patient_row - 1), animate=False)
 
     def _data_time(self) -> dt.datetime:
         return self.session.banner().created_at
@@ -259,6 +268,10 @@ class PrescriptionScreen(SessionScreen):
         self.notify(f"Ligne ajoutée : {line.dci}", timeout=4)
         if treatments.display:
             treatments.focus()
+
+    def action_preview(self, pages: int) -> None:
+        box = self.query_one("#rx-preview-box", VerticalScroll)
+        box.scroll_relative(y=pages * max(1, box.size.height - 1), animate=False)
 
     def action_prescriber(self) -> None:
         self.query_one("#rx-prescriber", Select).focus()

@@ -123,7 +123,8 @@ class SearchScreen(SessionScreen):
             detail.update("")
             detail.set_class(False, "-homonym")
             return
-        text = display.identity_line(result.patient)
+        status = display.IDENTITY_STATUS_FR[result.patient.identity_status]
+        text = f"{display.identity_line(result.patient)} — identité {status.lower()}"
         if result.homonyms:
             text = f"⚠ {HOMONYM_WARNING} — {text}"
         detail.update(text)

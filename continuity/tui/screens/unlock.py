@@ -74,6 +74,8 @@ class UnlockScreen(Screen[None]):
             yield Label("Votre phrase de passe")
             passphrase = Input(password=True, id="unlock-passphrase", placeholder="Phrase de passe puis Entrée")
             yield passphrase
+            if self.capp.unlock_hint:
+                yield Static(self.capp.unlock_hint, id="unlock-hint", markup=False)
             if unlocker.dev_mode:
                 yield Static("Mode développement : base non chiffrée, laissez vide et appuyez sur Entrée.",
                              id="unlock-dev")
