@@ -1295,10 +1295,10 @@ class _Chart:
         self.drugs.append(drug.key)
         return request_id
 
-    def _past(self, min_days: int, max_days: int, rng: _Rng | None = None) -> dt.date:
-        # Deterministic without a generator: the middle of the range.
-        days = (min_days + max_days) // 2 if rng is None else rng.between(min_days, max_days)
-        return self.today - dt.timedelta(days=days)
+    def _past(self, min_days: int, max_days: int) -> dt.date:
+        """A day in the past, the middle of the range, and never before the patient was born."""
+        day = self.today - dt.timedelta(days=(min_days + max_days) // 2)
+        return max(day, self.person.birth_date)
 
 
 # --- growth --------------------------------------------------------------------------------------------
@@ -1439,19 +1439,20 @@ def _random_chart(chart: _Chart, rng: _Rng) -> None:
 
     snomed = rng.random() < 0.5  # this platform codes in SNOMED CT, or in CIM-10
     ald_style_marker = rng.random() < 0.7  # fr-core MED-574 Observation, else an ALD category on the Condition
-    lines: list[tuple[_Drug, list[Resource]]] = []
+    lines: list[tuple[_Drug, list[Resource], dt.date]] = []  # drug, reasons, earliest start
     for definition, is_ald in conditions:
         years_ago = rng.between(1, max(1, min(25, age - 15))) if age > 16 else rng.between(0, max(0, age - 1))
         onset = today - dt.timedelta(days=365 * years_ago + rng.between(0, 364))
         if onset < person.birth_date:
-            onset = person.birth_date + dt.timedelta(days=rng.between(200, 800))
+            onset = min(today, person.birth_date + dt.timedelta(days=rng.between(200, 800)))
         condition_id = chart.condition(
             definition, onset=onset, snomed=snomed, ald_category=is_ald and not ald_style_marker
         )
         reasons: list[Resource] = []
         if is_ald:
             if ald_style_marker:
-                marker = chart.ald_marker(condition_id, onset + dt.timedelta(days=rng.between(20, 200)))
+                recognised = min(today, onset + dt.timedelta(days=rng.between(20, 200)))
+                marker = chart.ald_marker(condition_id, recognised)
                 reasons = [_ref("Observation", marker)]
             else:
                 reasons = [_ref("Condition", condition_id)]
@@ -1460,13 +1461,13 @@ def _random_chart(chart: _Chart, rng: _Rng) -> None:
         for probability, choices in definition.regimen:
             if rng.random() < probability:
                 drug = DRUGS[rng.pick(choices)]
-                if drug.allergen_class in chart.allergen_classes or any(d.key == drug.key for d, _ in lines):
+                if drug.allergen_class in chart.allergen_classes or any(d.key == drug.key for d, _, _ in lines):
                     continue
                 if drug.key.startswith("ethinyl") and person.sex != "female":
                     continue
                 if age < 6 and _is_solid_oral(drug):
                     continue  # a child under 6 does not swallow tablets
-                lines.append((drug, reasons))
+                lines.append((drug, reasons, onset))
 
     if conditions and age >= 18:
         # The adult fillers of a chronic patient's list (children keep only what their condition needs).
@@ -1474,18 +1475,18 @@ def _random_chart(chart: _Chart, rng: _Rng) -> None:
         rng.shuffle(fillers)
         while len(lines) < 3 and fillers:
             drug = DRUGS[fillers.pop()]
-            if all(d.key != drug.key for d, _ in lines):
-                lines.append((drug, []))
+            if all(d.key != drug.key for d, _, _ in lines):
+                lines.append((drug, [], person.birth_date))
         del lines[6:]
     if person.sex == "female" and 16 <= age <= 45 and rng.random() < 0.25 and len(lines) < 6:
-        lines.append((DRUGS["ethinylestradiol-levonorgestrel"], []))
+        lines.append((DRUGS["ethinylestradiol-levonorgestrel"], [], _years_before(today, age - 15)))
 
-    for drug, reasons in lines:
+    for drug, reasons, earliest in lines:
         requester = person.gp if person.gp != _PEDIATRICIAN or age < 18 else rng.pick(_GENERALISTS)
         if rng.random() < 0.15:
             requester = rng.pick(_GENERALISTS)
         narcotic_like = drug.supply_days == 28
-        authored = today - dt.timedelta(days=rng.between(2, 26 if narcotic_like else 85))
+        authored = max(earliest, today - dt.timedelta(days=rng.between(2, 26 if narcotic_like else 85)))
         if drug.mte_candidate and rng.random() < 0.35:
             non_substitution = "MTE"
         elif rng.random() < 0.005:
@@ -1497,7 +1498,7 @@ def _random_chart(chart: _Chart, rng: _Rng) -> None:
             requester=requester,
             authored=authored,
             posology=rng.pick(drug.posologies),
-            started=authored - dt.timedelta(days=rng.between(0, 2000)) if rng.random() < 0.7 else None,
+            started=max(earliest, authored - dt.timedelta(days=rng.between(0, 2000))) if rng.random() < 0.7 else None,
             repeats=0 if narcotic_like else rng.pick((0, 1, 2, 2, 2, 3, 5)),
             reasons=reasons,
             non_substitution=non_substitution,
@@ -1927,7 +1928,8 @@ def _write_random_patients(export: _Export, first: int, last: int, seed: int, to
         rng = _Rng((seed << 32) + index)  # an int seeds faster than a str
         person = _random_person(rng, index, today)
         export.write(_patient(person))
-        _random_chart(_Chart(export, person, today), rng)
+        # A deceased patient's record stops on the day they died.
+        _random_chart(_Chart(export, person, person.deceased_on or today), rng)
         if person.deceased_on is None and person.active:
             pools[person.gp].append(index)
     return pools

@@ -487,6 +487,22 @@ def test_conditions_come_with_their_treatment(export: Export) -> None:
     assert treated > 100 and untreated <= 0.05 * treated
 
 
+DATE_FIELDS = ("onsetDateTime", "abatementDateTime", "effectiveDateTime", "recordedDate", "authoredOn")
+
+
+def test_clinical_dates_lie_between_birth_and_today_or_death(export: Export) -> None:
+    for patient in export.by_type["Patient"]:
+        born = dt.date.fromisoformat(patient["birthDate"])
+        last = dt.date.fromisoformat(patient.get("deceasedDateTime", TODAY.isoformat()))
+        for resource in export.by_patient[patient["id"]]:
+            dates = [resource[name] for name in DATE_FIELDS if name in resource]
+            for dosage in resource.get("dosageInstruction", []):
+                if "timing" in dosage:
+                    dates.append(dosage["timing"]["repeat"]["boundsPeriod"]["start"])
+            for value in dates:
+                assert born <= dt.date.fromisoformat(value) <= last, (patient["id"], resource["id"], value)
+
+
 def test_young_children_get_no_tablets(export: Export) -> None:
     checked = 0
     for patient in export.by_type["Patient"][SHOWCASE_SIZE:]:
