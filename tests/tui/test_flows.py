@@ -220,11 +220,12 @@ async def test_lock_key_drops_the_data(make_app: AppMaker, home: Path) -> None:
 
 
 async def test_idle_auto_lock(make_app: AppMaker, home: Path) -> None:
-    app = make_app(idle_minutes=0.3 / 60)  # 0.3 s
+    app = make_app(idle_minutes=1 / 60)  # 1 s
     async with app.run_test(size=SIZE) as pilot:
         await unlock(pilot)
         await open_by_search(pilot, "rousseau")
-        await pilot.pause(1.0)
+        assert isinstance(app.screen, PatientScreen)
+        await pilot.pause(2.0)
         assert isinstance(app.screen, UnlockScreen)
         assert app.session is None
         assert "inactivité" in text_of(app.screen.query_one("#unlock-error", Static))
