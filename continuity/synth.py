@@ -560,7 +560,9 @@ class _Drug(NamedTuple):
     atc: str
     posologies: tuple[str, ...]
     supply_days: int = 30
-    mte_candidate: bool = False  # narrow therapeutic margin: the prescriber may refuse substitution (MTE)
+    # On the list of narrow-therapeutic-margin substances (arrêtés of 12/11/2019 and 20/07/2022): a
+    # stabilised patient's line may be "non substituable (MTE)".
+    mte_candidate: bool = False
     allergen_class: str = ""  # "penicillin" | "nsaid" | "codeine": never prescribed to an allergic patient
 
     @property
@@ -614,7 +616,7 @@ _DRUG_LIST: Final = (
     _Drug("apixaban-5", _tablet("apixaban", 5, "mg", "mg"), "5 mg", "comprimé pelliculé", "oral", "B01AF02",
           ("1 comprimé matin et soir",)),
     _Drug("warfarine-5", _tablet("warfarine", 5, "mg", "mg"), "5 mg", "comprimé sécable", "oral", "B01AA03",
-          ("3/4 de comprimé le soir, dose à adapter selon l'INR",), mte_candidate=True),
+          ("3/4 de comprimé le soir, dose à adapter selon l'INR",)),
     # Thyroid, transplant, psychiatry, neurology (several with a narrow therapeutic margin)
     _Drug("levothyroxine-75", (_Ingredient("lévothyroxine sodique", 75, "µg", "ug", 1, "comprimé", "1"),),
           "75 microgrammes", "comprimé sécable", "oral", "H03AA01",
@@ -628,7 +630,7 @@ _DRUG_LIST: Final = (
           ("1 comprimé le matin",)),
     _Drug("lithium-400", _tablet("carbonate de lithium", 400, "mg", "mg"), "400 mg",
           "comprimé pelliculé à libération prolongée", "oral", "N05AN01",
-          ("1 comprimé le soir, dose à adapter selon la lithémie",), mte_candidate=True),
+          ("1 comprimé le soir, dose à adapter selon la lithémie",)),
     _Drug("lamotrigine-100", _tablet("lamotrigine", 100, "mg", "mg"), "100 mg", "comprimé", "oral", "N03AX09",
           ("1 comprimé matin et soir",), mte_candidate=True),
     _Drug("levetiracetam-500", _tablet("lévétiracétam", 500, "mg", "mg"), "500 mg", "comprimé pelliculé", "oral",
@@ -688,7 +690,7 @@ _DRUG_LIST: Final = (
           supply_days=28),
     _Drug("buprenorphine-8", _tablet("buprénorphine", 8, "mg", "mg"), "8 mg", "comprimé sublingual", "sublingual",
           "N07BC01", ("1 comprimé par jour à laisser fondre sous la langue, délivrance fractionnée par 7 jours",),
-          supply_days=28),
+          supply_days=28, mte_candidate=True),
     _Drug("methylphenidate-lp-18", _tablet("méthylphénidate", 18, "mg", "mg"), "18 mg",
           "comprimé à libération prolongée", "oral", "N06BA04", ("1 comprimé le matin, les jours d'école",),
           supply_days=28),

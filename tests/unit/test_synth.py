@@ -540,6 +540,10 @@ def test_postologies_and_treatment_details_are_french(export: Export) -> None:
     assert {0, 2} <= repeats
     mte = [r for r in requests if r.get("substitution", {}).get("reason", {}).get("text") == "MTE"]
     assert len(mte) > 5
+    # Only substances on the MTE list (arrêtés of 12/11/2019 and 20/07/2022) may be "non substituable (MTE)".
+    mte_list = {"lévothyroxine sodique", "ciclosporine", "lamotrigine", "lévétiracétam", "valproate de sodium",
+                "buprénorphine"}  # fmt: skip
+    assert {export.medication_text(r) for r in mte} <= mte_list
     statuses = collections.Counter(r["status"] for r in requests)
     assert statuses["active"] > statuses["completed"] > 0
 
