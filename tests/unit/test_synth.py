@@ -6,6 +6,9 @@ import collections
 import datetime as dt
 import importlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +137,20 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path
     first_patients = (first.out_dir / "Patient.ndjson").read_text(encoding="utf-8").splitlines()
     other_patients = (other.out_dir / "Patient.ndjson").read_text(encoding="utf-8").splitlines()
     assert first_patients[:SHOWCASE_SIZE] == other_patients[:SHOWCASE_SIZE]
+
+
+def test_bytes_do_not_depend_on_the_process_hash_seed(tmp_path: Path) -> None:
+    # Iterating a set of strings changes order from one process to the next: none may leak into the output.
+    script = (
+        "import datetime, pathlib, sys; from continuity.synth import write_practice; "
+        "write_practice(pathlib.Path(sys.argv[1]), patients=300, seed=2, today=datetime.date(2026, 11, 28))"
+    )
+    for hash_seed in ("1", "2"):
+        package_root = str(Path(__file__).resolve().parents[2])
+        python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        environment = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": python_path}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / hash_seed)], check=True, env=environment)
+    assert read_all(tmp_path / "1") == read_all(tmp_path / "2")
 
 
 def test_a_patient_does_not_depend_on_the_size_of_the_practice(tmp_path: Path, export: Export) -> None:
