@@ -581,7 +581,8 @@ def _refusals(
     prescriber: Practitioner, lines: Sequence[PrescriptionLine], narcotic_flags: set[int]
 ) -> list[str]:
     refusals: list[str] = []
-    if not re.fullmatch(r"\d{11}", prescriber.rpps or ""):
+    # ASCII digits only: \d would also accept other scripts' digits ("١٢٣...").
+    if not re.fullmatch(r"[0-9]{11}", prescriber.rpps or ""):
         refusals.append(
             f"le prescripteur {prescriber.display_name} n'a pas de numéro RPPS valide (11 chiffres) : "
             "seul un médecin identifié peut signer une ordonnance."

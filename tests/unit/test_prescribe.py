@@ -177,7 +177,9 @@ def test_twelve_months_is_the_limit(duration_days: int, renewals: int) -> None:
     )
 
 
-@pytest.mark.parametrize("rpps", ["", "1234567890", "123456789012", "1010123456a", " 10101234567"])
+@pytest.mark.parametrize(
+    "rpps", ["", "1234567890", "123456789012", "1010123456a", " 10101234567", "١٠١٠١٢٣٤٥٦٧"]
+)
 def test_prescriber_without_valid_rpps_is_refused(rpps: str) -> None:
     with pytest.raises(PrescriptionRefused) as caught:
         prescribe.build(summary(), practitioner(rpps=rpps), new_lines=[line()], now=NOW)
