@@ -698,12 +698,12 @@ class PrintedForm:
 
 def format_phone(raw: str) -> str:
     """A French number in +33 form ("01 23 45 67 89" → "+33 1 23 45 67 89"); others unchanged."""
-    digits = re.sub(r"[^\d+]", "", raw)
+    digits = re.sub(r"[^0-9+]", "", raw)
     if digits.startswith("0033"):
         digits = "+33" + digits[4:]
-    if re.fullmatch(r"0[1-9]\d{8}", digits):
+    if re.fullmatch(r"0[1-9][0-9]{8}", digits):
         digits = "+33" + digits[1:]
-    if re.fullmatch(r"\+33[1-9]\d{8}", digits):
+    if re.fullmatch(r"\+33[1-9][0-9]{8}", digits):
         rest = digits[3:]
         return "+33 " + rest[0] + " " + " ".join(rest[i : i + 2] for i in range(1, 9, 2))
     return raw.strip()
