@@ -718,7 +718,8 @@ def journal() -> None:
 @journal.command("verify")
 @_journal_home_option
 @click.option("--paper", help="COUNT:HASH from a paper copy of a checkpoint; the journal must match it.")
-def journal_verify(home: Path, paper: str | None) -> None:
+@click.option("--json", "as_json_output", is_flag=True, help="Print the report as JSON (same exit codes).")
+def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
     """Check the hash chain and the signed checkpoints. Exit 0 OK, 11 broken, 10 unreadable."""
     from continuity import journal as journal_module
     from continuity.errors import JournalBroken
@@ -730,8 +731,18 @@ def journal_verify(home: Path, paper: str | None) -> None:
             raise click.BadParameter("attendu NOMBRE:EMPREINTE (64 caractères hexadécimaux)", param_hint="--paper")
         expected = (int(count), head.lower())
     report = journal_module.verify_journal(home, paper=expected)
-    for note in report.notes_fr:
+    if as_json_output:
+        fields = {key: getattr(report, key) for key in ("entries", "files", "first_index", "head", "checkpoints")}
+        problems = [
+            {"file": p.file, "line": p.line, "index": p.index, "kind": p.kind, "message_fr": p.message_fr}
+            for p in report.problems
+        ]
+        click.echo(json.dumps({"ok": report.ok, **fields, "unsigned_tail": report.unsigned_tail,
+                               "problems": problems, "notes_fr": report.notes_fr}, ensure_ascii=False))  # fmt: skip
+    for note in [] if as_json_output else report.notes_fr:
         click.echo(f"Remarque : {note}")
+    if report.ok and as_json_output:
+        return
     if report.ok:
         click.echo(
             f"OK : journal intègre — {report.entries} entrées dans {len(report.files)} fichier(s), "
@@ -740,9 +751,10 @@ def journal_verify(home: Path, paper: str | None) -> None:
         if report.unsigned_tail:
             click.echo(f"  {report.unsigned_tail} entrée(s) après le dernier point de contrôle signé.")
         return
-    click.echo(f"JOURNAL ROMPU : {len(report.problems)} problème(s).")
-    for problem in report.problems[:50]:
-        click.echo(f"  {problem.where()} : {problem.message_fr}")
+    if not as_json_output:
+        click.echo(f"JOURNAL ROMPU : {len(report.problems)} problème(s).")
+        for problem in report.problems[:50]:
+            click.echo(f"  {problem.where()} : {problem.message_fr}")
     first = report.problems[0]
     raise JournalBroken(
         f"journal broken at {first.where()}: {first.kind}",
@@ -881,12 +893,20 @@ def journal_retention(home: Path, months: int) -> None:
 
 @cli.command("doctor")
 @_journal_home_option
-def doctor_command(home: Path) -> None:
+@click.option("--json", "as_json_output", is_flag=True, help="Print the checks as JSON (same exit code).")
+def doctor_command(home: Path, as_json_output: bool) -> None:
     """Check keys, publisher, data freshness, journal, printer, disk and clock. Exit 1 if a check fails."""
     from continuity import doctor
 
     checks = doctor.run_checks(home)
-    click.echo(doctor.checklist_text(checks), nl=False)
+    if as_json_output:
+        rows = [
+            {"name_fr": c.name_fr, "status": c.status.value, "detail_fr": c.detail_fr, "remedy_fr": c.remedy_fr}
+            for c in checks
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False))
+    else:
+        click.echo(doctor.checklist_text(checks), nl=False)
     if any(check.status is doctor.Status.FAILED for check in checks):
         raise click.exceptions.Exit(1)
 

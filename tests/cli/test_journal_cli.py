@@ -203,3 +203,20 @@ def test_drill_command_without_a_printer(tmp_path: Path, monkeypatch: pytest.Mon
     assert any(name.startswith("exercice-ordonnance-") for name in saved)
     assert any(name.startswith("exercice-rapport-") for name in saved)
     assert list(Journal(rig.home).entries())[-1].action == "drill"
+
+
+def test_verify_and_doctor_json_for_monitoring(home: Path) -> None:
+    code, out, _ = run("journal", "verify", "--home", str(home), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["entries"] == 8
+    path = next((home / "journal").glob("*.jsonl"))
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[1:]))
+    code, out, _ = run("journal", "verify", "--home", str(home), "--json")
+    assert code == JournalBroken.exit_code
+    assert json.loads(out)["problems"][0]["kind"] == "deleted"
+    code, out, _ = run("doctor", "--home", str(home), "--json")
+    checks = {row["name_fr"]: row for row in json.loads(out)}
+    assert checks["Journal d'accès"]["status"] == "failed"
+    assert code == 1
