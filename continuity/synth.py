@@ -1,8 +1,8 @@
 """A deterministic synthetic French practice, written as a FHIR R4 Bulk Data export (NDJSON files).
 
 Everything here is invented: names are drawn from lists of common surnames and given names, phone
-numbers from the ranges ARCEP reserves for fiction, RPPS numbers from a range no real practitioner
-holds, INS numbers on the *test* OID. The output follows docs/fhir-input.md, the dialect the importer
+numbers from the ranges ARCEP reserves for fiction, RPPS numbers from the 997… range of test cards,
+INS numbers on the *test* OID. The output follows docs/fhir-input.md, the dialect the importer
 reads, and deliberately carries the traps of a real practice: accented, hyphenated and apostrophe
 names, married names, homonyms, twins, children with and without a weight, ALD-linked treatments,
 non-substitutable lines, narcotics, "no known allergy" versus no information at all.
@@ -1111,7 +1111,6 @@ class _Chart:
         self.suffix = person.id.removeprefix("pat-")
         self._serial = 0
         self.allergen_classes: set[str] = set()
-        self.drugs: list[str] = []
 
     def _next_id(self, prefix: str) -> str:
         self._serial += 1
@@ -1294,7 +1293,6 @@ class _Chart:
                 },
             }
         self.export.write(resource)
-        self.drugs.append(drug.key)
         return request_id
 
     def _past(self, min_days: int, max_days: int) -> dt.date:
@@ -1612,7 +1610,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     def child_born(years: int, extra_days: int) -> dt.date:
         return _years_before(today, years) - dt.timedelta(days=extra_days)
 
-    def years_ago(days: int) -> dt.date:
+    def days_ago(days: int) -> dt.date:
         return today - dt.timedelta(days=days)
 
     def nothing(chart: _Chart) -> None:
@@ -1621,7 +1619,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     def homonym_a(chart: _Chart) -> None:
         chart.no_known_allergy()
         hta = chart.condition(CONDITIONS["hta"], onset=dt.date(2012, 5, 3), snomed=True)
-        chart.medication_request(DRUGS["ramipril-5"], requester="pra-01", authored=years_ago(40), repeats=2,
+        chart.medication_request(DRUGS["ramipril-5"], requester="pra-01", authored=days_ago(40), repeats=2,
                                  reasons=[_ref("Condition", hta)])  # fmt: skip
 
     def homonym_b(chart: _Chart) -> None:
@@ -1630,21 +1628,21 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     def twins(chart: _Chart) -> None:
         chart.no_known_allergy()
         weight, height = _growth(7.2, _Rng(chart.person.id))
-        chart.measurement("weight", weight, years_ago(60))
-        chart.measurement("height", height, years_ago(60))
+        chart.measurement("weight", weight, days_ago(60))
+        chart.measurement("height", height, days_ago(60))
 
     def child_with_weight(chart: _Chart) -> None:
         chart.no_known_allergy()
-        chart.measurement("weight", 12.9, years_ago(190))
-        chart.measurement("height", 91, years_ago(190))
-        chart.measurement("weight", 14.6, years_ago(12))
-        chart.measurement("height", 97, years_ago(12))
-        otitis = chart.condition(CONDITIONS["otite"], onset=years_ago(2), snomed=True)
+        chart.measurement("weight", 12.9, days_ago(190))
+        chart.measurement("height", 91, days_ago(190))
+        chart.measurement("weight", 14.6, days_ago(12))
+        chart.measurement("height", 97, days_ago(12))
+        otitis = chart.condition(CONDITIONS["otite"], onset=days_ago(2), snomed=True)
         # A current short course, not substitutable for a child under 6 (EFG).
-        chart.medication_request(DRUGS["amoxicilline-susp-250"], requester=_PEDIATRICIAN, authored=years_ago(2),
+        chart.medication_request(DRUGS["amoxicilline-susp-250"], requester=_PEDIATRICIAN, authored=days_ago(2),
                                  chronic=False, repeats=0, reasons=[_ref("Condition", otitis)],
                                  non_substitution="EFG")  # fmt: skip
-        chart.medication_request(DRUGS["paracetamol-susp-2.4"], requester=_PEDIATRICIAN, authored=years_ago(2),
+        chart.medication_request(DRUGS["paracetamol-susp-2.4"], requester=_PEDIATRICIAN, authored=days_ago(2),
                                  chronic=False, repeats=0)  # fmt: skip
 
     def child_without_weight(chart: _Chart) -> None:
@@ -1658,7 +1656,7 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
         chart.medication_request(
             DRUGS["metformine-1000"],
             requester="pra-01",
-            authored=years_ago(35),
+            authored=days_ago(35),
             started=dt.date(2014, 10, 2),
             repeats=2,
             reasons=marker,
@@ -1666,19 +1664,19 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
         chart.medication_request(
             DRUGS["insuline-glargine-100"],
             requester="pra-01",
-            authored=years_ago(35),
+            authored=days_ago(35),
             started=dt.date(2019, 6, 11),
             repeats=2,
             reasons=marker,
         )
         chart.medication_request(
-            DRUGS["atorvastatine-20"], requester="pra-01", authored=years_ago(35), repeats=2, reasons=marker
+            DRUGS["atorvastatine-20"], requester="pra-01", authored=days_ago(35), repeats=2, reasons=marker
         )
         # Not related to the ALD: the bottom zone of the bizone ordonnance.
-        chart.medication_request(DRUGS["omeprazole-20"], requester="pra-01", authored=years_ago(35), repeats=2,
+        chart.medication_request(DRUGS["omeprazole-20"], requester="pra-01", authored=days_ago(35), repeats=2,
                                  reasons=[_ref("Condition", reflux)])  # fmt: skip
-        chart.measurement("weight", 88.5, years_ago(35))
-        chart.measurement("height", 174, years_ago(35))
+        chart.measurement("weight", 88.5, days_ago(35))
+        chart.measurement("height", 174, days_ago(35))
 
     def ald_category(chart: _Chart) -> None:
         chart.no_known_allergy()
@@ -1687,8 +1685,8 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
         )
         reason = [_ref("Condition", failure)]
         for key in ("furosemide-40", "bisoprolol-2.5", "ramipril-5"):
-            chart.medication_request(DRUGS[key], requester="pra-02", authored=years_ago(20), repeats=2, reasons=reason)
-        chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=years_ago(20), repeats=0)
+            chart.medication_request(DRUGS[key], requester="pra-02", authored=days_ago(20), repeats=2, reasons=reason)
+        chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=days_ago(20), repeats=0)
         # fmt: skip
 
     def mte(chart: _Chart) -> None:
@@ -1697,13 +1695,13 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
         chart.medication_request(
             DRUGS["levothyroxine-75"],
             requester="pra-03",
-            authored=years_ago(50),
+            authored=days_ago(50),
             started=dt.date(2003, 4, 20),
             repeats=2,
             reasons=[_ref("Condition", thyroid)],
             non_substitution="MTE",
         )
-        chart.medication_request(DRUGS["colecalciferol-100000"], requester="pra-03", authored=years_ago(50),
+        chart.medication_request(DRUGS["colecalciferol-100000"], requester="pra-03", authored=days_ago(50),
                                  repeats=1)  # fmt: skip
 
     def narcotic(chart: _Chart) -> None:
@@ -1717,24 +1715,24 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
         )
         marker = [_ref("Observation", chart.ald_marker(cancer, dt.date(2022, 12, 15)))]
         chart.medication_request(
-            DRUGS["morphine-lp-30"], requester="pra-02", authored=years_ago(9), repeats=0, reasons=marker
+            DRUGS["morphine-lp-30"], requester="pra-02", authored=days_ago(9), repeats=0, reasons=marker
         )
         chart.medication_request(
-            DRUGS["oxycodone-5"], requester="pra-02", authored=years_ago(9), repeats=0, reasons=marker
+            DRUGS["oxycodone-5"], requester="pra-02", authored=days_ago(9), repeats=0, reasons=marker
         )
-        chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=years_ago(9), repeats=0)
+        chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=days_ago(9), repeats=0)
         # fmt: skip
 
     def buprenorphine(chart: _Chart) -> None:
         chart.no_known_allergy()
         dependence = chart.condition(CONDITIONS["dependance_opiaces"], onset=dt.date(2016, 6, 1), snomed=True)
-        chart.medication_request(DRUGS["buprenorphine-8"], requester="pra-03", authored=years_ago(6), repeats=0,
+        chart.medication_request(DRUGS["buprenorphine-8"], requester="pra-03", authored=days_ago(6), repeats=0,
                                  reasons=[_ref("Condition", dependence)])  # fmt: skip
 
     def penicillin(chart: _Chart) -> None:
         chart.allergy(_ALLERGENS[0], criticality="high")
-        angina = chart.condition(CONDITIONS["angine"], onset=years_ago(70), snomed=False, resolved_on=years_ago(60))
-        chart.medication_request(DRUGS["pristinamycine-500"], requester="pra-01", authored=years_ago(70),
+        angina = chart.condition(CONDITIONS["angine"], onset=days_ago(70), snomed=False, resolved_on=days_ago(60))
+        chart.medication_request(DRUGS["pristinamycine-500"], requester="pra-01", authored=days_ago(70),
                                  chronic=False, repeats=0, reasons=[_ref("Condition", angina)], status="completed",
                                  inline=True)  # fmt: skip
 
@@ -1748,13 +1746,13 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     def deceased(chart: _Chart) -> None:
         chart.no_known_allergy()
         failure = chart.condition(CONDITIONS["insuffisance_cardiaque"], onset=dt.date(2015, 1, 5), snomed=True)
-        chart.medication_request(DRUGS["furosemide-40"], requester="pra-01", authored=years_ago(80), repeats=2,
+        chart.medication_request(DRUGS["furosemide-40"], requester="pra-01", authored=days_ago(80), repeats=2,
                                  reasons=[_ref("Condition", failure)], status="stopped")  # fmt: skip
 
     def several_given(chart: _Chart) -> None:
         chart.no_known_allergy()
         chart.condition(CONDITIONS["arthrose"], onset=dt.date(2005, 2, 1), snomed=True)
-        chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=years_ago(30), repeats=2)
+        chart.medication_request(DRUGS["paracetamol-1000"], requester="pra-02", authored=days_ago(30), repeats=2)
 
     twin_birth = child_born(7, 83)
     cast: list[tuple[tuple[str, ...], _Person, Callable[[_Chart], None]]] = [
