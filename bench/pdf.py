@@ -116,7 +116,7 @@ def main() -> None:
     context = {
         "form": form, "drill": False, "drill_mention": prescribe.DRILL_MENTION, "duplicate": False,
         "duplicate_mention": prescribe.DUPLICATE_MENTION, "title": "Ordonnance",
-        "snapshot_line": form.snapshot_line, "page_numbers": False,
+        "snapshot_line": form.footer_line, "page_numbers": False,
     }  # fmt: skip
     html = pdf.html_for(form.template, context)
     forms = str(pdf.FORMS_DIR)

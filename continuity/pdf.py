@@ -233,7 +233,7 @@ def render_prescription(
         "duplicate": False,
         "duplicate_mention": prescribe.DUPLICATE_MENTION,
         "title": "Ordonnance",
-        "snapshot_line": form.snapshot_line,
+        "snapshot_line": form.footer_line,
     }
     parts: list[tuple[str, Mapping[str, Any]]] = [(form.template, context)]
     if duplicate:

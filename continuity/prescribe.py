@@ -685,7 +685,7 @@ class PrintedForm:
     signature: str
     running_header: str  # patient and date, on pages after the first
     snapshot_line: str  # the age of the data: on every page of every printout
-    paper_line: str  # "" when the footer is off
+    paper_line: str  # "" when the footer is off; it includes the snapshot line
     reference: str
     ald_heading: str = ALD_HEADING
     other_heading: str = OTHER_HEADING
@@ -694,6 +694,11 @@ class PrintedForm:
     @property
     def is_bizone(self) -> bool:
         return self.template == "bizone.html"
+
+    @property
+    def footer_line(self) -> str:
+        """The bold line on every page: the paper/unavailable notice with the data age, or the age alone."""
+        return self.paper_line or self.snapshot_line
 
 
 def format_phone(raw: str) -> str:
@@ -806,8 +811,7 @@ def printed_form(
         else "Données du dossier : date de l'instantané inconnue"
     )
     paper = (
-        "Ordonnance établie sur papier car le logiciel de prescription était indisponible "
-        f"(mode dégradé ; {snapshot[0].lower()}{snapshot[1:]})."
+        f"Ordonnance établie sur papier car le logiciel de prescription était indisponible. {snapshot}."
         if footer
         else ""
     )
@@ -864,10 +868,7 @@ def preview_text(
         out += ["└"]
     else:
         emit(form.lines)
-    out += ["", form.line_count, f"{form.signature} :", "", rule, form.snapshot_line]
-    if form.paper_line:
-        out.append(form.paper_line)
-    out.append(form.reference)
+    out += ["", form.line_count, f"{form.signature} :", "", rule, form.footer_line, form.reference]
     return "\n".join(out)
 
 
