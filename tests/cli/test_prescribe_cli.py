@@ -163,3 +163,48 @@ def test_written_pdf_is_private(db_path: Path, home: Path, tmp_path: Path) -> No
     assert _prescribe(db_path, home, out, "--renew", "all")[0] == 0
     assert out.stat().st_mode & 0o777 == 0o600
     assert subprocess.run(["test", "-s", str(out)]).returncode == 0
+
+
+def test_prescribe_through_the_unlocked_store_journals_sealed_to_the_appliance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.transport_helpers import PASSPHRASE, USER, make_rig, use_weak_kdf
+
+    use_weak_kdf(monkeypatch)
+    rig = make_rig(tmp_path)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    rig.ingest(rig.make(1, created_at=now - dt.timedelta(hours=2)), now=now)
+    secret = tmp_path / "pass"
+    secret.write_text(PASSPHRASE + "\n")
+    out = tmp_path / "rousseau.pdf"
+    code, stdout, stderr = run(
+        "prescribe", "pat-qual", "--home", str(rig.home), "--user", USER, "--passphrase-file", str(secret),
+        "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "bizone" in stdout
+    text = flat(pdf_text(out.read_bytes(), tmp_path)[0])
+    assert "ROUSSEAU Jacques" in text and "Non substituable (MTE)" in text
+    entries = [e for e in journal_module.Journal(rig.home).entries() if e.action == "print_prescription"]
+    assert len(entries) == 1 and entries[0].user == USER
+    payload = journal_module.read_prescription_payload(entries[0].open_sealed(rig.secrets.box_key))
+    assert payload["pdf_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert [line["dci"] for line in payload["lines"]] == ["metformine", "lévothyroxine sodique"]
+
+
+def test_wrong_passphrase_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.transport_helpers import USER, make_rig, use_weak_kdf
+
+    use_weak_kdf(monkeypatch)
+    rig = make_rig(tmp_path)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    rig.ingest(rig.make(1, created_at=now - dt.timedelta(hours=2)), now=now)
+    secret = tmp_path / "pass"
+    secret.write_text("pas la bonne\n")
+    out = tmp_path / "o.pdf"
+    code, _, _ = run(
+        "prescribe", "pat-qual", "--home", str(rig.home), "--user", USER, "--passphrase-file", str(secret),
+        "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
+    )  # fmt: skip
+    assert code == 7
+    assert not out.exists()
