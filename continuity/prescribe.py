@@ -150,9 +150,11 @@ SECURE_PAPER_SUBSTANCES: tuple[SecurePaperSubstance, ...] = (
     SecurePaperSubstance("zolpidem", "assimilé stupéfiant — arrêté du 07/01/2017"),
     # Assimilated in 2012 (exact arrêté date not checked here): tianeptine (Stablon).
     SecurePaperSubstance("tianeptine", "assimilé stupéfiant — arrêté de 2012 (date non vérifiée)"),
-    # ANSM decision: since 01/03/2025 (announced for 01/12/2024, postponed, with a transitional
-    # dérogation decided 26/02/2025) every medicine containing tramadol, codéine or dihydrocodéine,
-    # alone or combined (paracétamol, ibuprofène...), must be prescribed on secure paper.
+    # ANSM decision of 26/09/2024, in force 01/03/2025 (postponed from 01/12/2024; plain paper was
+    # tolerated only from 01/03 to 31/03/2025, ANSM communication of 26/02/2025): every medicine
+    # containing tramadol, codéine or dihydrocodéine, alone or combined (paracétamol, ibuprofène,
+    # antitussive syrups...), is "assimilé stupéfiant": secure paper or the national e-prescription
+    # (QR code, which this appliance never prints), prescription limited to 12 weeks.
     SecurePaperSubstance("tramadol", "décision ANSM — ordonnance sécurisée depuis le 01/03/2025"),
     SecurePaperSubstance("codéine", "décision ANSM — ordonnance sécurisée depuis le 01/03/2025"),
     SecurePaperSubstance("dihydrocodéine", "décision ANSM — ordonnance sécurisée depuis le 01/03/2025"),
