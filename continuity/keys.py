@@ -358,7 +358,8 @@ def open_keyslot(home: Path, user: str, passphrase: str) -> ApplianceSecrets:
     if not (home / APPLIANCE_PUB).exists():
         raise NotInitialized(f"{home}: no appliance key (run `continuity init`)")
     if not path.is_file():
-        # Same message as a wrong passphrase: the screen must not reveal which user names exist.
+        # Same message and about the same delay as a wrong passphrase: nothing tells which names exist.
+        _derive(passphrase, bytes(SALT_BYTES), default_limits())
         raise AuthenticationError(f"no keyslot for user {user!r}")
     descriptor, limits, salt, nonce, ciphertext = _read_slot(path, user)
     wrapping_key = _derive(passphrase, salt, limits)
