@@ -294,12 +294,15 @@ def _describe(value: Any) -> str:
     return "null"
 
 
-_UNCLEAN = re.compile(r"\s\s|[^\S ]|^\s|\s$")
-
-
 def _clean(text: str) -> str:
     """Collapse whitespace and bound the length of one text value."""
-    if len(text) <= _MAX_TEXT and not _UNCLEAN.search(text):
+    if (
+        len(text) <= _MAX_TEXT
+        and text.isprintable()  # no tab, newline or other space than " "
+        and "  " not in text
+        and not text.startswith(" ")
+        and not text.endswith(" ")
+    ):
         return text
     return " ".join(text[:_MAX_TEXT].split())
 
@@ -311,6 +314,16 @@ def _str(node: JSON, key: str, path: str) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"{path}.{key} must be a string, not {_describe(value)}")
     return _clean(value)
+
+
+def _code(node: JSON, key: str, path: str) -> str:
+    """A string that is matched, not shown (code, system, reference, date): type-checked and bounded only."""
+    value = node.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"{path}.{key} must be a string, not {_describe(value)}")
+    return value[:_MAX_TEXT].strip()
 
 
 def _obj(node: JSON, key: str, path: str) -> JSON | None:
@@ -386,8 +399,8 @@ def _codings(concept: JSON | None, path: str) -> list[tuple[str, str, str]]:
     for coding, coding_path in _objs(concept, "coding", path):
         result.append(
             (
-                _str(coding, "system", coding_path),
-                _str(coding, "code", coding_path),
+                _code(coding, "system", coding_path),
+                _code(coding, "code", coding_path),
                 _str(coding, "display", coding_path),
             )
         )
@@ -464,12 +477,12 @@ def _parse_date(value: str, path: str) -> tuple[dt.date | None, bool]:
 
 
 def _date(node: JSON, key: str, path: str) -> dt.date | None:
-    value = _str(node, key, path)
+    value = _code(node, key, path)
     return _parse_date(value, f"{path}.{key}")[0] if value else None
 
 
 def _datetime(node: JSON, key: str, path: str) -> dt.datetime | None:
-    value = _str(node, key, path)
+    value = _code(node, key, path)
     if not value:
         return None
     match = _FHIR_DATE.fullmatch(value)
@@ -485,10 +498,10 @@ def _datetime(node: JSON, key: str, path: str) -> dt.datetime | None:
 
 def _address(node: JSON, path: str) -> Address:
     """The current address: home first, never an ``old`` one."""
-    candidates = [(a, p) for a, p in _objs(node, "address", path) if _str(a, "use", p) != "old"]
+    candidates = [(a, p) for a, p in _objs(node, "address", path) if _code(a, "use", p) != "old"]
     if not candidates:
         return Address()
-    chosen, chosen_path = next(((a, p) for a, p in candidates if _str(a, "use", p) == "home"), candidates[0])
+    chosen, chosen_path = next(((a, p) for a, p in candidates if _code(a, "use", p) == "home"), candidates[0])
     return Address(
         lines=tuple(_strs(chosen, "line", chosen_path)),
         postal_code=_str(chosen, "postalCode", chosen_path),
@@ -501,7 +514,7 @@ def _telecoms(node: JSON, path: str, systems: frozenset[str]) -> list[str]:
     """Contact values of the given systems, by rank then order, without duplicates."""
     found: list[tuple[float, int, str]] = []
     for index, (point, point_path) in enumerate(_objs(node, "telecom", path)):
-        if _str(point, "system", point_path) not in systems:
+        if _code(point, "system", point_path) not in systems:
             continue
         value = _str(point, "value", point_path)
         for prefix in ("tel:", "mailto:"):
@@ -864,7 +877,7 @@ class _Reader:
 
     def _ref_key(self, reference: JSON, path: str, scope: _Scope | None) -> str:
         """The key a Reference points to ("" when it has no literal reference or an unusable one)."""
-        target = _str(reference, "reference", path)
+        target = _code(reference, "reference", path)
         if not target or target.startswith("#"):
             return ""
         if scope is not None and (key := scope.get(target)) is not None:
@@ -892,7 +905,7 @@ class _Reader:
                 found = self._identity_lookup("Patient", identifier, f"{path}.identifier")
                 if found:
                     return found.split("/", 1)[1]
-            target = _str(reference, "reference", path) or _str(reference, "display", path)
+            target = _code(reference, "reference", path) or _str(reference, "display", path)
             raise _Invalid(f"patient {target[:200]!r} cannot be resolved" if target else f"{path} has no reference")
         if not key.startswith("Patient/"):
             raise _Invalid(f"{path} points to {key}, not to a Patient")
@@ -916,7 +929,7 @@ class _Reader:
         return ""
 
     def _identity_lookup(self, resource_type: str, identifier: JSON, path: str) -> str:
-        system = _str(identifier, "system", path)
+        system = _code(identifier, "system", path)
         value = _str(identifier, "value", path)
         if not system or not value:
             return ""
@@ -988,7 +1001,7 @@ class _Reader:
         identifiers = [
             (f"{system}|{value}", _digest(f"{resource_type}|{system}|{value}"))
             for identifier, id_path in _objs(item.resource, "identifier", resource_type)
-            if (system := _str(identifier, "system", id_path)) and (value := _str(identifier, "value", id_path))
+            if (system := _code(identifier, "system", id_path)) and (value := _str(identifier, "value", id_path))
         ]
         canonical = self._canonical(key)
         if canonical == key and _digest(key) not in self.seen:
@@ -1119,10 +1132,10 @@ class _Reader:
     def _patient(self, resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
         """The Patient record (id = key's id) and whether an INS was dropped."""
         names = _objs(resource, "name", path)
-        official = next(((n, p) for n, p in names if _str(n, "use", p) == "official"), None)
-        official = official or next(((n, p) for n, p in names if _str(n, "use", p) == "maiden"), None)
+        official = next(((n, p) for n, p in names if _code(n, "use", p) == "official"), None)
+        official = official or next(((n, p) for n, p in names if _code(n, "use", p) == "maiden"), None)
         birth = official or next(
-            ((n, p) for n, p in names if _str(n, "use", p) not in ("old", "nickname", "anonymous", "temp")),
+            ((n, p) for n, p in names if _code(n, "use", p) not in ("old", "nickname", "anonymous", "temp")),
             names[0] if names else None,
         )
         if birth is None:
@@ -1140,16 +1153,16 @@ class _Reader:
             raise _Invalid("Patient has no name (no family name, given name or text)")
         used_name = used_given = ""
         for name, name_path in names:
-            if name is not birth_name_node and _str(name, "use", name_path) == "usual":
+            if name is not birth_name_node and _code(name, "use", name_path) == "usual":
                 used_name = _str(name, "family", name_path)
                 used_given = next(iter(_strs(name, "given", name_path)), "")
                 break
 
-        gender = _str(resource, "gender", path).lower()
+        gender = _code(resource, "gender", path).lower()
         sex = {"female": Sex.FEMALE, "f": Sex.FEMALE, "male": Sex.MALE, "m": Sex.MALE, "other": Sex.OTHER}.get(
             gender, Sex.UNKNOWN
         )
-        birth_text = _str(resource, "birthDate", path)
+        birth_text = _code(resource, "birthDate", path)
         birth_date = _parse_date(birth_text, f"{path}.birthDate")[0] if birth_text else None
 
         insee = ""
@@ -1174,7 +1187,7 @@ class _Reader:
         ins = ins_oid = ""
         dropped = False
         for identifier, id_path in _objs(resource, "identifier", path):
-            system = _str(identifier, "system", id_path)
+            system = _code(identifier, "system", id_path)
             oid = system.removeprefix("urn:oid:")
             if not system.startswith("urn:oid:") or oid not in INS_OIDS:
                 continue
@@ -1211,7 +1224,7 @@ class _Reader:
             "phones": lambda: tuple(_telecoms(resource, path, frozenset({"phone", "sms"}))),
             "address": lambda: _address(resource, path),
             "deceased": lambda: bool(
-                _bool(resource, "deceasedBoolean", path) or _str(resource, "deceasedDateTime", path)
+                _bool(resource, "deceasedBoolean", path) or _code(resource, "deceasedDateTime", path)
             ),
             "active": lambda: _bool(resource, "active", path) is not False,
             "general_practitioner_id": lambda: next(
@@ -1236,7 +1249,7 @@ class _Reader:
         patient, ins_dropped = self._patient(item.resource, item.key, path)
         if ins_dropped:
             self.report.ins_dropped += 1
-        if patient.birth_date is None and _str(item.resource, "birthDate", path):
+        if patient.birth_date is None and _code(item.resource, "birthDate", path):
             self._warn(item, "partial birth date (no day): kept as unknown")
         canonical = self._canonical(item.key)
         return [
@@ -1252,7 +1265,7 @@ class _Reader:
 
     def _practitioner(self, resource: JSON, key: str, path: str) -> Practitioner:
         names = _objs(resource, "name", path)
-        chosen = next(((n, p) for n, p in names if _str(n, "use", p) in ("official", "usual")), None)
+        chosen = next(((n, p) for n, p in names if _code(n, "use", p) in ("official", "usual")), None)
         chosen = chosen or (names[0] if names else None)
         if chosen is None:
             raise _Invalid("Practitioner has no name")
@@ -1270,7 +1283,7 @@ class _Reader:
         rpps = ""
         for identifier, id_path in _objs(resource, "identifier", path):
             type_concept = _concept(identifier, "type", id_path)
-            if _str(identifier, "system", id_path) == _RPPS_OID or "RPPS" in type_concept.codes:
+            if _code(identifier, "system", id_path) == _RPPS_OID or "RPPS" in type_concept.codes:
                 value = _str(identifier, "value", id_path)
                 if len(value) == 12 and value.startswith("8") and value.isdigit():
                     value = value[1:]  # IdNat_PS = "8" + RPPS
@@ -1355,7 +1368,7 @@ class _Reader:
         if kind != "allergy":
             return []
         patient_id = self._patient_ref(_obj(resource, "patient", path), f"{path}.patient", item.scope)
-        criticality = _str(resource, "criticality", path)
+        criticality = _code(resource, "criticality", path)
         categories = _strs(resource, "category", path)
         manifestations: list[str] = []
         for reaction, reaction_path in _objs(resource, "reaction", path):
@@ -1448,7 +1461,7 @@ class _Reader:
         if reference is None:
             raise _Invalid(f"{path} has no medicationCodeableConcept or medicationReference")
         ref_path = f"{path}.medicationReference"
-        target = _str(reference, "reference", ref_path)
+        target = _code(reference, "reference", ref_path)
         if target.startswith("#"):
             for contained, contained_path in _objs(resource, "contained", path):
                 if contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
@@ -1470,7 +1483,7 @@ class _Reader:
         """True when a reasonReference points to an ALD marker; an explicit MED-574 "false" wins."""
         linked = explicit_no = False
         for reference, ref_path in _objs(resource, "reasonReference", path):
-            target = _str(reference, "reference", ref_path)
+            target = _code(reference, "reference", ref_path)
             if target.startswith("#"):
                 for contained, contained_path in _objs(resource, "contained", path):
                     if contained.get("id") == target[1:] and contained.get("resourceType") == "Observation":
@@ -1490,7 +1503,7 @@ class _Reader:
     def _emit_medication_use(self, item: _Item) -> list[Record]:
         resource, path = item.resource, item.resource_type
         is_request = item.resource_type == "MedicationRequest"
-        status = _str(resource, "status", path) or "active"
+        status = _code(resource, "status", path) or "active"
         if status not in _TREATMENT_STATUSES and status not in _RECENT_STATUSES:
             return []  # entered-in-error, cancelled, not-taken, draft, unknown
         medication = self._resolve_medication(resource, path, item.scope)
@@ -1583,7 +1596,7 @@ class _Reader:
 
     def _emit_observation(self, item: _Item) -> list[Record]:
         resource, path = item.resource, item.resource_type
-        if _str(resource, "status", path) in ("entered-in-error", "cancelled"):
+        if _code(resource, "status", path) in ("entered-in-error", "cancelled"):
             return []
         loinc = {c for s, c, _ in _codings(_obj(resource, "code", path), f"{path}.code") if s in (_LOINC, "")}
         if loinc & _WEIGHT_CODES:
@@ -1616,7 +1629,7 @@ class _Reader:
 
     def _emit_appointment(self, item: _Item) -> list[Record]:
         resource, path = item.resource, item.resource_type
-        status = _str(resource, "status", path) or "booked"
+        status = _code(resource, "status", path) or "booked"
         if status == "entered-in-error":
             return []
         patient_ref: tuple[JSON, str] | None = None
@@ -1698,8 +1711,8 @@ def _ratio(ratio: JSON | None, path: str) -> str:
         return numerator
     denominator_path = f"{path}.denominator"
     denominator_value = _number(denominator_node, "value", denominator_path)
-    code = _str(denominator_node, "code", denominator_path)
-    system = _str(denominator_node, "system", denominator_path)
+    code = _code(denominator_node, "code", denominator_path)
+    system = _code(denominator_node, "system", denominator_path)
     # A unit of presentation (UCUM "1" or an annotation like "{tbl}", or another terminology's
     # "Tablet") is implied by the form: "2,5 mg", not "2,5 mg/1 comprimé". A measure stays: "5 mg/mL".
     presentation = system != "http://unitsofmeasure.org" or not code or code.isdigit() or code.startswith("{")
@@ -1736,7 +1749,7 @@ def _posology(dosage: JSON, path: str) -> str:
             repeat_path = f"{path}.timing.repeat"
             frequency = _number(repeat, "frequency", repeat_path)
             period = _number(repeat, "period", repeat_path)
-            unit = _str(repeat, "periodUnit", repeat_path)
+            unit = _code(repeat, "periodUnit", repeat_path)
             if unit in _PERIOD_UNITS_FR and (frequency is not None or period is not None):
                 times = f"{frequency or 1:g} fois"
                 every = _PERIOD_UNITS_FR[unit]

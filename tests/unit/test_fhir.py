@@ -707,3 +707,17 @@ def test_any_value_in_any_field_gives_records_or_clean_problems(
     except InputError as error:  # strict: only ever a located InputError
         failure = error
     assert failure is None or str(source) in str(failure)
+
+
+def test_a_line_skipped_by_the_fast_first_pass_is_still_checked(tmp_path: Path) -> None:
+    """Pass 1 reads only the key of a line that starts like a Bulk export line; pass 2 parses it."""
+    broken = '{"resourceType":"MedicationRequest","id":"mr1","status": oops}'
+    requests = lines(tmp_path, "MedicationRequest.ndjson", request("mr1"), broken, request("mr2"))
+    patients = lines(tmp_path, "Patient.ndjson", patient())
+    records, report = read(requests, patients)
+    assert [t.id for t in only(records, Treatment)] == ["mr2"]  # the broken copy was the last mr1
+    assert [(p.location, p.message.split(":")[0]) for p in report.problems] == [("line 2", "invalid JSON")]
+    with pytest.raises(InputError) as error:
+        read(requests, patients, strict=True)
+    expect_located(error.value, requests, "line 2", "invalid JSON")
+    assert "ligne 2" in error.value.message_fr
