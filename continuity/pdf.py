@@ -224,7 +224,12 @@ def render_prescription(
     drill: bool = False,
     footer: bool = True,
 ) -> bytes:
-    """The ordonnance (standard or bizone, chosen by the lines), optionally followed by its duplicate."""
+    """The ordonnance (standard or bizone, chosen by the lines), optionally followed by its duplicate.
+
+    Raises PrescriptionRefused if the prescription should never have been built (see
+    `prescribe.assert_printable`), RenderError if weasyprint fails.
+    """
+    prescribe.assert_printable(prescription)
     form = prescribe.printed_form(prescription, snapshot_created_at=snapshot_created_at, footer=footer)
     context: dict[str, Any] = {
         "form": form,

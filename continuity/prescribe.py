@@ -622,6 +622,21 @@ def _refusals(
     return refusals
 
 
+def assert_printable(prescription: Prescription) -> None:
+    """Re-check the refusals on a finished Prescription (pdf.render_prescription calls it).
+
+    Defence in depth: a caller that builds a Prescription by hand, or edits one after `build()`,
+    still cannot print a secure-paper drug, an over-long line or an unidentified prescriber.
+    """
+    refusals = _refusals(prescription.prescriber, prescription.lines, set())
+    if refusals:
+        raise PrescriptionRefused(
+            "prescription refused at rendering: " + "; ".join(refusals),
+            message_fr="Ordonnance refusée, elle ne sera pas imprimée :\n"
+            + "\n".join(f"- {reason}" for reason in refusals),
+        )
+
+
 def check_confirmed(plan: PrescriptionPlan, confirm: bool) -> Prescription:
     """The prescription, or ConfirmationRequired listing the warnings when they were not confirmed."""
     if plan.warnings and not confirm:

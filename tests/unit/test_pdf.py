@@ -445,3 +445,19 @@ def test_warm_up_prepares_everything_and_can_run_twice() -> None:
     pdf.warm_up()
     pdf.warm_up()
     assert pdf.stylesheet.cache_info().currsize >= 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        prescription([line("sulfate de morphine")]),
+        prescription([line(duration_days=400)]),
+        prescription([line()], prescriber=practitioner(rpps="")),
+        prescription([]),
+    ],
+)
+def test_render_refuses_what_build_would_have_refused(bad: Prescription) -> None:
+    from continuity.errors import PrescriptionRefused
+
+    with pytest.raises(PrescriptionRefused):
+        _render(bad)
