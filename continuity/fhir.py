@@ -5,12 +5,13 @@ docs/fhir-input.md; keep the two in step.
 
 How it reads (memory stays bounded on NDJSON, whatever the export size):
 
-- **Pass 1** streams every source once and keeps small per-id indexes only: the keys
-  (``Type/id``) of the resources that become records (to let the last copy of a duplicate win),
-  an identifier → patient/practitioner index (to merge the same person exported twice),
-  compact Medication descriptions, practitioner roles, ALD markers and each patient's allergy
-  status. Patients, Practitioners and Medications are validated here so that anything depending
-  on a rejected one can be skipped with a precise message.
+- **Pass 1** streams every source once and keeps small per-id indexes only: 96-bit digests of the
+  keys (``Type/id``) of the resources that become records (to let the last copy of a duplicate win)
+  and of patient/practitioner/organization identifiers (to merge the same person exported twice),
+  each patient's birth date and allergy status, compact Medication descriptions, practitioner
+  roles and ALD markers. Patients, Practitioners, Organizations and Medications are validated here
+  so that anything depending on a rejected one can be skipped with a precise message. An NDJSON
+  line of a clinical type that only contributes its key is not even parsed in this pass.
 - **Pass 2** streams the sources again and yields records in dependency order: ``Practice`` and
   ``Practitioner`` first, then ``Patient``, then the clinical records. A Bulk export folder holds
   one resource type per file, so each of its files is read exactly once in pass 2.
@@ -954,11 +955,14 @@ class _Reader:
             return
         try:
             self._index_resource(item)
-        except _Invalid as error:
+        except (_Invalid, TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+            # The typed accessors raise _Invalid; anything else is a shape they did not foresee, still
+            # a clean, located problem rather than a traceback.
+            message = str(error) if isinstance(error, _Invalid) else f"unexpected structure ({type(error).__name__})"
             self.bad.add((file_index, item.ordinal))
             if resource_type in _IDENTITY_TYPES or resource_type == "Medication":
                 self.rejected.add(item.key)
-            self._problem(file_index, item.location, item.key, str(error))
+            self._problem(file_index, item.location, item.key, message)
 
     def _index_resource(self, item: _Item) -> None:
         resource, key, path = item.resource, item.key, item.resource_type
