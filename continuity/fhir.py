@@ -821,6 +821,10 @@ class _Reader:
         self.ald_conditions: set[str] = set()
         self.allergy_status: dict[str, AllergyStatus] = {}  # patient key (before aliasing) → status
         self.alias_members: dict[str, list[str]] = {}  # canonical key → the other keys merged into it
+        # The clinical records of a person exported twice (merged patients only, so this stays small):
+        # the same fact under two resource ids is shown once.
+        self.merged_patient_ids: set[str] = set()
+        self.merged_records: set[tuple[Any, ...]] = set()
         self.current_file = 0
         self.converters: dict[str, Callable[[_Item], list[Record]]] = {
             "Organization": self._emit_organization,
@@ -860,6 +864,8 @@ class _Reader:
                     self._index(file_index, unit)
         for key, canonical in self.alias.items():
             self.alias_members.setdefault(canonical, []).append(key)
+            if canonical.startswith("Patient/"):
+                self.merged_patient_ids.add(canonical.split("/", 1)[1])
         for sweep in (_SWEEP_ORGS, _SWEEP_PATIENTS, _SWEEP_CLINICAL):
             for file_index, path in enumerate(self.files):
                 if not self.file_types[file_index] & sweep:
@@ -1128,8 +1134,23 @@ class _Reader:
             self._problem(file_index, item.location, item.key, f"unexpected structure ({type(error).__name__})")
             return
         for record in records:
+            if self._repeats_a_merged_record(record):
+                self.report.duplicates += 1
+                continue
             self.report.counts[type(record).__name__] += 1
             yield record
+
+    def _repeats_a_merged_record(self, record: Record) -> bool:
+        """Whether a merged patient already has this record, identical apart from its id."""
+        if getattr(record, "patient_id", None) not in self.merged_patient_ids:
+            return False
+        content = (type(record).__name__,) + tuple(
+            getattr(record, f.name) for f in dataclasses.fields(record) if f.name != "id"
+        )
+        if content in self.merged_records:
+            return True
+        self.merged_records.add(content)
+        return False
 
     # -- Patient --
 

@@ -721,3 +721,21 @@ def test_a_line_skipped_by_the_fast_first_pass_is_still_checked(tmp_path: Path) 
         read(requests, patients, strict=True)
     expect_located(error.value, requests, "line 2", "invalid JSON")
     assert "ligne 2" in error.value.message_fr
+
+
+def test_a_merged_person_keeps_one_copy_of_identical_records_only(tmp_path: Path) -> None:
+    ident = [{"system": "urn:oid:1.2.3", "value": "7"}]
+    first = bundle(tmp_path, "a.json", patient("a", identifier=ident), allergy("al-1", "a", text="Latex"))
+    second = bundle(
+        tmp_path,
+        "b.json",
+        patient("b", identifier=ident),
+        allergy("al-2", "b", text="Latex"),  # the same fact under another id
+        allergy("al-3", "b", text="Latex") | {"criticality": "high"},  # not the same: kept
+    )
+    records, report = read(first, second, strict=True)
+    assert [(a.id, a.patient_id, a.criticality) for a in only(records, Allergy)] == [
+        ("al-1", "a", ""),
+        ("al-3", "a", "high"),
+    ]
+    assert report.duplicates == 2  # patient b, allergy al-2
