@@ -461,3 +461,16 @@ def test_render_refuses_what_build_would_have_refused(bad: Prescription) -> None
 
     with pytest.raises(PrescriptionRefused):
         _render(bad)
+
+
+def test_long_summary_numbers_its_pages_and_repeats_the_patient(tmp_path: Path) -> None:
+    from tests.unit.pdf_fixtures import treatment
+
+    many = summary(treatments=[treatment(f"t-{i}", f"médicament-{i:02d}") for i in range(70)])
+    pages = pdf_text(pdf.render_summary(many, snapshot_created_at=SNAPSHOT_AT, practice_name="Cabinet"), tmp_path)
+    assert len(pages) >= 2
+    for number, page in enumerate(pages, start=1):
+        text = flat(page)
+        assert f"page {number}/{len(pages)}" in text
+        assert "N'DIAYE (Dupré) Aïssatou Éléonore" in text
+        assert "instantané du 27/11/2026 à 02:15" in text
