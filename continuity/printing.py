@@ -75,6 +75,14 @@ def default_printer(*, lpstat: str = "lpstat", timeout: float = LP_TIMEOUT_SECON
     return match.group(1) if match else None
 
 
+def _scheduler_running(*, lpstat: str, timeout: float) -> bool:
+    try:
+        result = _run([lpstat, "-r"], timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "scheduler is running" in result.stdout
+
+
 def _check_printer(printer: str, *, lpstat: str, timeout: float) -> None:
     try:
         result = _run([lpstat, "-p", printer], timeout=timeout)
@@ -164,6 +172,8 @@ def print_pdf(
     try:
         queue = printer or default_printer(lpstat=lpstat, timeout=timeout)
         if not queue:
+            if not _scheduler_running(lpstat=lpstat, timeout=timeout):
+                raise _Unavailable("CUPS scheduler not running", "le service d'impression (CUPS) ne fonctionne pas")
             raise _Unavailable("no printer given and no CUPS default destination", "aucune imprimante par défaut")
         _check_printer(queue, lpstat=lpstat, timeout=timeout)
         job = PrintJob(job_id=_submit(pdf, queue, title=title, lp=lp, timeout=timeout), printer=queue)

@@ -129,11 +129,22 @@ def test_no_cups_saves_the_pdf_and_says_where(document: bytes, tmp_path: Path, p
 
 
 def test_no_default_printer(document: bytes, tmp_path: Path, private_tmp: Path) -> None:
-    lpstat = _fake_tool(tmp_path, "lpstat", 'echo "no system default destination"\n')
+    lpstat = _fake_tool(
+        tmp_path,
+        "lpstat",
+        'case "$1" in -r) echo "scheduler is running";; *) echo "no system default destination";; esac\n',
+    )
     with pytest.raises(printing.PrintFailed) as caught:
         printing.print_pdf(document, save_to=tmp_path, lpstat=lpstat, lp=lpstat)
     assert "aucune imprimante par défaut" in caught.value.message_fr
     assert caught.value.saved_to == tmp_path / "ordonnance.pdf"
+
+
+def test_no_scheduler_and_no_printer_named(document: bytes, tmp_path: Path, private_tmp: Path) -> None:
+    lpstat = _fake_tool(tmp_path, "lpstat", 'echo "lpstat: Scheduler is not running." >&2; exit 1\n')
+    with pytest.raises(printing.PrintFailed) as caught:
+        printing.print_pdf(document, save_to=tmp_path / "o.pdf", lpstat=lpstat, lp=lpstat)
+    assert "CUPS) ne fonctionne pas" in caught.value.message_fr
 
 
 def test_default_printer_is_used(document: bytes, tmp_path: Path, private_tmp: Path) -> None:
