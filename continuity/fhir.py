@@ -126,8 +126,18 @@ _NO_MEDICATION_TEXTS = frozenset({"no known medications", "no known medication",
 
 _WEIGHT_CODES = frozenset({"29463-7", "3141-9"})
 _HEIGHT_CODES = frozenset({"8302-2", "8306-3", "8308-9"})
-_WEIGHT_UNITS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237}
-_HEIGHT_UNITS = {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54}
+# UCUM codes first; then the spellings found in `unit` when an export has no code (matched lower-case).
+_WEIGHT_UNITS = {
+    **dict.fromkeys(("kg", "kilo", "kilos", "kilogram", "kilograms", "kilogramme", "kilogrammes"), 1.0),
+    **dict.fromkeys(("g", "gram", "grams", "gramme", "grammes"), 0.001),
+    **dict.fromkeys(("[lb_av]", "lb", "lbs", "pound", "pounds"), 0.45359237),
+}
+_HEIGHT_UNITS = {
+    **dict.fromkeys(("cm", "centimeter", "centimeters", "centimetre", "centimetres", "centimètre", "centimètres"), 1.0),
+    **dict.fromkeys(("m", "meter", "meters", "metre", "metres", "mètre", "mètres"), 100.0),
+    **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), 0.1),
+    **dict.fromkeys(("[in_i]", "in", "inch", "inches"), 2.54),
+}
 
 _TREATMENT_STATUSES = frozenset({"active", "on-hold", "intended"})
 _RECENT_STATUSES = frozenset({"completed", "stopped"})

@@ -487,12 +487,14 @@ def test_measurements(tmp_path: Path) -> None:
     height = observation("h", "8302-2", 1.62, "m")
     weight = observation("w", "29463-7", 140, "[lb_av]")
     ignored = observation("x", "29463-7", 70, "kg", status="entered-in-error")
+    spelled = observation("s", "29463-7", 71, "") | {"valueQuantity": {"value": 71, "unit": "Kilograms"}}
     bad_unit = observation("u", "29463-7", 70, "stone")
     negative = observation("n", "8302-2", -3, "cm")
-    records, report = read(lines(tmp_path, "x.ndjson", patient(), height, weight, ignored, bad_unit, negative))
+    records, report = read(lines(tmp_path, "x.ndjson", patient(), height, weight, spelled, ignored, bad_unit, negative))
     assert [(m.kind, m.value, m.unit) for m in only(records, Measurement)] == [
         ("height", 162.0, "cm"),
         ("weight", 63.503, "kg"),
+        ("weight", 71.0, "kg"),
     ]
     assert [p.resource for p in report.problems] == ["Observation/u", "Observation/n"]
 
