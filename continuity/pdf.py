@@ -47,8 +47,8 @@ class ForbiddenFetch(ValueError):
 
 @functools.cache
 def _weasyprint() -> Any:
-    # Imported lazily: weasyprint pulls pango and cairo-free PDF machinery (≈ 200 ms) that the CLI's
-    # other commands never need.
+    # Imported lazily: importing weasyprint costs ≈ 0.5 s (cffi parses pango's declarations,
+    # fontTools loads its subsetter) that the CLI's other commands never need. See warm_up().
     import weasyprint
     import weasyprint.text.fonts
     import weasyprint.urls
@@ -69,6 +69,8 @@ def url_fetcher() -> Any:
         def fetch(self, url: str, headers: Any = None) -> Any:
             path = _forms_path(url)
             if path is None:
+                # Kept for tests and diagnosis; bounded, the fetcher lives as long as the process.
+                del self.refused[:-99]
                 self.refused.append(url)
                 log.warning("refused to fetch %r: only files inside %s are allowed", url[:200], FORMS_DIR)
                 raise ForbiddenFetch(f"refused: {url[:200]}")
