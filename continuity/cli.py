@@ -541,7 +541,8 @@ def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
 @click.option("--line", "line_specs", multiple=True, help='A new line "DCI|dosage|forme|posologie|durée[|voie]".')
 @click.option("--duration", "renew_duration", default="1 mois", show_default=True, help="Duration of each renewal.")
 @click.option("--confirm", is_flag=True, help="Confirm the warnings (allergy, child weight...); refusals stay refused.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PDF file to write.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="PDF to write (unless --preview).")
+@click.option("--preview", is_flag=True, help="Only show what would be printed, with the warnings; write nothing.")
 @click.option("--print", "send_to_printer", is_flag=True, help="Also send it to the printer (CUPS).")
 @click.option("--printer", help="CUPS queue (default destination otherwise).")
 @click.option("--duplicate", is_flag=True, help="Add the duplicate page.")
@@ -556,7 +557,8 @@ def prescribe_command(
     line_specs: tuple[str, ...],
     renew_duration: str,
     confirm: bool,
-    out: Path,
+    out: Path | None,
+    preview: bool,
     send_to_printer: bool,
     printer: str | None,
     duplicate: bool,
@@ -584,6 +586,8 @@ def prescribe_command(
         raise click.UsageError("rien à prescrire : donnez --renew all, --renew TRAITEMENT ou --line.")
     if "all" in renew and len(renew) > 1:
         raise click.UsageError("--renew all ne se combine pas avec des identifiants de traitement.")
+    if out is None and not preview:
+        raise click.UsageError("--out FICHIER.pdf est obligatoire (ou --preview pour seulement voir l'ordonnance).")
 
     login = _login(db, user)
     snapshot = open_snapshot(db, login, passphrase_file, home=home)
@@ -605,6 +609,12 @@ def prescribe_command(
         )
         for note in plan.notes:
             click.echo(f"Note : {note}", err=True)
+        if preview:
+            click.echo(prescribe.preview_text(plan.prescription, snapshot_created_at=snapshot.created_at,
+                                              footer=not no_footer))  # fmt: skip
+            for warning in plan.warnings:
+                click.echo(f"À confirmer : {warning}", err=True)
+            return
         if plan.warnings and confirm:
             for warning in plan.warnings:
                 click.echo(f"Confirmé : {warning}", err=True)
@@ -624,6 +634,8 @@ def prescribe_command(
     finally:
         snapshot.close()
     prescription, document = issued.prescription, issued.pdf
+    if out is None:  # checked before unlocking; only --preview goes without --out
+        raise click.UsageError("--out FICHIER.pdf est obligatoire.")
     try:
         written = printing.save_pdf(document, out)
     except OSError as error:

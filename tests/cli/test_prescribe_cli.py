@@ -208,3 +208,21 @@ def test_wrong_passphrase_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     )  # fmt: skip
     assert code == 7
     assert not out.exists()
+
+
+def test_preview_shows_the_text_and_the_warnings_and_writes_nothing(db_path: Path, home: Path, tmp_path: Path) -> None:
+    code, stdout, stderr = run(
+        "prescribe", "pat-1", "--db", str(db_path), "--home", str(home), "--user", "u", "--prescriber", "10101234567",
+        "--renew", "all", "--line", "amoxicilline|1 g|comprimé|1 matin et soir|7j", "--preview",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "AFFECTION EXONÉRANTE" in stdout and "4. amoxicilline 1 g, comprimé, voie orale" in stdout
+    assert "À confirmer : ALLERGIE" in stderr and "Pénicillines" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "s.db"]
+    assert list(home.iterdir()) == []
+
+
+def test_out_is_required_without_preview(db_path: Path, home: Path) -> None:
+    code, _, stderr = run("prescribe", "pat-1", "--db", str(db_path), "--home", str(home), "--user", "u",
+                          "--prescriber", "10101234567", "--renew", "all")  # fmt: skip
+    assert code == 2 and "--out" in stderr
