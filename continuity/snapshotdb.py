@@ -15,8 +15,9 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,32 @@ def name_key(birth_name: str, given_names: Sequence[str]) -> str:
     return f"{search.normalize(birth_name)} {search.normalize(first)}".strip()
 
 
+class _Writer:
+    """Runs the inserts on one background thread, in order, a few batches ahead at most.
+
+    SQLite releases the GIL while it writes, so on two cores the B-tree work of one batch overlaps
+    the parsing of the next records on the main thread. The queue is short to keep memory bounded.
+    """
+
+    MAX_PENDING = 4
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-writer")
+        self.pending: deque[Future[object]] = deque()
+
+    def submit(self, function: Callable[..., object], *args: Any) -> None:
+        while len(self.pending) >= self.MAX_PENDING:
+            self.pending.popleft().result()  # re-raises a failed insert here, on the main thread
+        self.pending.append(self.executor.submit(function, *args))
+
+    def close(self) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
 class _Builder:
     """Writes records into a fresh database file; records may arrive in any order."""
 
@@ -244,6 +271,7 @@ class _Builder:
         self.tokens: dict[int, dict[str, int]] = {}
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
+        self.writer = _Writer()
 
     def row_of(self, patient_id: str) -> int:
         row = self.rows.get(patient_id)
@@ -262,7 +290,12 @@ class _Builder:
             batch = self.pending.pop(name, [])
             if batch:
                 marks = ",".join("?" * len(batch[0]))
-                self.conn.executemany(f"INSERT OR REPLACE INTO {name} VALUES ({marks})", batch)
+                self.writer.submit(self._insert, f"INSERT OR REPLACE INTO {name} VALUES ({marks})", batch)
+
+    def _insert(self, sql: str, batch: list[tuple[Any, ...]]) -> None:
+        # Runs on the writer thread. The cursor is closed here too: one freed later on the main
+        # thread would finalise its statement while the writer uses the connection.
+        self.conn.executemany(sql, batch).close()
 
     def add(self, record: Record) -> None:
         match record:
@@ -333,6 +366,7 @@ class _Builder:
 
     def finish(self) -> list[str]:
         self.flush()
+        self.writer.close()
         missing = sorted(set(self.rows) - self.defined)
         if missing:
             raise InputError(
@@ -371,16 +405,20 @@ def build_from_records(
     os.close(handle)
     temp = Path(temp_name)
     try:
-        conn = sqlite3.connect(temp)
+        # One writer thread uses the connection while the main thread reads records (see _Writer).
+        conn = sqlite3.connect(temp, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.executescript(TABLES)
             builder = _Builder(conn)
             conn.execute("BEGIN")
-            for record in records:
-                builder.add(record)
-            warnings = builder.finish()
+            try:
+                for record in records:
+                    builder.add(record)
+                warnings = builder.finish()
+            finally:
+                builder.writer.close()
             practice = builder.practice or Practice(id=practice_id or "practice", name="Cabinet médical")
             meta = {
                 "schema_version": str(SCHEMA_VERSION),
