@@ -252,10 +252,12 @@ class _Writer:
         self.pending.append(self.executor.submit(function, *args))
 
     def close(self) -> None:
+        """Wait for every queued insert; the first failure is raised, the rest are dropped."""
         try:
             while self.pending:
                 self.pending.popleft().result()
         finally:
+            self.pending.clear()
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -438,6 +440,14 @@ def build_from_records(
         finally:
             conn.close()
         os.replace(temp, out)
+    except sqlite3.IntegrityError as error:
+        temp.unlink(missing_ok=True)
+        # A record the importer let through but the schema's CHECK constraints refuse (e.g. 500
+        # renewals): the appliance would refuse such a database, so the publisher must not build it.
+        raise InputError(
+            f"a record violates the snapshot schema: {error}",
+            message_fr="Une donnée de l'export est hors des limites admises : l'instantané n'est pas construit.",
+        ) from error
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

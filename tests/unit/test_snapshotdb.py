@@ -53,6 +53,14 @@ def test_build_refuses_records_pointing_to_an_undefined_patient(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []  # no temp file left behind
 
 
+def test_a_record_outside_the_schema_limits_fails_the_build_cleanly(tmp_path: Path) -> None:
+    # The insert fails on the writer thread; the error must surface here, typed, with no file left.
+    records = [*small_practice(TODAY), Treatment("trt-x", "pat-qual", "paracétamol", renewals_left=500)]
+    with pytest.raises(InputError, match="CHECK constraint failed"):
+        snapshotdb.build_from_records(records, tmp_path / "out.db")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- search -----------------------------------------------------------------------------------------
 
 
