@@ -66,6 +66,7 @@ class Rig:
         practice_id: str = PRACTICE,
         counts: dict[str, int] | None = None,
         name: str | None = None,
+        compression: str = envelope.DEFAULT_COMPRESSION,
     ) -> Path:
         created = created_at or (NOW - dt.timedelta(hours=1) + dt.timedelta(seconds=sequence))
         out = self.tmp / (name or f"snap-{sequence}-{len(self.made)}.snap")
@@ -80,6 +81,7 @@ class Rig:
             expires_at=created + expires_in,
             schema_version=snapshotdb.SCHEMA_VERSION,
             counts=self.counts if counts is None else counts,
+            compression=compression,
         )
         self.made.append(out)
         return out

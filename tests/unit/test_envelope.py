@@ -11,11 +11,13 @@ import json
 import os
 import struct
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import nacl.signing
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.public import PrivateKey
@@ -104,8 +106,11 @@ def rejects(rig: Rig, before: tuple[bytes | None, list[str]], data: bytes, error
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(st.binary(min_size=1, max_size=3000), st.binary(min_size=1, max_size=50).map(lambda b: b * 4000)))
-def test_seal_then_open_round_trips(data: bytes) -> None:
+@given(
+    data=st.one_of(st.binary(min_size=1, max_size=3000), st.binary(min_size=1, max_size=50).map(lambda b: b * 4000)),
+    compression=st.sampled_from(envelope.COMPRESSIONS),
+)
+def test_seal_then_open_round_trips(data: bytes, compression: str) -> None:
     publisher = nacl.signing.SigningKey.generate()
     appliance = PrivateKey.generate()
     with tempfile.TemporaryDirectory() as work:
@@ -122,7 +127,9 @@ def test_seal_then_open_round_trips(data: bytes) -> None:
             expires_at=NOW + dt.timedelta(days=2),
             schema_version=1,
             counts={"patients": 1},
+            compression=compression,
         )
+        assert sealed.payload.compression == compression
         with out.open("rb") as handle:
             header = envelope.read_header(handle, [publisher.verify_key])
             assert header == sealed
@@ -251,7 +258,7 @@ def test_no_pinned_publisher(rig: Rig, current: tuple[bytes | None, list[str]]) 
         (lambda h: h.replace(b'"sequence":11', b'"sequence":11,"extra":1'), Malformed),
         (lambda h: h.replace(b'"sequence":11', b'"sequence":-1'), Malformed),
         (lambda h: h.replace(b'"format_version":1', b'"format_version":2'), UnsupportedFormat),
-        (lambda h: h.replace(b'"compression":"zlib"', b'"compression":"zstd"'), UnsupportedFormat),
+        (lambda h: h.replace(b'"compression":"zstd"', b'"compression":"lz4"'), UnsupportedFormat),
         (lambda h: h.replace(b'"chunk_size":65536', b'"chunk_size":1'), Malformed),
         (lambda h: h.replace(b'Z"', b'+01:00"', 1), Malformed),
         (lambda h: b"\xef\xbb\xbf" + h, Malformed),
@@ -430,10 +437,31 @@ def test_decrypt_with_swapped_chunks_fails_authentication(rig: Rig, big_database
         _decrypt(swapped, rig, sha256=hashlib.sha256(split(swapped)[3]).hexdigest())
 
 
-def test_decrypt_with_wrong_database_length(rig: Rig) -> None:
-    data = rig.make(11).read_bytes()
-    with pytest.raises(PayloadCorrupt, match="inflates beyond"):
+@pytest.mark.parametrize(("compression", "message"), [("zlib", "inflates beyond"), ("zstd", "declares")])
+def test_decrypt_with_wrong_database_length(rig: Rig, compression: str, message: str) -> None:
+    data = rig.make(11, compression=compression).read_bytes()
+    with pytest.raises(PayloadCorrupt, match=message):
         _decrypt(data, rig, database_length=100)
+
+
+@pytest.mark.parametrize("compression", envelope.COMPRESSIONS)
+def test_compressed_stream_with_trailing_data_is_refused(rig: Rig, compression: str) -> None:
+    """A publisher bug or a forged-but-signed payload: valid encryption around a bad compressed stream."""
+    image = rig.database.read_bytes()
+    if compression == "zlib":
+        inflater = envelope._Inflater(len(image))
+        with pytest.raises(PayloadCorrupt, match="after the end"):
+            inflater.feed(zlib.compress(image) + b"extra")
+    else:
+        with pytest.raises(PayloadCorrupt, match="unused data"):
+            envelope._unzstd(bytearray(zstandard.ZstdCompressor().compress(image) + b"extra"), len(image))
+
+
+def test_zstd_frame_without_content_size_is_refused(rig: Rig) -> None:
+    image = rig.database.read_bytes()
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(image)
+    with pytest.raises(PayloadCorrupt, match="declares"):
+        envelope._unzstd(bytearray(frame), len(image))
 
 
 def test_decrypt_for_another_appliance(rig: Rig) -> None:
