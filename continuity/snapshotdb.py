@@ -233,6 +233,18 @@ def name_key(birth_name: str, given_names: Sequence[str]) -> str:
     return f"{search.normalize(birth_name)} {search.normalize(first)}".strip()
 
 
+def _violation(record: Record) -> str | None:
+    """What in a record the schema's CHECK constraints would refuse (model types rule out the rest)."""
+    match record:
+        case Practitioner(rpps=rpps) if rpps and not (len(rpps) == 11 and rpps.isascii() and rpps.isdigit()):
+            return f"Practitioner {record.id}: RPPS {rpps!r} is not 11 digits"
+        case Treatment(renewals_left=renewals) if renewals is not None and not 0 <= renewals <= 99:
+            return f"Treatment {record.id}: {renewals} renewals is outside 0-99"
+        case Measurement(value=value) if not 0 < value < 1000:
+            return f"Measurement of {record.patient_id}: {record.kind} {value} {record.unit} is outside (0, 1000)"
+    return None
+
+
 class _Writer:
     """Runs the inserts on one background thread, in order, a few batches ahead at most.
 
@@ -264,7 +276,7 @@ class _Writer:
 class _Builder:
     """Writes records into a fresh database file; records may arrive in any order."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, strict: bool) -> None:
         self.conn = conn
         self.rows: dict[str, int] = {}  # patient id -> row
         self.defined: set[str] = set()  # patient ids that have a Patient record
@@ -274,6 +286,8 @@ class _Builder:
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
         self.writer = _Writer()
+        self.strict = strict
+        self.warnings: list[str] = []
 
     def row_of(self, patient_id: str) -> int:
         row = self.rows.get(patient_id)
@@ -300,6 +314,12 @@ class _Builder:
         self.conn.executemany(sql, batch).close()
 
     def add(self, record: Record) -> None:
+        problem = _violation(record)
+        if problem is not None:
+            if self.strict:
+                raise InputError(problem, message_fr="Une donnée de l'export est hors des limites admises.")
+            self.warnings.append(f"skipped: {problem}")
+            return
         match record:
             case Patient():
                 self._patient(record)
@@ -391,7 +411,7 @@ class _Builder:
             (token, rank_of[row], quality) for row, words in self.tokens.items() for token, quality in words.items()
         )
         self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
-        return []
+        return self.warnings
 
 
 def build_from_records(
@@ -400,8 +420,13 @@ def build_from_records(
     *,
     practice_id: str | None = None,
     created_at: dt.datetime | None = None,
+    strict: bool = False,
 ) -> BuildResult:
-    """Write a snapshot database at `out` (atomically: a temp file renamed into place)."""
+    """Write a snapshot database at `out` (atomically: a temp file renamed into place).
+
+    A record the schema would refuse fails the build when `strict`, else it is skipped and listed in
+    `BuildResult.warnings`.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=out.parent)
     os.close(handle)
@@ -413,7 +438,7 @@ def build_from_records(
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.executescript(TABLES)
-            builder = _Builder(conn)
+            builder = _Builder(conn, strict=strict)
             conn.execute("BEGIN")
             try:
                 for record in records:
@@ -471,6 +496,7 @@ def build(
         out,
         practice_id=practice_id,
         created_at=created_at,
+        strict=strict,
     )
     result.report = report
     return result

@@ -53,8 +53,21 @@ def test_build_refuses_records_pointing_to_an_undefined_patient(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []  # no temp file left behind
 
 
-def test_a_record_outside_the_schema_limits_fails_the_build_cleanly(tmp_path: Path) -> None:
-    # The insert fails on the writer thread; the error must surface here, typed, with no file left.
+def test_a_record_outside_the_schema_limits_is_skipped_or_fails_a_strict_build(tmp_path: Path) -> None:
+    records = [*small_practice(TODAY), Treatment("trt-x", "pat-qual", "paracétamol", renewals_left=500)]
+    with pytest.raises(InputError, match="trt-x: 500 renewals"):
+        snapshotdb.build_from_records(records, tmp_path / "out.db", strict=True)
+    assert list(tmp_path.iterdir()) == []
+    lenient = snapshotdb.build_from_records(records, tmp_path / "out.db")
+    assert lenient.counts["treatment"] == 2
+    assert lenient.warnings == ["skipped: Treatment trt-x: 500 renewals is outside 0-99"]
+
+
+def test_an_insert_failing_on_the_writer_thread_surfaces_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bypass the Python-side check so the CHECK constraint itself fails, on the writer thread.
+    monkeypatch.setattr(snapshotdb, "_violation", lambda record: None)
     records = [*small_practice(TODAY), Treatment("trt-x", "pat-qual", "paracétamol", renewals_left=500)]
     with pytest.raises(InputError, match="CHECK constraint failed"):
         snapshotdb.build_from_records(records, tmp_path / "out.db")
