@@ -161,6 +161,8 @@ def publisher_build(sources: tuple[Path, ...], out: Path, strict: bool, practice
         click.echo(f"{len(report.problems)} resource(s) skipped:", err=True)
         for problem in report.problems[:50]:
             click.echo(f"  {problem.source} {problem.location} {problem.resource}: {problem.message}", err=True)
+    for warning in result.warnings[:50]:
+        click.echo(f"  {warning}", err=True)
     click.echo(f"wrote {out}")
 
 
