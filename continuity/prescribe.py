@@ -885,7 +885,11 @@ def preview_text(
         out += ["└"]
     else:
         emit(form.lines)
-    out += ["", form.line_count, f"{form.signature} :", "", rule, form.footer_line, form.reference]
+    out += ["", form.line_count, f"{form.signature} :", "", rule]
+    # The footer sentences on lines of their own: the preview is narrower than the page.
+    *sentences, last = form.footer_line.split(". ")
+    out += [f"{sentence}." for sentence in sentences] + [last]
+    out.append(form.reference)
     return "\n".join(out)
 
 
