@@ -467,10 +467,13 @@ def build(
     Args:
         renew: treatment ids or `Renewal`s to renew, or "all" for every ongoing treatment.
         new_lines: free lines; a missing route is derived from the form when it can be.
-        now: the issue time (aware datetime preferred); also the reference for ages and weights.
+        now: the issue time (a naive one is taken as French local time); also the reference for
+            ages and weights.
     """
     patient = summary.patient
-    today = local(now).date() if now.tzinfo else now.date()
+    if now.tzinfo is None:  # the journal needs an offset: a naive time is the practice's local time
+        now = now.replace(tzinfo=PARIS)
+    today = local(now).date()
     treatments = {t.id: t for t in summary.treatments}
 
     renewals: list[Renewal] = []

@@ -472,3 +472,10 @@ def test_issue_journals_before_handing_out_and_not_when_unconfirmed() -> None:
     assert issued.pdf_sha256 == hashlib.sha256(issued.pdf).hexdigest()
     (entry,) = journal.entries
     assert entry["details"]["pdf_sha256"] == issued.pdf_sha256 and entry["snapshot_seq"] == 3
+
+
+def test_naive_now_is_french_local_time() -> None:
+    plan = prescribe.build(summary(), practitioner(), new_lines=[line()], now=dt.datetime(2026, 11, 28, 23, 30))
+    issued = plan.prescription.issued_at
+    assert issued.utcoffset() == dt.timedelta(hours=1)
+    assert prescribe.date_fr(issued) == "28/11/2026"
