@@ -82,7 +82,7 @@ async def test_homonyms_are_flagged(make_app: AppMaker) -> None:
         await unlock(pilot)
         table = await type_query(pilot, "martin marie")
         assert set(row_ids(table)[:2]) == {"pat-martin-1", "pat-martin-2"}
-        flags = [str(table.get_row_at(i)[0]) for i in range(2)]
+        flags = [table.row_cells(i)[0].plain for i in range(2)]
         assert flags == [HOMONYM_FLAG, HOMONYM_FLAG]
         detail = text_of(app.screen.query_one("#search-detail", Static))
         assert "Homonyme : vérifier la date de naissance" in detail

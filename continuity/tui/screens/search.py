@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from continuity import display
 from continuity.errors import ContinuityError
@@ -61,7 +61,6 @@ class SearchScreen(SessionScreen):
         search_input = self.query_one("#search-input", Input)
         if self.app.is_headless:
             search_input.cursor_blink = False
-        self.query_one(ResultsTable).can_focus = False
         search_input.focus()
 
     # -- searching
@@ -130,7 +129,7 @@ class SearchScreen(SessionScreen):
         detail.update(text)
         detail.set_class(bool(result.homonyms), "-homonym")
 
-    @on(DataTable.RowHighlighted)
+    @on(ResultsTable.Highlighted)
     def row_highlighted(self) -> None:
         self._update_detail()
 
@@ -152,7 +151,7 @@ class SearchScreen(SessionScreen):
             return
         self._open_highlighted()
 
-    @on(DataTable.RowSelected)
+    @on(ResultsTable.Selected)
     def row_selected(self) -> None:
         self._open_highlighted()
 

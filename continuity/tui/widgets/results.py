@@ -1,16 +1,25 @@
 """The search results table: one row per patient, homonyms flagged first, date of birth beside the name.
 
-Two layouts: from 100 columns every trait has its own column with a full header; below that (80×24 is
-the smallest supported terminal) the headers are shortened and the identity status moves to the line
-under the table, so the homonym flag and the date of birth never fall off the right edge.
+It draws its lines itself (Textual's line API) from segments prepared once per result set: a
+DataTable re-renders every visible cell through Rich on each update, about 35 ms for a screenful,
+which ate most of the 50 ms keystroke budget. Focus stays in the search field; the screen moves the
+cursor. Two layouts: from 100 columns every trait has its own column with a full header; below that
+(80×24 is the smallest supported terminal) the headers are shortened and the identity status moves
+to the line under the table, so the homonym flag and the date of birth never fall off the right edge.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
+from textual import events
+from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
 
 from continuity import display
 from continuity.snapshotdb import SearchResult
@@ -18,28 +27,16 @@ from continuity.snapshotdb import SearchResult
 HOMONYM_FLAG = "⚠ HOMONYME"
 HOMONYM_WARNING = "Homonyme : vérifier la date de naissance"
 WIDE_FROM = 100
+MAX_CELL = 32  # no real name is longer; anything longer is cut with an ellipsis
 
-WIDE_COLUMNS = (
-    ("Alerte", "flag"),
-    ("Nom de naissance", "birth_name"),
-    ("Nom d'usage", "used_name"),
-    ("Prénoms", "given"),
-    ("Date de naissance", "born"),
-    ("Sexe", "sex"),
-    ("Identité", "status"),
-)
-NARROW_COLUMNS = (
-    ("⚠", "flag"),
-    ("Nom", "birth_name"),
-    ("Usage", "used_name"),
-    ("Prénoms", "given"),
-    ("Né(e) le", "born"),
-    ("S", "sex"),
-)
+WIDE_COLUMNS = ("Alerte", "Nom de naissance", "Nom d'usage", "Prénoms", "Date de naissance", "Sexe", "Identité")
+NARROW_COLUMNS = ("⚠", "Nom", "Usage", "Prénoms", "Né(e) le", "S")
+FLAG_STYLE = Style.parse("bold black on yellow")
+NAME_STYLE = Style(bold=True)
 
 
 def result_cells(result: SearchResult, today: dt.date, *, wide: bool = True) -> tuple[Text, ...]:
-    """The cells of one row, as plain Text: a str cell would be parsed as markup, and names are data."""
+    """The cells of one row, as plain Text (names are data: never parsed as markup)."""
     patient = result.patient
     born = f"{display.fr_date(patient.birth_date)} ({display.age_label(patient, today)})"
     flags = []
@@ -47,10 +44,9 @@ def result_cells(result: SearchResult, today: dt.date, *, wide: bool = True) -> 
         flags.append(HOMONYM_FLAG if wide else "HOMONYME")
     if patient.deceased:
         flags.append("DÉCÉDÉ")
-    flag = Text(" ".join(flags), style="bold black on yellow") if flags else Text("")
     cells: tuple[Text, ...] = (
-        flag,
-        Text(patient.birth_name.upper(), style="bold"),
+        Text(" ".join(flags), style=FLAG_STYLE) if flags else Text(""),
+        Text(patient.birth_name.upper(), style=NAME_STYLE),
         Text(patient.used_name.upper() if patient.used_name != patient.birth_name else ""),
         Text(" ".join(patient.birth_given_names)),
         Text(born),
@@ -61,38 +57,127 @@ def result_cells(result: SearchResult, today: dt.date, *, wide: bool = True) -> 
     return cells
 
 
-class ResultsTable(DataTable[Text]):
-    """Rows keyed by patient id; the query the rows answer is kept so stale rows are never opened."""
+def _fit(text: str, width: int) -> str:
+    if len(text) > width:
+        return text[: width - 1] + "…"
+    return text.ljust(width)
+
+
+class ResultsTable(Widget):
+    """Patients found, keyed by id; remembers which query the rows answer so stale rows are never opened."""
+
+    COMPONENT_CLASSES = {"results-table--header", "results-table--cursor", "results-table--odd"}
+
+    DEFAULT_CSS = """
+    ResultsTable { height: 1fr; }
+    ResultsTable > .results-table--header { text-style: bold; background: $panel; color: $text; }
+    ResultsTable > .results-table--cursor { background: $primary; color: $text; text-style: bold; }
+    ResultsTable > .results-table--odd { background: $boost; }
+    """
+
+    @dataclass
+    class Highlighted(Message):
+        table: ResultsTable
+        row: int
+
+    @dataclass
+    class Selected(Message):
+        table: ResultsTable
+        row: int
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self.query_text: str | None = None
         self.results: list[SearchResult] = []
         self.wide: bool | None = None
+        self.cursor_row = 0
+        self._top = 0
+        self._cells: list[tuple[Text, ...]] = []
+        self._header: list[Segment] = []
+        self._rows: list[list[Segment]] = []
 
-    def on_mount(self) -> None:
-        self._set_layout()
-
-    def _set_layout(self) -> None:
-        wide = self.app.size.width >= WIDE_FROM
-        if wide == self.wide:
-            return
-        self.wide = wide
-        self.clear(columns=True)
-        for label, key in WIDE_COLUMNS if wide else NARROW_COLUMNS:
-            self.add_column(label, key=key)
+    # -- data
 
     def show(self, query_text: str, results: list[SearchResult], today: dt.date) -> None:
-        self._set_layout()
-        self.clear()
+        self.wide = self.app.size.width >= WIDE_FROM
         self.query_text = query_text
         self.results = list(results)
-        for result in results:
-            self.add_row(*result_cells(result, today, wide=bool(self.wide)), key=result.patient.id)
-        if results:
-            self.move_cursor(row=0)
+        self._cells = [result_cells(r, today, wide=self.wide) for r in results]
+        headers = WIDE_COLUMNS if self.wide else NARROW_COLUMNS
+        widths = [
+            min(MAX_CELL, max([len(header)] + [len(row[i].plain) for row in self._cells]))
+            for i, header in enumerate(headers)
+        ]
+        self._header = self._segments([Text(h) for h in headers], widths)
+        self._rows = [self._segments(list(row), widths) for row in self._cells]
+        self.cursor_row = 0
+        self._top = 0
+        self.refresh()
+        self.post_message(self.Highlighted(self, 0))
+
+    @staticmethod
+    def _segments(cells: list[Text], widths: list[int]) -> list[Segment]:
+        segments = [Segment(" ")]
+        for cell, width in zip(cells, widths, strict=True):
+            segments.append(Segment(_fit(cell.plain, width), cell.style if isinstance(cell.style, Style) else None))
+            segments.append(Segment("  "))
+        return segments
+
+    @property
+    def row_count(self) -> int:
+        return len(self.results)
+
+    def row_cells(self, row: int) -> tuple[Text, ...]:
+        return self._cells[row]
 
     def highlighted(self) -> SearchResult | None:
         if not self.results or not 0 <= self.cursor_row < len(self.results):
             return None
         return self.results[self.cursor_row]
+
+    # -- cursor
+
+    def move_cursor(self, *, row: int) -> None:
+        if not self.results:
+            return
+        row = max(0, min(len(self.results) - 1, row))
+        if row == self.cursor_row:
+            return
+        self.cursor_row = row
+        visible = max(1, self.size.height - 1)
+        if row < self._top:
+            self._top = row
+        elif row >= self._top + visible:
+            self._top = row - visible + 1
+        self.refresh()
+        self.post_message(self.Highlighted(self, row))
+
+    def on_click(self, event: events.Click) -> None:
+        row = self._top + event.y - 1
+        if event.y >= 1 and 0 <= row < len(self.results):
+            self.move_cursor(row=row)
+            self.post_message(self.Selected(self, row))
+
+    def on_resize(self) -> None:
+        self._top = max(0, min(self._top, self.cursor_row))
+
+    # -- drawing
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            if not self._header:
+                return Strip.blank(width, base)
+            header_style = self.get_component_rich_style("results-table--header")
+            return Strip(self._header).apply_style(base + header_style).crop_extend(0, width, base + header_style)
+        row = self._top + y - 1
+        if row >= len(self._rows):
+            return Strip.blank(width, base)
+        if row == self.cursor_row:
+            style = base + self.get_component_rich_style("results-table--cursor")
+        elif row % 2:
+            style = base + self.get_component_rich_style("results-table--odd")
+        else:
+            style = base
+        return Strip(self._rows[row]).apply_style(style).crop_extend(0, width, style)
