@@ -970,11 +970,11 @@ def drill_command(
               help="Appliance home (default: CONTINUITY_HOME, or snapshots/ in a checkout).")
 @click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Dev mode: a plain snapshot database, no unlock (the journal is still written in the home).")
-@click.option("--user", default="dev", show_default=True, help="Dev mode: the user name written to the journal.")
+@click.option("--user", help="Name preselected on the unlock screen; in dev mode, the journal's user (default dev).")
 @click.option("--idle-minutes", type=float, default=5.0, show_default=True,
               help="Lock after this many minutes without a key press (0: never).")
 @click.option("--today", help="Fixed clock for tests and demos: AAAA-MM-JJ or an ISO date-time.")
-def tui_command(home: Path | None, db: Path | None, user: str, idle_minutes: float, today: str | None) -> None:
+def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minutes: float, today: str | None) -> None:
     """Open the receptionist's screen: unlock, search a patient, read the summary, agenda, ordonnance."""
     from continuity.tui.app import make_app, parse_today
 

@@ -567,9 +567,10 @@ LAST_USER_FILE = "tui-last-user"
 class HomeUnlocker(Unlocker):
     """The real path: a staff keyslot opens the appliance key, which decrypts the newest snapshot."""
 
-    def __init__(self, home: Path, *, clock: Clock = system_clock) -> None:
+    def __init__(self, home: Path, *, clock: Clock = system_clock, preselect: str | None = None) -> None:
         self.home = home
         self.clock = clock
+        self.preselect = preselect  # who to preselect when nobody has unlocked here yet (the demo)
 
     def staff(self) -> list[str]:
         from continuity import keys
@@ -581,7 +582,7 @@ class HomeUnlocker(Unlocker):
         try:
             name = (self.home / LAST_USER_FILE).read_text(encoding="utf-8").strip()
         except OSError:
-            return None
+            name = self.preselect or ""
         return name if name in self.staff() else None
 
     def unlock(self, user: str, passphrase: str) -> Session:

@@ -441,7 +441,7 @@ def make_app(
     *,
     home: Path | None = None,
     db: Path | None = None,
-    user: str = "dev",
+    user: str | None = None,
     idle_minutes: float = DEFAULT_IDLE_MINUTES,
     today: str | None = None,
     unlock_hint: str = "",
@@ -455,7 +455,7 @@ def make_app(
     unlocker: Unlocker
     if db is not None:
         home.mkdir(parents=True, exist_ok=True)
-        unlocker = DatabaseUnlocker(db, home, user=user, clock=clock)
+        unlocker = DatabaseUnlocker(db, home, user=user or "dev", clock=clock)
     else:
-        unlocker = HomeUnlocker(home, clock=clock)
+        unlocker = HomeUnlocker(home, clock=clock, preselect=user)
     return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint)
