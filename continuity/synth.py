@@ -8,7 +8,9 @@ names, married names, homonyms, twins, children with and without a weight, ALD-l
 non-substitutable lines, narcotics, "no known allergy" versus no information at all.
 
 Determinism: each random patient draws from its own generator seeded with (seed, index), so the
-output is byte-identical for (patients, seed, today) and patient N is the same whatever the total.
+output is byte-identical for (patients, seed, today) and patient N is the same whatever the total
+(a NIR serial number drawn twice moves to the next free one, which depends only on the patients
+before N: no two people in a practice share an INS).
 Memory stays bounded: resources are written as they are made, one NDJSON file per resource type.
 """
 
@@ -997,6 +999,19 @@ class _Person:
         )
         return with_check_key(first13)
 
+    def claim_nir(self, taken: set[str]) -> None:
+        """Move `nir_order` to the next free serial number (1-999, wrapping) so no two people share a NIR.
+
+        The first 13 digits decide the key, so they are what must be unique within the practice.
+        """
+        for _ in range(999):
+            first13 = self.nir()[:13]
+            if first13 not in taken:
+                taken.add(first13)
+                return
+            self.nir_order = self.nir_order % 999 + 1
+        raise ValueError(f"no free NIR serial number left for {self.id} ({first13[:10]}…)")
+
 
 def _patient(person: _Person) -> Resource:
     extensions: list[Resource] = [
@@ -1921,12 +1936,19 @@ def _empty_pools() -> Pools:
     return {practitioner.id: array("I") for practitioner in _PRACTITIONERS}
 
 
-def _write_random_patients(export: _Export, first: int, last: int, seed: int, today: dt.date) -> Pools:
-    """Write random patients first..last (inclusive) and return who may get an appointment, per practitioner."""
+def _write_random_patients(
+    export: _Export, first: int, last: int, seed: int, today: dt.date, nirs: set[str]
+) -> Pools:
+    """Write random patients first..last (inclusive) and return who may get an appointment, per practitioner.
+
+    `nirs` holds the first 13 digits of the NIRs already given in the practice; each new person claims
+    a free one (a drawn serial number already taken moves to the next free one, deterministically).
+    """
     pools = _empty_pools()
     for index in range(first, last + 1):
         rng = _Rng((seed << 32) + index)  # an int seeds faster than a str
         person = _random_person(rng, index, today)
+        person.claim_nir(nirs)
         export.write(_patient(person))
         # A deceased patient's record stops on the day they died.
         _random_chart(_Chart(export, person, person.deceased_on or today), rng)
@@ -1960,13 +1982,15 @@ def write_practice(
         for drug in _DRUG_LIST:
             export.write(_medication(drug))
 
+        nirs: set[str] = set()  # no two people in the practice share a NIR
         for roles, person, fill in _showcase_people(today):
+            person.claim_nir(nirs)
             for role in roles:
                 showcase[role] = person.id
             export.write(_patient(person))
             fill(_Chart(export, person, today))
 
-        pools = _write_random_patients(export, SHOWCASE_SIZE + 1, patients, seed, today)
+        pools = _write_random_patients(export, SHOWCASE_SIZE + 1, patients, seed, today, nirs)
 
         # The showcase on the schedule: both Jean MARTIN the same morning, the twins back to back.
         first_open_day = 1 if today.weekday() == 6 else 0

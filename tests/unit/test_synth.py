@@ -434,6 +434,29 @@ def test_ins_only_on_qual_identities_and_every_nir_key_is_valid(export: Export) 
     assert statuses["PROV"] > 0 and statuses["RECUP"] > 0
 
 
+def test_every_ins_is_unique_in_the_export(export: Export) -> None:
+    values = [ins for patient in export.by_type["Patient"] if (ins := ins_of(patient)) is not None]
+    assert len(values) == len(set(values))
+
+
+def test_no_two_patients_share_an_ins_in_a_large_practice(tmp_path: Path) -> None:
+    # Seed 7 used to give pat-016053 and pat-011795 the same test INS (different birth dates): serial
+    # numbers were drawn at random among 999, and 20,000 patients make such a draw certain.
+    write_practice(tmp_path, patients=20_000, seed=7, today=TODAY)
+    owners: dict[str, str] = {}
+    with (tmp_path / "Patient.ndjson").open(encoding="utf-8") as handle:
+        for line in handle:
+            patient = json.loads(line)
+            ins = ins_of(patient)
+            if ins is None:
+                continue
+            assert is_valid_nir(ins), patient["id"]
+            assert ins.startswith(nir_traits(patient)), patient["id"]
+            assert ins not in owners, f"{patient['id']} and {owners.get(ins)} share the INS {ins}"
+            owners[ins] = patient["id"]
+    assert len(owners) > 10_000
+
+
 def test_random_population_looks_like_a_french_practice(export: Export) -> None:
     patients = export.by_type["Patient"][SHOWCASE_SIZE:]
     ages = [age(p) for p in patients]
