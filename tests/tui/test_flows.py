@@ -176,7 +176,7 @@ async def test_agenda_enter_opens_the_patient(make_app: AppMaker, home: Path) ->
         assert isinstance(app.screen, AgendaScreen)
         assert len(app.screen.entries) == 2
         rows = [str(cell) for cell in app.screen.query_one("DataTable").get_row_at(2)]  # type: ignore[attr-defined]
-        assert rows[0] == "09:20" and rows[1].startswith("N'DIAYE Moussa") and rows[3] == "+33 6 12 34 56 78"
+        assert rows[0] == "09:20" and rows[1].startswith("N'DIAYE Moussa") and rows[2] == "+33 6 12 34 56 78"
         await pilot.press("enter")  # the cursor starts on the first appointment
         await pilot.pause()
         assert isinstance(app.screen, PatientScreen)

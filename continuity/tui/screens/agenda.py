@@ -21,7 +21,7 @@ WEEKDAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dim
 
 def day_title(day: dt.date, today: dt.date) -> str:
     relative = {0: " (aujourd'hui)", 1: " (demain)"}.get((day - today).days, "")
-    return f"{WEEKDAYS_FR[day.weekday()].capitalize()} {display.fr_date(day)}{relative}"
+    return f"{WEEKDAYS_FR[day.weekday()]} {display.fr_date(day)}{relative}"
 
 
 def by_practitioner(entries: list[AgendaEntry]) -> list[tuple[str, list[AgendaEntry]]]:
@@ -73,10 +73,11 @@ class AgendaScreen(SessionScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#agenda-table", DataTable)
+        # The phone number right after the name: the reception calls patients to move appointments.
         table.add_column("Heure", key="time")
         table.add_column("Patient", key="patient")
-        table.add_column("Né(e) le", key="born")
         table.add_column("Téléphone", key="phone")
+        table.add_column("Né(e) le", key="born")
         table.add_column("Motif", key="reason")
         self.day = self.session.today()
         self._load()
@@ -99,14 +100,14 @@ class AgendaScreen(SessionScreen):
             found = practitioners.get(practitioner_id)
             name = found.display_name if found else practitioner_id
             phone = f"cabinet {found.phone}" if found and found.phone else ""
-            table.add_row(Text(name, style="bold reverse"), Text(""), Text(""), Text(phone, style="bold"),
+            table.add_row(Text(""), Text(name, style="bold reverse"), Text(phone, style="bold"), Text(""),
                           Text(""), key=f"prac:{practitioner_id}")
             for entry in group:
                 table.add_row(
                     Text(f"{entry.appointment.start:%H:%M}"),
                     Text(display.names_label(entry.patient), style="bold"),
-                    Text(display.fr_date(entry.patient.birth_date)),
                     Text(", ".join(entry.patient.phones) or "—"),
+                    Text(display.fr_date(entry.patient.birth_date)),
                     Text(entry.appointment.description),
                     key=f"apt:{entry.appointment.id}",
                 )

@@ -31,6 +31,8 @@ MAX_CELL = 32  # no real name is longer; anything longer is cut with an ellipsis
 
 WIDE_COLUMNS = ("Alerte", "Nom de naissance", "Nom d'usage", "Prénoms", "Date de naissance", "Sexe", "Identité")
 NARROW_COLUMNS = ("⚠", "Nom", "Usage", "Prénoms", "Né(e) le", "S")
+# Columns (index, narrowest width) shortened, in this order, when the row is wider than the screen.
+SHRINK_ORDER = ((3, 12), (2, 6), (1, 12))
 FLAG_STYLE = Style.parse("bold black on yellow")
 NAME_STYLE = Style(bold=True)
 
@@ -95,6 +97,7 @@ class ResultsTable(Widget):
         self._cells: list[tuple[Text, ...]] = []
         self._header: list[Segment] = []
         self._rows: list[list[Segment]] = []
+        self._today: dt.date | None = None
 
     # -- data
 
@@ -102,18 +105,31 @@ class ResultsTable(Widget):
         self.wide = self.app.size.width >= WIDE_FROM
         self.query_text = query_text
         self.results = list(results)
+        self._today = today
         self._cells = [result_cells(r, today, wide=self.wide) for r in results]
+        self._layout()
+        self.cursor_row = 0
+        self._top = 0
+        self.refresh()
+        self.post_message(self.Highlighted(self, 0))
+
+    def _layout(self) -> None:
         headers = WIDE_COLUMNS if self.wide else NARROW_COLUMNS
         widths = [
             min(MAX_CELL, max([len(header)] + [len(row[i].plain) for row in self._cells]))
             for i, header in enumerate(headers)
         ]
+        # Too wide for the terminal: shorten given names, then used and birth names (the line under
+        # the table shows the highlighted patient in full) so the date of birth stays in view.
+        overflow = 1 + sum(widths) + 2 * len(widths) - self.size.width
+        for column, minimum in SHRINK_ORDER:
+            if overflow <= 0:
+                break
+            cut = min(overflow, max(0, widths[column] - minimum))
+            widths[column] -= cut
+            overflow -= cut
         self._header = self._segments([Text(h) for h in headers], widths)
         self._rows = [self._segments(list(row), widths) for row in self._cells]
-        self.cursor_row = 0
-        self._top = 0
-        self.refresh()
-        self.post_message(self.Highlighted(self, 0))
 
     @staticmethod
     def _segments(cells: list[Text], widths: list[int]) -> list[Segment]:
@@ -160,6 +176,9 @@ class ResultsTable(Widget):
 
     def on_resize(self) -> None:
         self._top = max(0, min(self._top, self.cursor_row))
+        if self._cells:
+            self._layout()
+            self.refresh()
 
     # -- drawing
 
