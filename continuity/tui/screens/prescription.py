@@ -218,7 +218,9 @@ class PrescriptionScreen(SessionScreen):
         warnings.update("\n".join(lines))
         warnings.set_classes("-warnings" if self.plan.warnings else ("-notes" if lines else ""))
         warnings.display = bool(lines)
-        text = prescribe.preview_text(self.plan.prescription, snapshot_created_at=self._data_time())
+        # The rules of the preview must not wrap: as wide as the box (border, padding, scrollbar).
+        width = max(40, min(78, self.app.size.width - 8))
+        text = prescribe.preview_text(self.plan.prescription, snapshot_created_at=self._data_time(), width=width)
         preview.update(text)
         # The prescriber block is the same every time: open the preview on the patient and the lines.
         patient_row = next((i for i, line in enumerate(text.splitlines()) if line.startswith("Patient :")), 0)
