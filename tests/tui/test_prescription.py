@@ -93,3 +93,42 @@ async def test_narcotic_line_is_refused(make_app: AppMaker, home: Path) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, PatientScreen)
     assert not [e for e in Journal(home).entries() if e.action == "print_prescription"]
+
+
+async def test_print_summary_is_journaled_then_saved_without_a_printer(make_app: AppMaker, home: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "rousseau")
+        await pilot.press("p")
+        for _ in range(100):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.05)
+            if isinstance(app.screen, MessageScreen):
+                break
+        assert isinstance(app.screen, MessageScreen)
+        assert "enregistr" in app.screen.body
+        saved = list((home.parent / "prints").glob("resume-pat-qual*.pdf"))
+        assert len(saved) == 1 and saved[0].read_bytes().startswith(b"%PDF")
+    assert [(e.action, e.patient_id) for e in Journal(home).entries() if e.action == "print_summary"] == [
+        ("print_summary", "pat-qual")
+    ]
+
+
+async def test_agenda_day_list_is_journaled_and_saved(make_app: AppMaker, home: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await pilot.press("f3")
+        await pilot.press("p")
+        for _ in range(100):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.05)
+            if isinstance(app.screen, MessageScreen):
+                break
+        saved = list((home.parent / "prints").glob("agenda-2026-11-28*.txt"))
+        assert len(saved) == 1
+        text = saved[0].read_text()
+        assert "Dr Hélène Garnier" in text and "09:20  N'DIAYE Moussa" in text and "+33 6 12 34 56 78" in text
+    exports = [e for e in Journal(home).entries() if e.action == "export"]
+    assert len(exports) == 1 and exports[0].details == {"what": "day_list", "day": "2026-11-28"}
