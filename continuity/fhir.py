@@ -180,8 +180,7 @@ _LINE_HEAD = re.compile(
     rb'\s*\{\s*"resourceType"\s*:\s*"(MedicationRequest|MedicationStatement|Appointment|Observation|Condition)"'
     rb'\s*,\s*"id"\s*:\s*"([A-Za-z0-9\-._]{1,64})"\s*[,}]'
 )
-# Lines with these bytes carry something pass 1 indexes (an ALD marker), or may hide it in an escape.
-_LINE_NEEDS_PARSE = (b"MED-574", b'"ALD"', b"\\u")
+# A line with the bytes of an ALD marker (MED-574, "ALD") or an escape that may hide one (\u) is parsed.
 _SUBSTITUTION_REASON = re.compile(r"\b(MTE|EFG|CIF)\b")
 
 _STATUS_RANK = {AllergyStatus.NO_INFORMATION: 0, AllergyStatus.NONE_KNOWN: 1, AllergyStatus.RECORDED: 2}
@@ -305,14 +304,19 @@ def _describe(value: Any) -> str:
     return "null"
 
 
+# The accessors below are the reader's hot path (millions of calls on a large export): each tests the
+# usual case first (an exact str, dict or list, as the JSON decoder makes them) and falls back to the
+# general checks, which give the same results and the same messages.
+
+
 def _clean(text: str) -> str:
     """Collapse whitespace and bound the length of one text value."""
     if (
         len(text) <= _MAX_TEXT
         and text.isprintable()  # no tab, newline or other space than " "
         and "  " not in text
-        and not text.startswith(" ")
-        and not text.endswith(" ")
+        and text[:1] != " "
+        and text[-1:] != " "
     ):
         return text
     return " ".join(text[:_MAX_TEXT].split())
@@ -320,6 +324,10 @@ def _clean(text: str) -> str:
 
 def _str(node: JSON, key: str, path: str) -> str:
     value = node.get(key)
+    if value.__class__ is str:
+        if len(value) <= _MAX_TEXT and value.isprintable() and "  " not in value and value[:1] != " " != value[-1:]:
+            return value
+        return _clean(value)
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -352,6 +360,8 @@ def _objs(node: JSON, key: str, path: str) -> list[tuple[JSON, str]]:
     if value is None:
         return []
     base = f"{path}.{key}"
+    if value.__class__ is list and len(value) == 1 and value[0].__class__ is dict:
+        return [(value[0], base + "[0]")]
     if isinstance(value, dict):
         return [(value, base)]
     if not isinstance(value, list):
@@ -418,30 +428,50 @@ def _codings(concept: JSON | None, path: str) -> list[tuple[str, str, str]]:
     return result
 
 
-@dataclass(frozen=True, slots=True)
 class _Concept:
-    """The readable text and first code of a CodeableConcept, whatever parts it has."""
+    """The readable text and first code of a CodeableConcept, whatever parts it has (read-only)."""
 
-    text: str = ""
-    code: str = ""
-    system: str = ""
-    codes: frozenset[str] = frozenset()
-    atc_display: str = ""
-    own_text: str = ""  # CodeableConcept.text alone: what a person typed, not a terminology display
+    __slots__ = ("atc_display", "code", "codes", "own_text", "system", "text")
+
+    def __init__(
+        self,
+        text: str = "",
+        code: str = "",
+        system: str = "",
+        codes: frozenset[str] = frozenset(),
+        atc_display: str = "",
+        own_text: str = "",  # CodeableConcept.text alone: what a person typed, not a terminology display
+    ) -> None:
+        self.text = text
+        self.code = code
+        self.system = system
+        self.codes = codes
+        self.atc_display = atc_display
+        self.own_text = own_text
 
     @property
     def normalized_text(self) -> str:
         return self.text.casefold().rstrip(".")
 
 
+_NO_CONCEPT = _Concept()
+
+
 def _concept(node: JSON, key: str, path: str) -> _Concept:
-    concept = _obj(node, key, path)
+    concept = node.get(key)
+    if concept is None:
+        return _NO_CONCEPT
+    if concept.__class__ is not dict:
+        concept = _obj(node, key, path)  # raises the located message
     return _concept_of(concept, f"{path}.{key}")
 
 
 def _concept_of(concept: JSON | None, path: str) -> _Concept:
     if concept is None:
-        return _Concept()
+        return _NO_CONCEPT
+    fast = _concept_fast(concept)
+    if fast is not None:
+        return fast
     codings = _codings(concept, path)
     text = _str(concept, "text", path)
     display = next((d for _, _, d in codings if d), "")
@@ -455,6 +485,61 @@ def _concept_of(concept: JSON | None, path: str) -> _Concept:
         atc_display=atc,
         own_text=text,
     )
+
+
+def _concept_fast(concept: JSON) -> _Concept | None:
+    """`_concept_of` for the usual shapes (None for anything else, read by the general path).
+
+    Usual: ``coding`` absent or a list of objects whose system/code/display are absent or strings,
+    ``text`` absent or a string.
+    """
+    codings = concept.get("coding")
+    text = concept.get("text")
+    if text is None:
+        text = ""
+    elif text.__class__ is str:
+        text = _clean(text)
+    else:
+        return None
+    if codings is None:
+        return _Concept(text, own_text=text) if text else _NO_CONCEPT
+    if codings.__class__ is not list:
+        return None
+    display = code = system = atc = ""
+    codes: list[str] = []
+    for coding in codings:
+        if coding.__class__ is not dict:
+            return None
+        s = coding.get("system")
+        c = coding.get("code")
+        d = coding.get("display")
+        if s is None:
+            s = ""
+        elif s.__class__ is str:
+            s = s[:_MAX_TEXT].strip()
+        else:
+            return None
+        if c is None:
+            c = ""
+        elif c.__class__ is str:
+            c = c[:_MAX_TEXT].strip()
+        else:
+            return None
+        if d is None:
+            d = ""
+        elif d.__class__ is str:
+            d = _clean(d)
+        else:
+            return None
+        if d:
+            display = display or d
+            if not atc and s == _ATC:
+                atc = d
+        if c:
+            codes.append(c)
+            if not code:
+                code, system = c, s
+    return _Concept(text or display, code, system, frozenset(codes), atc, text)
 
 
 def _status_code(node: JSON, key: str, path: str) -> str:
@@ -590,7 +675,7 @@ class _Scope:
 class _Item:
     """One resource read from a source, with where it came from."""
 
-    ordinal: int  # position in its file, identical in both passes
+    ordinal: int  # position in its file, identical in both passes (see _Counter)
     location: str
     resource: JSON
     resource_type: str
@@ -653,39 +738,54 @@ class _SourceFile:
             return cast(IO[bytes], gzip.open(self.path, "rb"))
         return self.path.open("rb")
 
-    def items(self, *, light: bool = False) -> Iterator[_Item | _Unreadable]:
-        """The resources of the file; ``light`` lets key-only NDJSON lines through unparsed."""
+    def items(self, *, light: bool = False, span: _Span | None = None) -> Iterator[_Item | _Unreadable]:
+        """The resources of the file; ``light`` lets key-only NDJSON lines through unparsed.
+
+        ``span`` limits an uncompressed NDJSON file to whole lines from a byte offset (a chunk read
+        by a worker process); items and positions are exactly those of a whole read.
+        """
         if not self.path.name.lower().endswith(_SUFFIXES):
             yield _Unreadable(0, "", "", "unsupported file type (expected .json or .ndjson, optionally .gz)")
             return
         try:
             if self.ndjson:
-                yield from self._ndjson_items(light)
+                yield from self._ndjson_items(light, span or _Span(0, -1, 1))
             else:
                 yield from self._json_items()
         except (OSError, EOFError, gzip.BadGzipFile) as error:
             yield _Unreadable(-1, "", "", f"cannot read the file: {error}")
 
-    def _ndjson_items(self, light: bool) -> Iterator[_Item | _Unreadable]:
-        counter = _Counter()
+    def _ndjson_items(self, light: bool, span: _Span) -> Iterator[_Item | _Unreadable]:
         with self._open() as stream:
-            number = 0
-            while True:
+            if span.start:
+                stream.seek(span.start)
+            position, end = span.start, span.end
+            number = span.first_line - 1
+            while end < 0 or position < end:
                 raw = stream.readline(MAX_LINE_BYTES + 1)
                 if not raw:
                     break
+                position += len(raw)
                 number += 1
+                counter = _Counter(number)
                 location = f"line {number}"
-                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    while raw and not raw.endswith(b"\n"):  # drop the rest of the line, chunk by chunk
+                if len(raw) > MAX_LINE_BYTES and raw[-1:] != b"\n":
+                    while raw and raw[-1:] != b"\n":  # drop the rest of the line, chunk by chunk
                         raw = stream.readline(MAX_LINE_BYTES)
+                        position += len(raw)
                     yield _Unreadable(counter.next(), location, "", f"line longer than {MAX_LINE_BYTES} bytes")
                     continue
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 if not raw.strip():
                     continue
-                if light and (head := _LINE_HEAD.match(raw)) and not any(m in raw for m in _LINE_NEEDS_PARSE):
+                if (
+                    light
+                    and (head := _LINE_HEAD.match(raw))
+                    and b"MED-574" not in raw  # the bytes of an ALD marker (or an escape that may hide one)
+                    and b'"ALD"' not in raw
+                    and b"\\u" not in raw
+                ):
                     resource_type = head[1].decode()
                     key = f"{resource_type}/{head[2].decode()}"
                     yield _Item(counter.next(), location, {}, resource_type, key, None, light=True)
@@ -699,7 +799,12 @@ class _SourceFile:
                 except _Invalid as error:
                     yield _Unreadable(counter.next(), location, "", str(error))
                     continue
-                yield from _expand(value, location, None, counter, 0)
+                resource_type = _resource_type(value)
+                if resource_type and resource_type != "Bundle":  # the usual line: one resource
+                    key = _resource_key(value, resource_type, "")
+                    yield _Item(counter.next(), location, value, resource_type, key, None)
+                else:
+                    yield from _expand(value, location, None, counter, 0)
 
     def _json_items(self) -> Iterator[_Item | _Unreadable]:
         if not self.gzipped and self.path.stat().st_size > MAX_JSON_FILE_BYTES:
@@ -720,18 +825,33 @@ class _SourceFile:
             return
         if _is_bulk_manifest(value):
             return
-        yield from _expand(value, "", None, _Counter(), 0)
+        yield from _expand(value, "", None, _Counter(0), 0)
 
 
 class _Counter:
+    """Ordinals of the resources of one NDJSON line (or of a whole .json file, line 0).
+
+    An ordinal is ``line << 32 | index in the line``: a chunk of lines read apart (by a worker
+    process) numbers its resources exactly as a read of the whole file does.
+    """
+
     __slots__ = ("value",)
 
-    def __init__(self) -> None:
-        self.value = -1
+    def __init__(self, line: int) -> None:
+        self.value = (line << 32) - 1
 
     def next(self) -> int:
         self.value += 1
         return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Whole NDJSON lines from byte ``start`` to ``end`` (-1: the end of the file), the first one numbered."""
+
+    start: int
+    end: int
+    first_line: int
 
 
 def _expand(
