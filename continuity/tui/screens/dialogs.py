@@ -21,13 +21,13 @@ Partout (après déverrouillage)
   Échap       retour à l'écran précédent
 
 Recherche
-  taper       nom, prénom, date de naissance (JJ/MM/AAAA, JJMMAAAA, AAAA) ou INS
+  taper       nom, prénom, naissance (JJ/MM/AAAA, JJMMAAAA, AAAA) ou INS
   ↑ ↓         choisir un patient dans la liste
-  Entrée      ouvrir le dossier du patient surligné (le premier par défaut)
+  Entrée      ouvrir le dossier surligné (le premier par défaut)
   Échap       effacer la recherche
 
 Dossier patient
-  o           ordonnance : tous les traitements cochés, Entrée pour imprimer
+  o           ordonnance (tout est coché ; Entrée : imprimer)
   p           imprimer le résumé du dossier
   ↑ ↓         faire défiler
 
@@ -35,8 +35,8 @@ Ordonnance
   Espace      cocher / décocher le traitement surligné
   a           ajouter une ligne (DCI|dosage|forme|posologie|durée)
   m           choisir le prescripteur
-  Entrée / p  imprimer (une confirmation est demandée ;
-              s'il y a des alertes, taper o pour confirmer)
+  Entrée / p  imprimer ce que montre l'aperçu ; s'il y a des alertes,
+              une confirmation demande de taper o
 
 Agenda
   ← →         jour précédent / suivant     t  aujourd'hui
@@ -53,12 +53,14 @@ class HelpScreen(ModalScreen[None]):
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 76; max-width: 100%; height: 90%; border: thick $accent;
-        background: $surface; padding: 0 1; }
+    HelpScreen > VerticalScroll { width: 80; max-width: 100%; height: 100%; max-height: 40;
+        border: thick $accent; background: $surface; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll() as scroll:
+            scroll.border_title = "Aide"
+            scroll.border_subtitle = "↑ ↓ : défiler — Échap : fermer"
             yield Static(HELP_TEXT + "\nÉchap : fermer l'aide", markup=False)
 
     def action_dismiss(self) -> None:  # type: ignore[override]

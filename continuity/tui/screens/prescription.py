@@ -1,9 +1,10 @@
 """Ordonnance: tick treatments to renew, add lines, pick the prescriber, read the preview, confirm, print.
 
-The common case — renew everything the patient takes — is `o` on the patient screen, then Entrée to
-print, Entrée to confirm. Warnings (allergy match, child without weight, deceased patient...) make the
-confirmation ask for `o` instead of Entrée, so nobody confirms them by reflex. Refusals (secure-paper
-drugs, over 12 months, no RPPS) leave nothing to print.
+The common case — renew everything the patient takes — is `o` on the patient screen (every ongoing
+treatment is ticked and the preview shows exactly what will print), then Entrée: printed. Warnings
+(allergy match, child without weight, deceased patient...) open a confirmation that takes a typed `o`,
+not Entrée, so nobody confirms them by reflex. Refusals (secure-paper drugs, over 12 months, no RPPS)
+leave nothing to print.
 """
 
 from __future__ import annotations
@@ -291,6 +292,9 @@ class PrescriptionScreen(SessionScreen):
             return
         if self.plan is None:
             self.notify(self.refusal or "Rien à imprimer.", severity="error", timeout=8)
+            return
+        if not self.plan.warnings:
+            self._confirmed(True)  # the preview on screen is what prints: Entrée is the confirmation
             return
         prescription = self.plan.prescription
         summary = (
