@@ -5,7 +5,7 @@ Run: `.venv/bin/python -m bench.transport [--sizes 10000,100000] [--runs 5] [--c
 Each measured step runs in a fresh child process so its peak RSS (VmHWM) is its own; the pull
 is also run once under tracemalloc to show that Python allocations do not grow with the snapshot.
 The physical reference is measured in the same run: SHA-256 and secretstream decryption throughput
-of this machine, zlib inflation of the same payload, and one argon2id MODERATE derivation.
+of this machine, zstd inflation of the same payload, and one argon2id MODERATE derivation.
 `--write-doc` replaces the "Transport" section of docs/performance.md with the results.
 """
 
@@ -86,13 +86,27 @@ def child_unlock(home: str, query: str) -> dict[str, Any]:
     results = opened.db.search(query)
     done = time.perf_counter()
     assert results, query
+    rss_kib = peak_rss_kib()  # before the split measurement below, which holds a second copy
+    opened.close()
+    # The same steps once more, split: how much is ours (decrypt + inflate), how much the database checks.
+    from continuity import envelope, keys, snapshotdb
+
+    with opened.path.open("rb") as handle:
+        started_split = time.perf_counter()
+        header = envelope.read_header(handle, keys.trusted_publishers(Path(home)))
+        image = envelope.decrypt_payload(handle, header, secrets.box_key)
+        decrypted = time.perf_counter()
+    snapshotdb.open_bytes(bytes(image), expected_counts=header.counts).close()
+    checked = time.perf_counter()
     return {
+        "decrypt_inflate_s": decrypted - started_split,
+        "database_checks_s": checked - decrypted,
         "argon2id_s": unlocked - started,
         "decrypt_validate_s": loaded - unlocked,
         "first_search_s": done - loaded,
         "total_s": done - started,
         "rss_before_kib": rss_before,
-        "rss_kib": peak_rss_kib(),
+        "rss_kib": rss_kib,
     }
 
 
@@ -145,8 +159,10 @@ def reference(payload: bytes) -> dict[str, float]:
     )
     argon_s = time.perf_counter() - started
 
+    import zstandard
+
     started = time.perf_counter()
-    inflated = zlib.decompress(payload)
+    inflated = zstandard.ZstdDecompressor().decompress(payload)
     inflate_s = time.perf_counter() - started
     return {
         "sha256_mb_s": total / sha_s,
@@ -157,21 +173,32 @@ def reference(payload: bytes) -> dict[str, float]:
 
 
 def compression_choice(database: Path) -> list[dict[str, Any]]:
+    import zstandard
+
     data = database.read_bytes()
+    candidates: list[tuple[str, Any, Any]] = [
+        (f"zlib {level}", functools.partial(zlib.compress, level=level), zlib.decompress) for level in (1, 6, 9)
+    ]
+    candidates += [
+        (
+            f"zstd {level}",
+            zstandard.ZstdCompressor(level=level).compress,
+            zstandard.ZstdDecompressor().decompress,
+        )
+        for level in (3, 9)
+    ]
     rows = []
-    for level in (1, 6, 9):
+    for name, compress, inflate in candidates:
         started = time.perf_counter()
-        packed = zlib.compress(data, level)
+        packed = compress(data)
         compress_s = time.perf_counter() - started
-        started = time.perf_counter()
-        zlib.decompress(packed)
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            inflate(packed)
+            timings.append(time.perf_counter() - started)
         rows.append(
-            {
-                "level": level,
-                "ratio": len(data) / len(packed),
-                "compress_s": compress_s,
-                "inflate_s": time.perf_counter() - started,
-            }
+            {"codec": name, "ratio": len(data) / len(packed), "compress_s": compress_s, "inflate_s": min(timings)}
         )
     return rows
 
@@ -251,6 +278,7 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
     payload = _compressed_payload(database)
     return {
         "size": size,
+        "load_average": os.getloadavg()[0],
         "counts": counts,
         "database_bytes": database.stat().st_size,
         "snapshot_bytes": header.total_length,
@@ -263,6 +291,8 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
         "unlock_argon2id_s": statistics.median(u["argon2id_s"] for u in unlocks),
         "unlock_decrypt_validate_s": statistics.median(u["decrypt_validate_s"] for u in unlocks),
         "unlock_first_search_s": statistics.median(u["first_search_s"] for u in unlocks),
+        "unlock_decrypt_inflate_s": statistics.median(u["decrypt_inflate_s"] for u in unlocks),
+        "unlock_database_checks_s": statistics.median(u["database_checks_s"] for u in unlocks),
         "unlock_rss_mib": statistics.median(u["rss_kib"] for u in unlocks) / 1024,
         "reference": reference(payload),
         "compression": compression_choice(database),
@@ -271,14 +301,18 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
 
 
 def _compressed_payload(database: Path) -> bytes:
-    return zlib.compress(database.read_bytes(), 6)
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=9).compress(database.read_bytes())
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}"
     lines = [
         f"Measured by `bench/transport.py` on {dt.date.today().isoformat()} ({machine}); medians of "
-        f"{results[0]['runs']} runs, each step in a fresh process. Re-run: "
+        f"{results[0]['runs']} runs, each step in a fresh process; 1-minute load average at the end of each size: "
+        + ", ".join(f"{r.get('load_average', 0):.1f}" for r in results)
+        + " (above 2.0 the 2 CPUs were shared with other work and times are pessimistic). Re-run: "
         "`.venv/bin/python -m bench.transport --sizes 10000,100000 --runs 5 --write-doc`.",
         "",
         "| patients | database | snapshot file | seal (publisher) | pull + verify + store | pull peak RSS "
@@ -300,28 +334,48 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "",
         "Budgets (DESIGN.md): pull + verify + store ≤ 2 s with bounded memory; unlock → search usable ≤ 1.5 s.",
         "",
+        verdict(largest),
+        "",
+        f"Where the {largest['size']:,}-patient unlock goes: argon2id MODERATE {largest['unlock_argon2id_s']:.2f} s "
+        f"(fixed by the security floor), decrypt + authenticate + inflate {largest['unlock_decrypt_inflate_s']:.2f} s, "
+        f"database validation (`snapshotdb.open_bytes`: deserialize, schema whitelist, quick_check, counts) "
+        f"{largest['unlock_database_checks_s']:.2f} s, first search {largest['unlock_first_search_s'] * 1000:.0f} ms. "
+        "The pull's peak memory is the same at 10,000 and 100,000 patients: it streams in 1 MiB blocks "
+        "to a staging file. The unlocked peak is argon2id's 256 MiB working memory; the decrypted "
+        "database (image plus SQLite's in-memory copy) stays below it.",
+        "",
         "Physical reference, same machine, same run: "
         f"SHA-256 {ref['sha256_mb_s']:.0f} MiB/s; secretstream decryption {ref['decrypt_mb_s']:.0f} MiB/s "
-        f"(64 KiB chunks); zlib inflation {ref['inflate_mb_s']:.0f} MiB/s of output; "
+        f"(64 KiB chunks); zstd inflation {ref['inflate_mb_s']:.0f} MiB/s of output; "
         f"one argon2id MODERATE derivation {ref['argon2id_moderate_s']:.2f} s. "
         f"Hashing the {largest['snapshot_bytes'] / 2**20:.1f} MiB file alone takes "
         f"{largest['snapshot_bytes'] / 2**20 / ref['sha256_mb_s']:.2f} s: the pull is bounded by the disk "
         "fsyncs and the HTTP loop, not by cryptography.",
         "",
-        f"Compression choice ({largest['size']:,}-patient database, zlib from the standard library):",
+        f"Compression choice ({largest['size']:,}-patient database; inflate = best of 3):",
         "",
-        "| zlib level | ratio | compress | inflate |",
+        "| codec, level | ratio | compress | inflate |",
         "|---:|---:|---:|---:|",
     ]
     for row in largest["compression"]:
-        lines.append(f"| {row['level']} | {row['ratio']:.2f} | {row['compress_s']:.2f} s | {row['inflate_s']:.2f} s |")
+        lines.append(f"| {row['codec']} | {row['ratio']:.2f} | {row['compress_s']:.2f} s | {row['inflate_s']:.2f} s |")
     lines += [
         "",
-        "Level 6 is used: inflation is the only cost on the unlock path and is the same at every level; "
-        "zstandard would need a new dependency on the appliance for a gain that does not change any budget.",
+        "Publishers write zstd level 9: inflation sits on the unlock path, where zstd is several times faster "
+        "than zlib at any level, and the file is smaller. zlib files stay readable (docs/snapshot-format.md §5).",
         "",
     ]
     return "\n".join(lines)
+
+
+def verdict(result: dict[str, Any]) -> str:
+    pull = "within" if result["pull_s"] <= 2.0 else "OVER"
+    unlock_s = result["unlock_total_s"]
+    unlock = "within budget" if unlock_s <= 1.5 else f"OVER budget by {unlock_s - 1.5:.2f} s"
+    return (
+        f"Verdict at {result['size']:,} patients: pull + verify + store {result['pull_s']:.2f} s, {pull} budget, "
+        f"with peak memory independent of the snapshot size; unlock → first search {unlock_s:.2f} s, {unlock}."
+    )
 
 
 def write_doc(text: str) -> None:
