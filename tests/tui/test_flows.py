@@ -247,3 +247,14 @@ async def test_help_lists_every_key_and_status_screen(make_app: AppMaker) -> Non
         assert "Patients 11" in text and "mode développement" in text
         await pilot.press("f2")
         assert isinstance(app.screen, SearchScreen)
+
+
+async def test_twins_are_flagged_to_check_the_given_name(make_app: AppMaker) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        table = await type_query(pilot, "bernard")
+        assert set(row_ids(table)) == {"pat-twin-1", "pat-twin-2"}
+        assert [table.row_cells(i)[0].plain for i in range(2)] == ["⚠ JUMEAU ?", "⚠ JUMEAU ?"]
+        detail = text_of(app.screen.query_one("#search-detail", Static))
+        assert "Même nom et même date de naissance qu'un autre patient : vérifier le prénom" in detail

@@ -18,7 +18,7 @@ from continuity.errors import ContinuityError
 from continuity.snapshotdb import SearchResult
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
-from continuity.tui.widgets.results import HOMONYM_WARNING, ResultsTable
+from continuity.tui.widgets.results import HOMONYM_WARNING, SAME_BIRTH_WARNING, ResultsTable
 
 PLACEHOLDER = "Nom, prénom, date de naissance (JJ/MM/AAAA) ou INS"
 
@@ -124,10 +124,14 @@ class SearchScreen(SessionScreen):
             return
         status = display.IDENTITY_STATUS_FR[result.patient.identity_status]
         text = f"{display.identity_line(result.patient)} — identité {status.lower()}"
+        table = self.query_one(ResultsTable)
+        twin = table.same_birth[table.cursor_row] if table.cursor_row < len(table.same_birth) else False
         if result.homonyms:
             text = f"⚠ {HOMONYM_WARNING} — {text}"
+        elif twin:
+            text = f"⚠ {SAME_BIRTH_WARNING} — {text}"
         detail.update(text)
-        detail.set_class(bool(result.homonyms), "-homonym")
+        detail.set_class(bool(result.homonyms) or twin, "-homonym")
 
     @on(ResultsTable.Highlighted)
     def row_highlighted(self) -> None:

@@ -11,6 +11,7 @@ to the line under the table, so the homonym flag and the date of birth never fal
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -21,11 +22,13 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from continuity import display
+from continuity import display, search
 from continuity.snapshotdb import SearchResult
 
 HOMONYM_FLAG = "⚠ HOMONYME"
 HOMONYM_WARNING = "Homonyme : vérifier la date de naissance"
+SAME_BIRTH_FLAG = "⚠ JUMEAU ?"
+SAME_BIRTH_WARNING = "Même nom et même date de naissance qu'un autre patient : vérifier le prénom"
 WIDE_FROM = 100
 MAX_CELL = 32  # no real name is longer; anything longer is cut with an ellipsis
 
@@ -37,13 +40,30 @@ FLAG_STYLE = Style.parse("bold black on yellow")
 NAME_STYLE = Style(bold=True)
 
 
-def result_cells(result: SearchResult, today: dt.date, *, wide: bool = True) -> tuple[Text, ...]:
+def same_birth_keys(results: list[SearchResult]) -> set[tuple[str, dt.date]]:
+    """(birth name, birth date) shared by several listed patients: twins, told apart by given name only."""
+    keys: Counter[tuple[str, dt.date]] = Counter(
+        (search.normalize(r.patient.birth_name), r.patient.birth_date) for r in results if r.patient.birth_date
+    )
+    return {key for key, count in keys.items() if count > 1}
+
+
+def shares_birth(result: SearchResult, shared: set[tuple[str, dt.date]]) -> bool:
+    patient = result.patient
+    return patient.birth_date is not None and (search.normalize(patient.birth_name), patient.birth_date) in shared
+
+
+def result_cells(
+    result: SearchResult, today: dt.date, *, wide: bool = True, same_birth: bool = False
+) -> tuple[Text, ...]:
     """The cells of one row, as plain Text (names are data: never parsed as markup)."""
     patient = result.patient
     born = f"{display.fr_date(patient.birth_date)} ({display.age_label(patient, today)})"
     flags = []
     if result.homonyms:
         flags.append(HOMONYM_FLAG if wide else "HOMONYME")
+    elif same_birth:
+        flags.append(SAME_BIRTH_FLAG if wide else "JUMEAU ?")
     if patient.deceased:
         flags.append("DÉCÉDÉ")
     cells: tuple[Text, ...] = (
@@ -92,6 +112,7 @@ class ResultsTable(Widget):
         self.query_text: str | None = None
         self.results: list[SearchResult] = []
         self.wide: bool | None = None
+        self.same_birth: list[bool] = []
         self.cursor_row = 0
         self._top = 0
         self._cells: list[tuple[Text, ...]] = []
@@ -106,7 +127,12 @@ class ResultsTable(Widget):
         self.query_text = query_text
         self.results = list(results)
         self._today = today
-        self._cells = [result_cells(r, today, wide=self.wide) for r in results]
+        shared = same_birth_keys(self.results)
+        self.same_birth = [shares_birth(r, shared) for r in self.results]
+        self._cells = [
+            result_cells(r, today, wide=self.wide, same_birth=twin)
+            for r, twin in zip(results, self.same_birth, strict=True)
+        ]
         self._layout()
         self.cursor_row = 0
         self._top = 0
