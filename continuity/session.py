@@ -375,36 +375,68 @@ class Session:
             return None
         return _store_newest_sequence(self.home)
 
-    def switch_to_newest(self) -> bool:
-        """Open the newest stored snapshot and make it current. Returns False when there is none newer.
+    def open_newest(self) -> NewerSnapshot | None:
+        """Decrypt and validate the newest stored snapshot if it is newer than the one in use.
 
-        The old database is closed only after the new one opened: a newer file that fails its checks
-        leaves the session on the snapshot it had.
+        Safe to call from a worker thread: it changes nothing in the session. Hand the result to
+        `adopt` on the thread that reads the session (the UI thread), or `discard` it.
         """
         from continuity import store
 
         live = self._live
         if live.secrets is None or self.home is None:
-            return False
+            return None
         newest = self.newest_stored_sequence()
         if newest is None or (live.sequence is not None and newest <= live.sequence):
-            return False
+            return None
         opened = store.Store(self.home).open_latest(live.secrets)
         header: Any = opened.header
         sequence = int(header.sequence)
         if live.sequence is not None and sequence <= live.sequence:
-            opened.db.close()
+            opened.db.close()  # the newest file failed its checks and an older one opened: keep ours
+            return None
+        practitioners = {p.id: p for p in opened.db.practitioners()}
+        return NewerSnapshot(opened.db, sequence, opened.fell_back_from, header.created_at, practitioners)
+
+    def adopt(self, newer: NewerSnapshot) -> bool:
+        """Make `newer` the current snapshot and close the old one. False if the session was locked meanwhile."""
+        live = self._opened
+        if live is None or live.secrets is None:
+            newer.db.close()
             return False
-        old = live.db
-        self._opened = _Opened(opened.db, sequence, opened.fell_back_from, live.secrets,
-                               {p.id: p for p in opened.db.practitioners()}, header.created_at)
-        old.close()
+        self._opened = _Opened(newer.db, newer.sequence, newer.fell_back_from, live.secrets,
+                               newer.practitioners, newer.created_at)
+        live.db.close()
+        live.practitioners.clear()
         try:
-            self.journal.append(user=self.user, action="snapshot_switch", snapshot_seq=sequence,
+            self.journal.append(user=self.user, action="snapshot_switch", snapshot_seq=newer.sequence,
                                 details={"from": live.sequence})
         except JournalError as error:
             log.error("could not journal the snapshot switch: %s", error)
         return True
+
+    def switch_to_newest(self) -> bool:
+        """`open_newest` then `adopt`, on one thread. Returns False when there is nothing newer.
+
+        The old database is closed only after the new one opened: a newer file that fails its checks
+        leaves the session on the snapshot it had.
+        """
+        newer = self.open_newest()
+        return newer is not None and self.adopt(newer)
+
+
+@dataclass
+class NewerSnapshot:
+    """A newer snapshot opened by `Session.open_newest`, not yet in use."""
+
+    db: SnapshotDB
+    sequence: int
+    fell_back_from: str | None
+    created_at: dt.datetime
+    practitioners: dict[str, Practitioner]
+
+    def discard(self) -> None:
+        self.db.close()
 
 
 def _journal_user(user: str) -> str:
@@ -530,6 +562,7 @@ def pull_attempt_line(attempt: PullAttempt) -> str:
 __all__: Sequence[str] = (
     "BannerInfo",
     "Freshness",
+    "NewerSnapshot",
     "PatientView",
     "PullAttempt",
     "Session",

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen, Screen
 
 from continuity.errors import ContinuityError, JournalError
 from continuity.journal import Action
-from continuity.session import Freshness, PatientView, Session, Unlocker
+from continuity.session import Freshness, NewerSnapshot, PatientView, Session, Unlocker
 from continuity.tui.screens.agenda import AgendaScreen
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.screens.dialogs import AcknowledgeOldData, HelpScreen, MessageScreen
@@ -45,7 +45,8 @@ class SnapshotStored(Message):
 class SnapshotSwitched(Message):
     """Posted from the switching thread once the newer snapshot is open (or failed to open)."""
 
-    switched: bool
+    session: Session
+    newer: NewerSnapshot | None
     error: str = ""
 
 
@@ -393,23 +394,29 @@ class ContinuityApp(App[None]):
 
     @work(thread=True, exclusive=True, group="switch")
     def _switch(self, session: Session) -> None:
+        # Decrypting takes a second at 100,000 patients: a thread opens the newer snapshot, and the
+        # handler swaps it in on the UI thread, between two key presses, never under a running read.
         try:
-            switched = session.switch_to_newest()
+            newer = session.open_newest()
         except ContinuityError as error:
-            self.post_message(SnapshotSwitched(False, error=error.message_fr))
+            self.post_message(SnapshotSwitched(session, None, error=error.message_fr))
         else:
-            self.post_message(SnapshotSwitched(switched))
+            self.post_message(SnapshotSwitched(session, newer))
 
     @on(SnapshotSwitched)
     def snapshot_switched(self, message: SnapshotSwitched) -> None:
         self._switching = False
         self.pending_sequence = None
-        if self.session is None:
+        if self.session is not message.session or self.session.is_locked:
+            # Locked (or locked and unlocked again) while the thread worked: that data is not wanted.
+            if message.newer is not None:
+                message.newer.discard()
             return
+        switched = message.newer is not None and self.session.adopt(message.newer)
         if message.error:
             self.notify(f"Les nouvelles données n'ont pas pu être ouvertes : {message.error}", severity="error",
                         timeout=10)
-        elif message.switched:
+        elif switched:
             banner = self.session.banner()
             self.notify(f"Données mises à jour : {banner.headline}", timeout=8)
         for screen in list(self.screen_stack):
