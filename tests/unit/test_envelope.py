@@ -470,3 +470,27 @@ def test_decrypt_for_another_appliance(rig: Rig) -> None:
     header = envelope.read_header(stream, [rig.publisher.verify_key])
     with pytest.raises(NotForThisAppliance):
         envelope.decrypt_payload(stream, header, rig.secrets.box_key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400), prefix=st.booleans())
+def test_random_bytes_only_ever_raise_a_rejection(data: bytes, prefix: bool) -> None:
+    """Whatever arrives, parsing ends in a typed rejection, never another exception."""
+    if prefix:
+        data = envelope.MAGIC + struct.pack(">HI", 1, min(len(data), 300)) + data
+    key = nacl.signing.SigningKey.generate()
+    with pytest.raises(SnapshotRejected):
+        envelope.read_header(io.BytesIO(data), [key.verify_key])
+
+
+@settings(max_examples=200, deadline=None)
+@given(header=st.binary(max_size=600))
+def test_signed_garbage_headers_only_ever_raise_a_rejection(header: bytes) -> None:
+    """Even a header the pinned key signed (a publisher bug) is parsed strictly into a typed rejection."""
+    key = nacl.signing.SigningKey.generate()
+    length = max(len(header), 2)
+    header = header.ljust(length, b" ")
+    signed = envelope.PREFIX.pack(envelope.MAGIC, 1, length) + header
+    data = signed + b"\x01" + keys.key_id(bytes(key.verify_key)) + key.sign(signed).signature
+    with pytest.raises(SnapshotRejected):
+        envelope.read_header(io.BytesIO(data), [key.verify_key])
