@@ -310,3 +310,28 @@ def test_https_with_pinned_ca(rig: Rig, tls_server: SnapshotServer) -> None:
 
 def test_module_exports_are_stable() -> None:
     assert callable(pull_module.pull)
+
+
+def test_redirect_and_basic_credentials_never_recorded(rig: Rig, server: SnapshotServer) -> None:
+    data = rig.make(1).read_bytes()
+
+    def moved(handler: SnapshotHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", "/final")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def final(handler: SnapshotHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    server.behaviour["/old?token=abc"] = moved
+    server.behaviour["/final"] = final
+    url = server.url("/old").replace("http://", "http://cabinet:s3cret@") + "?token=abc"
+    assert puller(rig).pull(url, now=NOW).outcome == "accepted"
+    assert server.requests[0][1]["Authorization"] == "Basic Y2FiaW5ldDpzM2NyZXQ="
+    assert "Authorization" not in server.requests[1][1]  # not forwarded to the redirect target
+    state_text = (rig.home / "state.json").read_text()
+    assert "s3cret" not in state_text and "token" not in state_text
