@@ -269,21 +269,47 @@ def test_rows_violating_the_check_constraints_are_caught(db_path: Path, tmp_path
     copy = tmp_path / "bad-rows.db"
     shutil.copy(db_path, copy)
     conn = sqlite3.connect(copy)
-    (original,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'patient'").fetchone()
+    (original,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'treatment'").fetchone()
     conn.execute("PRAGMA writable_schema = ON")
-    weakened = original.replace("CHECK (sex IN ('female', 'male', 'other', 'unknown'))", "")
-    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'patient'", (weakened,))
+    weakened = original.replace("CHECK (renewals_left IS NULL OR renewals_left BETWEEN 0 AND 99)", "")
+    assert weakened != original
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'treatment'", (weakened,))
     conn.commit()
     conn.close()
     conn = sqlite3.connect(copy)
-    conn.execute("UPDATE patient SET sex = 'dragon' WHERE id = 'pat-qual'")
+    conn.execute("UPDATE treatment SET renewals_left = 5000 WHERE id = 'trt-1'")
     conn.commit()
     conn.execute("PRAGMA writable_schema = ON")
-    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'patient'", (original,))
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'treatment'", (original,))
     conn.commit()
     conn.close()
     with pytest.raises(SnapshotDatabaseError, match="CHECK constraint failed"):
         snapshotdb.open_file(copy)
+
+
+@pytest.mark.parametrize(
+    ("statement", "read"),
+    [
+        ("UPDATE patient SET sex = 'dragon' WHERE id = 'pat-qual'", "summary"),
+        ("UPDATE patient SET birth_date = '1951-02-31' WHERE id = 'pat-qual'", "summary"),
+        ("UPDATE patient SET identity_status = 'VALI' WHERE id = 'pat-qual'", "summary"),  # INS needs QUAL
+        ("UPDATE treatment SET non_substitution = 'XYZ' WHERE id = 'trt-2'", "summary"),
+        ("UPDATE measurement SET kind = 'shoe size'", "twin"),
+        ("UPDATE appointment SET start = 'tomorrow' WHERE id = 'apt-1'", "summary"),
+        ("UPDATE appointment SET start = '2026-11-28Tnoon' WHERE id = 'apt-1'", "agenda"),
+    ],
+)
+def test_dates_and_enumerations_that_lie_are_refused_when_read(
+    db_path: Path, tmp_path: Path, statement: str, read: str
+) -> None:
+    db = snapshotdb.open_bytes(tampered(db_path, tmp_path, statement))  # the snapshot opens...
+    readers = {
+        "summary": lambda: db.summary("pat-qual", today=TODAY),
+        "twin": lambda: db.summary("pat-twin-1", today=TODAY),
+        "agenda": lambda: db.agenda(dt.date(2000, 1, 1), dt.date(2100, 1, 1)),
+    }
+    with pytest.raises(SnapshotDatabaseError):  # ...but the lying record is never shown
+        readers[read]()
 
 
 def test_counts_must_match_the_signed_header(db_path: Path) -> None:
