@@ -401,7 +401,11 @@ class Store:
         # previous one current, and the next pull simply accepts the same file again.
         state["current"] = {**header.summary(), "file": target.name, "accepted_at": envelope.format_time(now)}
         self.write_state(state)
-        self._apply_retention(target)
+        try:
+            self._apply_retention(target)
+        except OSError as error:
+            # The new snapshot is committed; old files left behind only cost disk space until the next pull.
+            log.warning("retention in %s failed: %s", self.store_dir, error)
 
     def _apply_retention(self, current: Path) -> None:
         keep = max(1, self.config.keep)
