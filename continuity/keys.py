@@ -25,7 +25,7 @@ import nacl.signing
 import nacl.utils
 from nacl.public import PrivateKey, PublicKey
 
-from continuity.errors import AuthenticationError, KeyslotError, NotInitialized, StaffError
+from continuity.errors import AuthenticationError, KeyslotError, NotInitialized, StaffError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,15 @@ def _decode_key_line(path: Path, prefix: str) -> bytes:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Create a file only its owner can read, never overwriting an existing one."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError as error:
+        raise StaffError(
+            f"{path} already exists: refusing to overwrite it (an earlier init or add may have been interrupted)",
+            message_fr=f"Le fichier existe déjà : {path}",
+        ) from error
+    except OSError as error:
+        raise StoreError(f"{path}: cannot create ({error.strerror})") from error
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
