@@ -165,3 +165,17 @@ async def test_live_update_switches_without_losing_the_place(rig: Rig, tmp_path:
         assert app.screen.query_one("#search-input", Input).value == "rousseau"
         assert app.session.search("nouveau")[0].patient.id == "pat-new"
     assert ("snapshot_switch", None) in journal_actions(rig.home)
+
+
+async def test_no_snapshot_yet_is_said_in_french(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_weak_kdf(monkeypatch)
+    rig = make_rig(tmp_path)  # initialised, nothing pulled yet
+    app = app_for(rig)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2", "f3", "f4")  # nothing to show while locked
+        assert isinstance(app.screen, UnlockScreen)
+        await type_passphrase(pilot, PASSPHRASE)
+        assert isinstance(app.screen, UnlockScreen) and app.session is None
+        assert "Aucune donnée n'a encore été reçue sur ce poste" in text_of(
+            app.screen.query_one("#unlock-error", Static)
+        )
