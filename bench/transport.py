@@ -213,6 +213,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
     from continuity import keys, publish, snapshotdb, synth
+    from continuity.errors import SnapshotDatabaseError
     from continuity.store import Store
 
     os.environ.pop("CONTINUITY_TEST_WEAK_KDF", None)
@@ -222,9 +223,11 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
         synth.write_practice(sources, patients=size, seed=1, today=dt.date(2026, 11, 28))
         (sources / ".complete").write_text("ok")
     database = cache / f"db-{size}.sqlite"
-    if not database.exists():
+    try:
+        db = snapshotdb.open_file(database)
+    except SnapshotDatabaseError:  # missing, or built by an older schema: build it again
         snapshotdb.build([sources], database, practice_id="bench")
-    db = snapshotdb.open_file(database)
+        db = snapshotdb.open_file(database)
     counts = db.counts()
     query = "DUPONT"  # a showcase patient of every synthetic practice
     db.close()
