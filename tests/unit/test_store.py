@@ -256,7 +256,7 @@ def test_sigkill_during_commit_leaves_old_or_new_never_neither(rig: Rig, tmp_pat
         home = tmp_path / f"trial-{trial}"
         shutil.copytree(template, home)
         child = start(home)
-        time.sleep(random_source.uniform(0, window * 1.1))
+        time.sleep(random_source.uniform(0, window * 1.3))
         child.send_signal(signal.SIGKILL)
         child.wait(30)
         if child.stdout is not None:
