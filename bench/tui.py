@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.foundation import make_queries, percentile
 from continuity import snapshotdb
+from continuity.errors import SnapshotDatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 28)
@@ -45,7 +46,11 @@ def practice_database(patients: int, cache: Path) -> Path:
 
     database = cache / f"db-{patients}.sqlite"
     if database.exists():
-        return database
+        try:
+            snapshotdb.open_file(database).close()
+            return database
+        except SnapshotDatabaseError:  # built by an older schema: build it again
+            database.unlink()
     sources = cache / f"fhir-{patients}"
     if not (sources / ".complete").exists():
         synth.write_practice(sources, patients=patients, seed=1, today=TODAY)
