@@ -362,10 +362,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
     ]
     for row in largest["compression"]:
         lines.append(f"| {row['codec']} | {row['ratio']:.2f} | {row['compress_s']:.2f} s | {row['inflate_s']:.2f} s |")
+    by_codec = {row["codec"]: row for row in largest["compression"]}
+    zlib6, zstd9 = by_codec["zlib 6"], by_codec["zstd 9"]
     lines += [
         "",
-        "Publishers write zstd level 9: inflation sits on the unlock path, where zstd is several times faster "
-        "than zlib at any level, and the file is smaller. zlib files stay readable (docs/snapshot-format.md §5).",
+        f"Publishers write zstd level 9: on the unlock path it inflates {zlib6['inflate_s'] / zstd9['inflate_s']:.1f}x "
+        f"faster than zlib 6 ({(zlib6['inflate_s'] - zstd9['inflate_s']) * 1000:.0f} ms saved) and the file is "
+        f"{(1 - zlib6['ratio'] / zstd9['ratio']) * 100:.0f} % smaller; zlib files stay readable "
+        "(docs/snapshot-format.md §5).",
         "",
     ]
     return "\n".join(lines)
