@@ -185,56 +185,80 @@ def _word_params(word: str) -> list[object]:
     return [word, *_prefix_bounds(word)]
 
 
+def _range_size(conn: sqlite3.Connection, word: str) -> int:
+    """Index entries for the word's prefix, counted up to DENSE_PREFIX_ROWS (a bounded walk)."""
+    low, high = _prefix_bounds(word)
+    (size,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM name_token WHERE token >= ? AND token < ? LIMIT ?)",
+        (low, high, DENSE_PREFIX_ROWS),
+    ).fetchone()
+    return int(size)
+
+
+def _prefix_params(words: Iterable[str]) -> list[object]:
+    return [bound for word in words for bound in _prefix_bounds(word)]
+
+
+def _has_prefix(alias: str) -> str:
+    return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
+
+
 def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> list[Hit]:
     """Patients matching the query, best first: exact words and whole surnames first, then display order.
 
     Each query shape takes the path whose cost follows the size of the answer, not of the practice:
-    an INS or a birth date drives through its own index; a rare name prefix scores all its
-    candidates; a common one (the first letters of a frequent name) takes the exact matches, then
-    walks the patients in display order and stops when the page is full.
+    an INS or a birth date drives through its own index; otherwise the rarest word drives. A rare
+    word scores all its candidates (the other words are checked per candidate before any scoring);
+    when every word is common (the first letters of frequent names), the whole-word matches are
+    taken in index order (surnames first), then patients are walked in display order, and both
+    stop as soon as the page is full.
     """
     if query.ins:
-        sql = "SELECT rank FROM patient WHERE ins = ? OR (length(?) = 13 AND substr(ins, 1, 13) = ?) LIMIT ?"
-        return [Hit(rank, 1) for (rank,) in conn.execute(sql, (query.ins, query.ins, query.ins, limit))]
+        # 15 characters: the INS itself; 13 (without the key): a prefix range on the same index.
+        low, high = (query.ins, query.ins) if len(query.ins) == 15 else (query.ins, query.ins + "~")
+        ins_sql = "SELECT rank FROM patient WHERE ins >= ? AND ins <= ? LIMIT ?"
+        return [Hit(rank, 1) for (rank,) in conn.execute(ins_sql, (low, high, limit))]
     words = query.words
     if query.birth is not None:
         scores = [_word_score("p") for _ in words]
-        conditions = ["p.birth_date BETWEEN ? AND ?", *(f"{score} IS NOT NULL" for score in scores)]
+        conditions = ["p.birth_date BETWEEN ? AND ?", *(_has_prefix("p") for _ in words)]
         sql = (
             f"SELECT p.rank, {' + '.join(scores) or '0'} AS score FROM patient p "
             f"WHERE {' AND '.join(conditions)} ORDER BY score DESC, p.rank LIMIT ?"
         )
         word_params = [value for word in words for value in _word_params(word)]
-        params = [*word_params, query.birth.first.isoformat(), query.birth.last.isoformat(), *word_params, limit]
+        params = [*word_params, query.birth.first.isoformat(), query.birth.last.isoformat(),
+                  *_prefix_params(words), limit]
         return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
     if not words:
         return []
 
-    driver, others = words[0], words[1:]
-    low, high = _prefix_bounds(driver)
-    (sampled,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM name_token WHERE token >= ? AND token < ? LIMIT ?)",
-        (low, high, DENSE_PREFIX_ROWS),
-    ).fetchone()
-    other_scores = [_word_score("t") for _ in others]
-    other_params = [value for word in others for value in _word_params(word)]
-    if sampled < DENSE_PREFIX_ROWS:
+    sizes = {word: _range_size(conn, word) for word in words}
+    driver = min(words, key=lambda word: (sizes[word], -len(word)))
+    others = [word for word in words if word != driver]
+    other_scores = "".join(" + " + _word_score("c") for _ in others)
+    other_score_params = [value for word in others for value in _word_params(word)]
+    other_filters = "".join(" AND " + _has_prefix("t") for _ in others)
+    if sizes[driver] < DENSE_PREFIX_ROWS:
         sql = (
-            f"SELECT rank, score FROM (SELECT t.rank AS rank, "
-            f"MAX((t.token = ?) * {EXACT_BONUS} + t.quality) {''.join(' + ' + s for s in other_scores)} AS score "
-            "FROM name_token t WHERE t.token >= ? AND t.token < ? GROUP BY t.rank) "
-            "WHERE score IS NOT NULL ORDER BY score DESC, rank LIMIT ?"
+            f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
+            f"SELECT t.rank AS rank, MAX((t.token = ?) * {EXACT_BONUS} + t.quality) AS driver_score "
+            f"FROM name_token t WHERE t.token >= ? AND t.token < ?{other_filters} GROUP BY t.rank) c "
+            "ORDER BY score DESC, c.rank LIMIT ?"
         )
-        params = [driver, *other_params, low, high, limit]
+        params = [*other_score_params, driver, *_prefix_bounds(driver), *_prefix_params(others), limit]
         return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
 
-    # Dense prefix: the patients for whom the driving word is a whole token come first...
+    # Every word is common. First the patients for whom the driving word is a whole token, in index
+    # order (best token quality, i.e. surnames, first), stopping at a page...
     sql = (
-        f"SELECT rank, score FROM (SELECT t.rank AS rank, {EXACT_BONUS} + t.quality"
-        f"{''.join(' + ' + s for s in other_scores)} AS score FROM name_token t WHERE t.token = ?) "
-        "WHERE score IS NOT NULL ORDER BY score DESC, rank LIMIT ?"
+        f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
+        f"SELECT t.rank AS rank, {EXACT_BONUS} + t.quality AS driver_score FROM name_token t "
+        f"WHERE t.token = ?{other_filters} ORDER BY t.quality DESC, t.rank LIMIT ?) c "
+        "ORDER BY score DESC, c.rank"
     )
-    hits = [Hit(rank, score) for rank, score in conn.execute(sql, [*other_params, driver, limit])]
+    params = [*other_score_params, driver, *_prefix_params(others), limit]
+    hits = [Hit(rank, score) for rank, score in conn.execute(sql, params)]
     if len(hits) >= limit:
         return hits
     # ...then the prefix matches, walking patients in display order until the page is full.
@@ -244,7 +268,7 @@ def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> 
     excluded = f" AND p.rank NOT IN ({','.join('?' * len(seen))})" if seen else ""
     sql = (
         f"SELECT p.rank, {' + '.join(scores)} AS score FROM patient p "
-        f"WHERE {' AND '.join(f'{score} IS NOT NULL' for score in scores)}{excluded} ORDER BY p.rank LIMIT ?"
+        f"WHERE {' AND '.join(_has_prefix('p') for _ in words)}{excluded} ORDER BY p.rank LIMIT ?"
     )
-    params = [*word_params, *word_params, *seen, limit - len(hits)]
+    params = [*word_params, *_prefix_params(words), *seen, limit - len(hits)]
     return hits + [Hit(rank, score) for rank, score in conn.execute(sql, params)]
