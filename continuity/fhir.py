@@ -24,15 +24,22 @@ otherwise each bad resource is recorded in the ``ImportReport`` and skipped.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import datetime as dt
+import enum
 import gzip
+import hashlib
 import json
 import math
+import multiprocessing
+import operator
+import os
+import pickle
 import re
+import typing
 import unicodedata
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -61,6 +68,7 @@ from continuity.model import (
 __all__ = [
     "MAX_JSON_FILE_BYTES",
     "MAX_LINE_BYTES",
+    "PARALLEL_MIN_BYTES",
     "ImportProblem",
     "ImportReport",
     "read_records",
@@ -71,6 +79,13 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 
 MAX_JSON_FILE_BYTES = 256 * 1024 * 1024
 """Largest .json file (read whole, as one Bundle). Bigger exports must use NDJSON."""
+
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+"""Smallest uncompressed NDJSON file whose pass 2 is shared among worker processes by default."""
+
+_MAX_AUTO_WORKERS = 4
+_CHUNK_BYTES = 1024 * 1024  # lines handed to a worker process at a time (whole lines, about this size)
+_SPAN_BLOCK = 64 * 1024  # what the main process reads at a time to cut a file into chunks
 
 _MAX_BUNDLE_DEPTH = 4  # a Bundle inside a Bundle entry is read; deeper nesting is refused
 _MAX_TEXT = 4096  # longest text kept from one field (a hostile 10 MB name must not reach the DB)
@@ -183,6 +198,8 @@ _LINE_HEAD = re.compile(
 # A line with the bytes of an ALD marker (MED-574, "ALD") or an escape that may hide one (\u) is parsed.
 _SUBSTITUTION_REASON = re.compile(r"\b(MTE|EFG|CIF)\b")
 
+_blake2b = hashlib.blake2b
+
 _STATUS_RANK = {AllergyStatus.NO_INFORMATION: 0, AllergyStatus.NONE_KNOWN: 1, AllergyStatus.RECORDED: 2}
 
 
@@ -217,7 +234,11 @@ class ImportReport:
 
 
 def read_records(
-    sources: Sequence[Path], *, strict: bool = False, report: ImportReport | None = None
+    sources: Sequence[Path],
+    *,
+    strict: bool = False,
+    report: ImportReport | None = None,
+    workers: int | None = None,
 ) -> Iterator[Record]:
     """Yield model records from FHIR R4 JSON files, NDJSON files and folders of them.
 
@@ -227,11 +248,23 @@ def read_records(
             directly inside, sorted by name).
         strict: raise ``InputError`` on the first problem instead of reporting and skipping.
         report: filled with counts, problems and warnings while the iterator is consumed.
+        workers: worker processes that convert the lines of uncompressed NDJSON files in pass 2
+            (the records, their order and the report are the same whatever the number). ``None``:
+            one per CPU (at most 4) for files of at least ``PARALLEL_MIN_BYTES``, none on a single
+            CPU; ``1``: none; ``n >= 2``: ``n`` for every uncompressed NDJSON file.
 
     Raises:
         InputError: a source that does not exist; in strict mode, the first bad line or resource.
     """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
     reader = _Reader(_expand_sources(sources), strict=strict, report=report or ImportReport())
+    if workers is None:
+        reader.workers = min(_cpu_count(), _MAX_AUTO_WORKERS)
+        reader.parallel_min_bytes = PARALLEL_MIN_BYTES
+    else:
+        reader.workers = workers
+        reader.parallel_min_bytes = 0
     return reader.records()
 
 
@@ -956,6 +989,11 @@ class _Reader:
         self.merged_patient_ids: set[str] = set()
         self.merged_records: set[tuple[Any, ...]] = set()
         self.current_file = 0
+        self.workers = 1  # worker processes for pass 2 (1: none); set by read_records
+        self.parallel_min_bytes = 0
+        # Where warnings go: the report, or (pass 2) the outcome of the resource being converted.
+        self.warnings_sink: list[ImportProblem] = report.warnings
+        self.ins_dropped = False  # set by the Patient converter, collected with its outcome
         self.converters: dict[str, Callable[[_Item], list[Record]]] = {
             "Organization": self._emit_organization,
             "Practitioner": self._emit_practitioner,
@@ -979,7 +1017,7 @@ class _Reader:
 
     def _warn(self, item: _Item, message: str) -> None:
         source = str(self.files[self.current_file])
-        self.report.warnings.append(ImportProblem(source, item.location, item.key, message))
+        self.warnings_sink.append(ImportProblem(source, item.location, item.key, message))
 
     # -- driver --
 
@@ -996,19 +1034,87 @@ class _Reader:
             self.alias_members.setdefault(canonical, []).append(key)
             if canonical.startswith("Patient/"):
                 self.merged_patient_ids.add(canonical.split("/", 1)[1])
-        for sweep in (_SWEEP_ORGS, _SWEEP_PATIENTS, _SWEEP_CLINICAL):
-            for file_index, path in enumerate(self.files):
-                if not self.file_types[file_index] & sweep:
-                    continue
-                self.current_file = file_index
-                for unit in _SourceFile(path).items():
-                    if (file_index, unit.ordinal) in self.bad:
+        pool: concurrent.futures.ProcessPoolExecutor | None = None
+        try:
+            for sweep in (_SWEEP_ORGS, _SWEEP_PATIENTS, _SWEEP_CLINICAL):
+                for file_index, path in enumerate(self.files):
+                    if not self.file_types[file_index] & sweep:
                         continue
-                    if isinstance(unit, _Unreadable):  # a line pass 1 did not parse
-                        self.bad.add((file_index, unit.ordinal))
-                        self._problem(file_index, unit.location, unit.resource, unit.message)
-                    elif unit.resource_type in sweep:
-                        yield from self._emit(file_index, unit)
+                    self.current_file = file_index
+                    if self._shared(path):
+                        pool = pool or self._start_pool()
+                        yield from self._sweep_shared(pool, file_index, path, sweep)
+                        continue
+                    for unit in _SourceFile(path).items():
+                        if (file_index, unit.ordinal) in self.bad:
+                            continue
+                        if isinstance(unit, _Unreadable):  # a line pass 1 did not parse
+                            self.bad.add((file_index, unit.ordinal))
+                            self._problem(file_index, unit.location, unit.resource, unit.message)
+                        elif unit.resource_type in sweep:
+                            yield from self._emit(file_index, unit)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- pass 2 in worker processes --
+
+    def _shared(self, path: Path) -> bool:
+        """Whether pass 2 of this file is shared among worker processes."""
+        if self.workers < 2 or not path.name.lower().endswith(".ndjson"):
+            return False
+        try:
+            return path.stat().st_size >= self.parallel_min_bytes
+        except OSError:
+            return False  # the serial read reports it
+
+    def _start_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        # "spawn": a fresh interpreter, whatever threads the caller runs; the pass-1 indexes are sent
+        # once to each worker.
+        state = pickle.dumps({name: getattr(self, name) for name in _WORKER_STATE}, protocol=pickle.HIGHEST_PROTOCOL)
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(state,),
+        )
+
+    def _sweep_shared(
+        self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path, sweep: frozenset[str]
+    ) -> Iterator[Record]:
+        """Pass 2 of one NDJSON file, its chunks of lines converted by the workers, applied here in order."""
+        spans = _spans(path, _CHUNK_BYTES)
+        pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
+
+        def submit() -> None:
+            span = next(spans, None)
+            if span is not None:
+                pending.append(pool.submit(_worker_chunk, file_index, span, sweep))
+
+        for _ in range(self.workers + 1):  # bounded: a few chunks in flight
+            submit()
+        while pending:
+            converted: list[_Converted] = pickle.loads(pending.popleft().result())
+            submit()
+            for unit in converted:
+                ordinal = unit[0]
+                if (file_index, ordinal) in self.bad:
+                    continue
+                if len(unit) == 4:  # unreadable: (ordinal, location, resource, message)
+                    self.bad.add((file_index, ordinal))
+                    self._problem(file_index, unit[1], unit[2], unit[3])
+                    if ordinal < 0:  # the file itself could not be read: as a whole read, stop here
+                        for future in pending:
+                            future.cancel()
+                        spans.close()
+                        return
+                    continue
+                _, location, key, resource_type, flat, problem, warnings, ins_dropped = unit
+                canonical = self._canonical(key) if resource_type in _IDENTITY_TYPES else key
+                if self._is_last_copy(canonical):
+                    yield from self._apply(
+                        file_index, location, key, ([_rebuild(r) for r in flat], problem, warnings, ins_dropped)
+                    )
 
     # -- references --
 
@@ -1254,14 +1360,31 @@ class _Reader:
             key = self._canonical(key)
         if not self._is_last_copy(key):
             return
+        yield from self._apply(file_index, item.location, item.key, self._convert(item))
+
+    def _convert(self, item: _Item) -> _Outcome:
+        """Run the converter of one resource; nothing order-dependent happens here (workers call it too)."""
+        warnings: list[ImportProblem] = []
+        self.warnings_sink, self.ins_dropped = warnings, False
         try:
             records = self.converters[item.resource_type](item)
         except _Invalid as error:
-            self._problem(file_index, item.location, item.key, str(error))
-            return
+            return [], str(error), warnings, self.ins_dropped
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
             # A shape the typed accessors did not foresee: still a clean, located problem.
-            self._problem(file_index, item.location, item.key, f"unexpected structure ({type(error).__name__})")
+            return [], f"unexpected structure ({type(error).__name__})", warnings, self.ins_dropped
+        finally:
+            self.warnings_sink = self.report.warnings
+        return records, "", warnings, self.ins_dropped
+
+    def _apply(self, file_index: int, location: str, key: str, outcome: _Outcome) -> Iterator[Record]:
+        """The report and the records of a converted resource, in reading order."""
+        records, problem, warnings, ins_dropped = outcome
+        self.report.warnings.extend(warnings)
+        if ins_dropped:
+            self.report.ins_dropped += 1
+        if problem:
+            self._problem(file_index, location, key, problem)
             return
         for record in records:
             if self._repeats_a_merged_record(record):
@@ -1402,8 +1525,7 @@ class _Reader:
     def _emit_patient(self, item: _Item) -> list[Record]:
         path = item.resource_type
         patient, ins_dropped = self._patient(item.resource, item.key, path)
-        if ins_dropped:
-            self.report.ins_dropped += 1
+        self.ins_dropped = ins_dropped
         if patient.birth_date is None and _code(item.resource, "birthDate", path):
             self._warn(item, "partial birth date (no day): kept as unknown")
         canonical = self._canonical(item.key)
@@ -1818,6 +1940,149 @@ class _Reader:
         ]
 
 
+# --- pass 2 in worker processes ------------------------------------------------------------------
+
+# (records, problem message or "", warnings, INS dropped): what converting one resource gives.
+_Outcome = tuple[list[Record], str, list[ImportProblem], bool]
+# What a worker sends back per unit of its chunk: (ordinal, location, resource, message) for an
+# unreadable line, else (ordinal, location, key, type, flattened records, problem, warnings, INS dropped).
+_Converted = tuple[Any, ...]
+
+# The reader's state that the converters read in pass 2 (the pass-1 indexes), sent once to each worker.
+_WORKER_STATE = (
+    "files",
+    "alias",
+    "seen",
+    "identity_index",
+    "rejected",
+    "bad",
+    "medications",
+    "roles",
+    "roles_by_practitioner",
+    "ald_observations",
+    "ald_conditions",
+    "allergy_status",
+    "alias_members",
+)
+
+_worker_reader: _Reader | None = None
+
+
+def _worker_start(state: bytes) -> None:
+    """Worker process initializer: a reader holding the pass-1 indexes."""
+    global _worker_reader
+    values = pickle.loads(state)
+    reader = _Reader(values["files"], strict=False, report=ImportReport())
+    for name in _WORKER_STATE:
+        setattr(reader, name, values[name])
+    _worker_reader = reader
+
+
+def _worker_chunk(file_index: int, span: _Span, sweep: frozenset[str]) -> bytes:
+    """Pass 2 of one chunk of lines, in a worker: each resource of the sweep converted, nothing applied.
+
+    The result stays pickled until the main process applies it (compact while it waits in line).
+    """
+    reader = _worker_reader
+    assert reader is not None, "worker process not initialised"
+    reader.current_file = file_index
+    converted: list[_Converted] = []
+    for unit in _SourceFile(reader.files[file_index]).items(span=span):
+        if isinstance(unit, _Unreadable):
+            converted.append((unit.ordinal, unit.location, unit.resource, unit.message))
+        elif unit.resource_type in sweep and (file_index, unit.ordinal) not in reader.bad:
+            records, problem, warnings, ins_dropped = reader._convert(unit)
+            flat = [_flatten(record) for record in records]
+            converted.append(
+                (unit.ordinal, unit.location, unit.key, unit.resource_type, flat, problem, warnings, ins_dropped)
+            )
+    return pickle.dumps(converted, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _spans(path: Path, size: int) -> Generator[_Span, None, None]:
+    """Chunks of whole lines of at least ``size`` bytes (the last one to the end of the file), with the
+    number of their first line. Memory: one block of ``_SPAN_BLOCK`` bytes, whatever the lines."""
+    with path.open("rb") as stream:
+        start, first_line = 0, 1
+        position = newlines = 0
+        while block := stream.read(_SPAN_BLOCK):
+            cut = block.rfind(b"\n") + 1  # just after the block's last newline (0: none)
+            newlines += block.count(b"\n")
+            position += len(block)
+            boundary = position - len(block) + cut
+            if cut and boundary - start >= size:
+                yield _Span(start, boundary, first_line)
+                start, first_line = boundary, newlines + 1
+        if position > start:
+            yield _Span(start, -1, first_line)
+
+
+class _Shape:
+    """How records of one class cross a process boundary: a tuple of plain values (pickling the
+    frozen dataclasses themselves, their enums and addresses, costs several times more)."""
+
+    __slots__ = ("address", "enums", "fields", "index", "kind")
+
+    def __init__(self, index: int, kind: type[Any]) -> None:
+        self.index = index
+        self.kind = kind
+        names = [f.name for f in dataclasses.fields(kind)]
+        self.fields = operator.attrgetter(*names)
+        self.address = names.index("address") if "address" in names else -1
+        self.enums: list[tuple[int, dict[str, enum.Enum]]] = []
+        hints = typing.get_type_hints(kind)
+        for position, name in enumerate(names):
+            hint = hints[name]
+            for candidate in typing.get_args(hint) or (hint,):
+                if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
+                    self.enums.append((position, {member.value: member for member in candidate}))
+
+
+_SHAPES = [
+    _Shape(index, kind)
+    for index, kind in enumerate(
+        (Practice, Practitioner, Patient, Allergy, Condition, Treatment, RecentPrescription, Measurement, Appointment)
+    )
+]
+_SHAPE_OF = {shape.kind: shape for shape in _SHAPES}
+
+
+def _flatten(record: Record) -> tuple[int, tuple[Any, ...]]:
+    shape = _SHAPE_OF[type(record)]
+    values = shape.fields(record)
+    if shape.address >= 0 or shape.enums:
+        changed = list(values)
+        if shape.address >= 0:
+            address = changed[shape.address]
+            changed[shape.address] = (address.lines, address.postal_code, address.city, address.country)
+        for position, _ in shape.enums:
+            if changed[position] is not None:
+                changed[position] = changed[position].value
+        values = tuple(changed)
+    return shape.index, values
+
+
+def _rebuild(flat: tuple[int, tuple[Any, ...]]) -> Record:
+    shape = _SHAPES[flat[0]]
+    values = flat[1]
+    if shape.address >= 0 or shape.enums:
+        changed = list(values)
+        if shape.address >= 0:
+            changed[shape.address] = Address(*changed[shape.address])
+        for position, members in shape.enums:
+            if changed[position] is not None:
+                changed[position] = members[changed[position]]
+        values = tuple(changed)
+    return cast(Record, shape.kind(*values))
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # --- small helpers --------------------------------------------------------------------------------
 
 
@@ -1826,11 +2091,12 @@ def _location_fr(location: str) -> str:
 
 
 def _digest(text: str) -> int:
-    """A 96-bit digest of a key: SipHash (Python's str hash) and CRC-32 side by side.
+    """A 96-bit digest of a key (BLAKE2b), the same in every process (unlike ``hash``): the worker
+    processes of pass 2 look keys up in indexes built by the main one.
 
     Two different keys share one with a probability of about n² / 2**97: never, at any export size.
     """
-    return ((hash(text) & 0xFFFFFFFFFFFFFFFF) << 32) | zlib.crc32(text.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(_blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest(), "little")
 
 
 def _fold(text: str) -> str:
