@@ -462,6 +462,12 @@ class Store:
             db = open_bytes(cast(bytes, image), expected_counts=header.counts)
         finally:
             del image
+        inner = db.meta.get("practice_id")
+        if inner != header.practice_id:
+            db.close()
+            raise SnapshotDatabaseError(
+                f"database is for practice {inner!r}, its signed header says {header.practice_id!r}"
+            )
         return db, header
 
 

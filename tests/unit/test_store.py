@@ -107,6 +107,17 @@ def test_counts_must_match_the_signed_header(rig: Rig) -> None:
         rig.store.open_latest(rig.secrets)
 
 
+def test_database_of_another_practice_inside_a_signed_file(rig: Rig, tmp_path: Path) -> None:
+    from continuity import snapshotdb
+    from tests.factories import small_practice
+
+    other = tmp_path / "other.db"
+    built = snapshotdb.build_from_records(small_practice(), other, practice_id="autre-cabinet")
+    rig.ingest(rig.make(1, database=other, counts=built.counts))
+    with pytest.raises(SnapshotDatabaseError, match="autre-cabinet"):
+        rig.store.open_latest(rig.secrets)
+
+
 def test_every_stored_file_failing_raises_the_newest_error(rig: Rig) -> None:
     rig.ingest(rig.make(1))
     for path in (rig.home / "trusted").iterdir():
