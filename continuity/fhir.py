@@ -1016,20 +1016,35 @@ class _Reader:
         self.report.problems.append(problem)
 
     def _warn(self, item: _Item, message: str) -> None:
+        self._warn_at(item.location, item.key, message)
+
+    def _warn_at(self, location: str, key: str, message: str) -> None:
         source = str(self.files[self.current_file])
-        self.warnings_sink.append(ImportProblem(source, item.location, item.key, message))
+        self.warnings_sink.append(ImportProblem(source, location, key, message))
 
     # -- driver --
 
     def records(self) -> Iterator[Record]:
-        for file_index, path in enumerate(self.files):
-            self.current_file = file_index
-            for unit in _SourceFile(path).items(light=True):
-                if isinstance(unit, _Unreadable):
-                    self.bad.add((file_index, unit.ordinal))
-                    self._problem(file_index, unit.location, unit.resource, unit.message)
-                else:
-                    self._index(file_index, unit)
+        pool: concurrent.futures.ProcessPoolExecutor | None = None
+        try:
+            for file_index, path in enumerate(self.files):
+                self.current_file = file_index
+                if self._shared(path):
+                    pool = pool or self._start_pool(("files",))
+                    self._index_shared(pool, file_index, path)
+                    continue
+                for unit in _SourceFile(path).items(light=True):
+                    if isinstance(unit, _Unreadable):
+                        self.bad.add((file_index, unit.ordinal))
+                        self._problem(file_index, unit.location, unit.resource, unit.message)
+                    else:
+                        self._index(file_index, unit)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        yield from self._pass_2()
+
+    def _pass_2(self) -> Iterator[Record]:
         for key, canonical in self.alias.items():
             self.alias_members.setdefault(canonical, []).append(key)
             if canonical.startswith("Patient/"):
@@ -1042,7 +1057,7 @@ class _Reader:
                         continue
                     self.current_file = file_index
                     if self._shared(path):
-                        pool = pool or self._start_pool()
+                        pool = pool or self._start_pool(_WORKER_STATE)
                         yield from self._sweep_shared(pool, file_index, path, sweep)
                         continue
                     for unit in _SourceFile(path).items():
@@ -1068,10 +1083,12 @@ class _Reader:
         except OSError:
             return False  # the serial read reports it
 
-    def _start_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        # "spawn": a fresh interpreter, whatever threads the caller runs; the pass-1 indexes are sent
-        # once to each worker.
-        state = pickle.dumps({name: getattr(self, name) for name in _WORKER_STATE}, protocol=pickle.HIGHEST_PROTOCOL)
+    def _start_pool(self, names: tuple[str, ...]) -> concurrent.futures.ProcessPoolExecutor:
+        """Worker processes holding the named attributes of this reader (pass 2: the pass-1 indexes).
+
+        "spawn": a fresh interpreter, whatever threads the caller runs; the state is sent once to each.
+        """
+        state = pickle.dumps({name: getattr(self, name) for name in names}, protocol=pickle.HIGHEST_PROTOCOL)
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
@@ -1079,23 +1096,50 @@ class _Reader:
             initargs=(state,),
         )
 
-    def _sweep_shared(
-        self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path, sweep: frozenset[str]
-    ) -> Iterator[Record]:
-        """Pass 2 of one NDJSON file, its chunks of lines converted by the workers, applied here in order."""
+    def _chunks(
+        self, pool: concurrent.futures.ProcessPoolExecutor, path: Path, task: Callable[..., bytes], *args: Any
+    ) -> Generator[list[_Converted], None, None]:
+        """The results of ``task(*args, span)`` for the chunks of a file, in order, a few in flight."""
         spans = _spans(path, _CHUNK_BYTES)
         pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
 
         def submit() -> None:
             span = next(spans, None)
             if span is not None:
-                pending.append(pool.submit(_worker_chunk, file_index, span, sweep))
+                pending.append(pool.submit(task, *args, span))
 
-        for _ in range(self.workers + 1):  # bounded: a few chunks in flight
-            submit()
-        while pending:
-            converted: list[_Converted] = pickle.loads(pending.popleft().result())
-            submit()
+        try:
+            for _ in range(self.workers + 1):  # bounded: a few chunks in flight
+                submit()
+            while pending:
+                converted: list[_Converted] = pickle.loads(pending.popleft().result())
+                submit()
+                yield converted
+        finally:
+            for future in pending:
+                future.cancel()
+            spans.close()
+
+    def _index_shared(self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path) -> None:
+        """Pass 1 of one NDJSON file: the workers work out what each resource says, applied here in order."""
+        chunks = self._chunks(pool, path, _worker_index_chunk, file_index)
+        for converted in chunks:
+            for unit in converted:
+                if len(unit) == 4:  # unreadable: (ordinal, location, resource, message)
+                    self.bad.add((file_index, unit[0]))
+                    self._problem(file_index, unit[1], unit[2], unit[3])
+                    if unit[0] < 0:  # the file itself could not be read: as a whole read, stop here
+                        chunks.close()
+                        return
+                else:
+                    self._index_apply(file_index, *unit)
+
+    def _sweep_shared(
+        self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path, sweep: frozenset[str]
+    ) -> Iterator[Record]:
+        """Pass 2 of one NDJSON file, its chunks of lines converted by the workers, applied here in order."""
+        chunks = self._chunks(pool, path, _worker_chunk, file_index, sweep)
+        for converted in chunks:
             for unit in converted:
                 ordinal = unit[0]
                 if (file_index, ordinal) in self.bad:
@@ -1104,17 +1148,24 @@ class _Reader:
                     self.bad.add((file_index, ordinal))
                     self._problem(file_index, unit[1], unit[2], unit[3])
                     if ordinal < 0:  # the file itself could not be read: as a whole read, stop here
-                        for future in pending:
-                            future.cancel()
-                        spans.close()
+                        chunks.close()
                         return
                     continue
                 _, location, key, resource_type, flat, problem, warnings, ins_dropped = unit
                 canonical = self._canonical(key) if resource_type in _IDENTITY_TYPES else key
-                if self._is_last_copy(canonical):
+                if not self._is_last_copy(canonical):
+                    continue
+                if problem or warnings or ins_dropped:
                     yield from self._apply(
                         file_index, location, key, ([_rebuild(r) for r in flat], problem, warnings, ins_dropped)
                     )
+                    continue
+                for record in map(_rebuild, flat):  # the usual case, as _apply does it
+                    if self.merged_patient_ids and self._repeats_a_merged_record(record):
+                        self.report.duplicates += 1
+                        continue
+                    self.report.counts[type(record).__name__] += 1
+                    yield record
 
     # -- references --
 
@@ -1180,57 +1231,105 @@ class _Reader:
 
     # -- pass 1 --
 
+    # Pass 1 works out what each resource says (``_index_effects``, which changes nothing and runs in
+    # worker processes too), then applies it to the indexes in reading order (``_index_apply``).
+
     def _index(self, file_index: int, item: _Item) -> None:
+        effects, problem = self._index_effects(item)
+        self._index_apply(
+            file_index, item.ordinal, item.location, item.resource_type, item.key, item.light, effects, problem
+        )
+
+    def _index_effects(self, item: _Item) -> tuple[list[_Effect], str]:
+        """What pass 1 learns from one resource, in order, and its problem ("" when none)."""
         resource_type = item.resource_type
+        if resource_type not in _USED_TYPES or item.light:
+            return [], ""
+        if not item.key:
+            rid = item.resource.get("id")
+            detail = "no id" if rid is None else f"an invalid id {str(rid)[:80]!r}"
+            return [], f"{resource_type} has {detail}"
+        effects: list[_Effect] = []
+        try:
+            self._index_resource(item, effects)
+        except (_Invalid, TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+            # The typed accessors raise _Invalid; anything else is a shape they did not foresee, still
+            # a clean, located problem rather than a traceback. What was learnt before still applies.
+            message = str(error) if isinstance(error, _Invalid) else f"unexpected structure ({type(error).__name__})"
+            return effects, message
+        return effects, ""
+
+    def _index_apply(
+        self,
+        file_index: int,
+        ordinal: int,
+        location: str,
+        resource_type: str,
+        key: str,
+        light: bool,
+        effects: list[_Effect],
+        problem: str,
+    ) -> None:
         self.file_types[file_index].add(resource_type)
         if resource_type not in _USED_TYPES:
             self.report.ignored_types[resource_type] += 1
             return
-        if item.light:
-            self._remember(item.key)
+        if light:
+            self._remember(key)
             return
-        if not item.key:
-            self.bad.add((file_index, item.ordinal))
-            rid = item.resource.get("id")
-            detail = "no id" if rid is None else f"an invalid id {str(rid)[:80]!r}"
-            self._problem(file_index, item.location, resource_type, f"{resource_type} has {detail}")
+        if not key:
+            self.bad.add((file_index, ordinal))
+            self._problem(file_index, location, resource_type, problem)
             return
-        try:
-            self._index_resource(item)
-        except (_Invalid, TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
-            # The typed accessors raise _Invalid; anything else is a shape they did not foresee, still
-            # a clean, located problem rather than a traceback.
-            message = str(error) if isinstance(error, _Invalid) else f"unexpected structure ({type(error).__name__})"
-            self.bad.add((file_index, item.ordinal))
+        for effect in effects:
+            what = effect[0]
+            if what == "identity":
+                self._remember_identity(location, key, resource_type, effect[1], effect[2])
+            elif what == "remember":
+                self._remember(key)
+            elif what == "allergy":
+                self._raise_allergy_status(effect[1], effect[2])
+            elif what == "medication":
+                self.medications[key] = effect[1]
+                self.rejected.discard(key)
+            elif what == "role":
+                self.roles[key] = effect[1]
+                self.roles_by_practitioner.setdefault(effect[1].practitioner_key, effect[1])
+            elif what == "ald_observation":
+                self.ald_observations[key] = effect[1]
+            elif what == "ald_condition":
+                self.ald_conditions.add(effect[1])
+        if problem:
+            self.bad.add((file_index, ordinal))
             if resource_type in _IDENTITY_TYPES or resource_type == "Medication":
-                self.rejected.add(item.key)
-            self._problem(file_index, item.location, item.key, message)
+                self.rejected.add(key)
+            self._problem(file_index, location, key, problem)
 
-    def _index_resource(self, item: _Item) -> None:
+    def _index_resource(self, item: _Item, effects: list[_Effect]) -> None:
         resource, key, path = item.resource, item.key, item.resource_type
         if item.resource_type == "Patient":
             patient, _ = self._patient(resource, key, path)
-            self._remember_identity(item, patient.birth_date)
+            born = patient.birth_date.toordinal() if patient.birth_date else 0
+            effects.append(("identity", born, self._identifiers(item)))
         elif item.resource_type in ("Practitioner", "Organization"):
             if item.resource_type == "Practitioner":
                 self._practitioner(resource, key, path)
-            self._remember_identity(item, None)
+            effects.append(("identity", 0, self._identifiers(item)))
         elif item.resource_type == "Medication":
-            self.medications[key] = self._medication(resource, path)
-            self.rejected.discard(key)
+            effects.append(("medication", self._medication(resource, path)))
         elif item.resource_type == "PractitionerRole":
-            self._index_role(resource, key, path, item.scope)
+            self._index_role(resource, path, item.scope, effects)
         elif item.resource_type == "Composition":
-            self._index_composition(resource, path, item.scope)
+            self._index_composition(resource, path, item.scope, effects)
         else:
             if item.resource_type == "Observation":
-                self._index_ald_observation(resource, key, path, item.scope)
+                self._index_ald_observation(resource, path, item.scope, effects)
             elif item.resource_type == "Condition":
                 if any(c.code.upper() == "ALD" or c.text.upper() == "ALD" for c in self._categories(resource, path)):
-                    self.ald_conditions.add(key)
+                    effects.append(("ald_condition", key))
             elif item.resource_type == "AllergyIntolerance":
-                self._index_allergy(resource, path, item.scope)
-            self._remember(key)
+                self._index_allergy(resource, path, item.scope, effects)
+            effects.append(("remember",))
 
     def _remember(self, key: str) -> None:
         digest = _digest(key)
@@ -1239,16 +1338,20 @@ class _Reader:
         else:
             self.seen.add(digest)
 
-    def _remember_identity(self, item: _Item, birth_date: dt.date | None) -> None:
-        """Count this copy under its canonical identity: same key, or same identifier and birth date."""
-        key, resource_type = item.key, item.resource_type
-        self.rejected.discard(key)
-        born = birth_date.toordinal() if birth_date else 0
-        identifiers = [
+    def _identifiers(self, item: _Item) -> list[tuple[str, int]]:
+        """("system|value", digest of "Type|system|value") of each identifier of a resource."""
+        resource_type = item.resource_type
+        return [
             (f"{system}|{value}", _digest(f"{resource_type}|{system}|{value}"))
             for identifier, id_path in _objs(item.resource, "identifier", resource_type)
             if (system := _code(identifier, "system", id_path)) and (value := _str(identifier, "value", id_path))
         ]
+
+    def _remember_identity(
+        self, location: str, key: str, resource_type: str, born: int, identifiers: list[tuple[str, int]]
+    ) -> None:
+        """Count this copy under its canonical identity: same key, or same identifier and birth date."""
+        self.rejected.discard(key)
         canonical = self._canonical(key)
         if canonical == key and _digest(key) not in self.seen:
             for identifier, digest in identifiers:
@@ -1256,8 +1359,10 @@ class _Reader:
                 if other_key == key:
                     continue
                 if self.born.get(other_key, 0) != born:
-                    self._warn(
-                        item, f"shares the identifier {identifier} with {other_key} but not its birth date: kept apart"
+                    self._warn_at(
+                        location,
+                        key,
+                        f"shares the identifier {identifier} with {other_key} but not its birth date: kept apart",
                     )
                     continue
                 self.alias[key] = other_key
@@ -1269,7 +1374,7 @@ class _Reader:
         for _, digest in identifiers:
             self.identity_index.setdefault(digest, canonical)
 
-    def _index_role(self, resource: JSON, key: str, path: str, scope: _Scope | None) -> None:
+    def _index_role(self, resource: JSON, path: str, scope: _Scope | None, effects: list[_Effect]) -> None:
         practitioner = _obj(resource, "practitioner", path)
         if practitioner is None:
             return
@@ -1281,10 +1386,9 @@ class _Reader:
         phones = _telecoms(resource, path, frozenset({"phone"}))
         emails = _telecoms(resource, path, frozenset({"email"}))
         role = _Role(practitioner_key, specialty, qualite, phones[0] if phones else "", emails[0] if emails else "")
-        self.roles[key] = role
-        self.roles_by_practitioner.setdefault(practitioner_key, role)
+        effects.append(("role", role))
 
-    def _index_composition(self, resource: JSON, path: str, scope: _Scope | None) -> None:
+    def _index_composition(self, resource: JSON, path: str, scope: _Scope | None, effects: list[_Effect]) -> None:
         subject = _obj(resource, "subject", path)
         if subject is None:
             return
@@ -1298,22 +1402,22 @@ class _Reader:
                 continue
             reason = _concept_of(empty, f"{section_path}.emptyReason")
             status = AllergyStatus.NONE_KNOWN if "nilknown" in reason.codes else AllergyStatus.NO_INFORMATION
-            self._raise_allergy_status(patient_key, status)
+            effects.append(("allergy", patient_key, status))
 
-    def _index_ald_observation(self, resource: JSON, key: str, path: str, scope: _Scope | None) -> None:
+    def _index_ald_observation(self, resource: JSON, path: str, scope: _Scope | None, effects: list[_Effect]) -> None:
         if _ALD_CODE not in _concept(resource, "code", path).codes:
             return
         value = _bool(resource, "valueBoolean", path)
         if value is None:
             return
-        self.ald_observations[key] = value
+        effects.append(("ald_observation", value))
         if value:
             for focus, focus_path in _objs(resource, "focus", path):
                 condition_key = self._ref_key(focus, focus_path, scope)
                 if condition_key.startswith("Condition/"):
-                    self.ald_conditions.add(condition_key)
+                    effects.append(("ald_condition", condition_key))
 
-    def _index_allergy(self, resource: JSON, path: str, scope: _Scope | None) -> None:
+    def _index_allergy(self, resource: JSON, path: str, scope: _Scope | None, effects: list[_Effect]) -> None:
         patient = _obj(resource, "patient", path)
         if patient is None:
             return
@@ -1327,7 +1431,7 @@ class _Reader:
             "no_information": AllergyStatus.NO_INFORMATION,
         }.get(kind)
         if status is not None:
-            self._raise_allergy_status(patient_key, status)
+            effects.append(("allergy", patient_key, status))
 
     def _raise_allergy_status(self, patient_key: str, status: AllergyStatus) -> None:
         current = self.allergy_status.get(patient_key)
@@ -1965,6 +2069,11 @@ _WORKER_STATE = (
     "alias_members",
 )
 
+# One thing pass 1 learns from a resource, applied to the indexes in reading order: ("identity", born,
+# identifiers), ("remember",), ("allergy", patient key, status), ("medication", _Medication),
+# ("role", _Role), ("ald_observation", value), ("ald_condition", condition key).
+_Effect = tuple[Any, ...]
+
 _worker_reader: _Reader | None = None
 
 
@@ -1973,12 +2082,27 @@ def _worker_start(state: bytes) -> None:
     global _worker_reader
     values = pickle.loads(state)
     reader = _Reader(values["files"], strict=False, report=ImportReport())
-    for name in _WORKER_STATE:
-        setattr(reader, name, values[name])
+    for name, value in values.items():
+        setattr(reader, name, value)
     _worker_reader = reader
 
 
-def _worker_chunk(file_index: int, span: _Span, sweep: frozenset[str]) -> bytes:
+def _worker_index_chunk(file_index: int, span: _Span) -> bytes:
+    """Pass 1 of one chunk of lines, in a worker: what each resource says, nothing applied."""
+    reader = _worker_reader
+    assert reader is not None, "worker process not initialised"
+    reader.current_file = file_index
+    learnt: list[_Converted] = []
+    for unit in _SourceFile(reader.files[file_index]).items(light=True, span=span):
+        if isinstance(unit, _Unreadable):
+            learnt.append((unit.ordinal, unit.location, unit.resource, unit.message))
+        else:
+            effects, problem = reader._index_effects(unit)
+            learnt.append((unit.ordinal, unit.location, unit.resource_type, unit.key, unit.light, effects, problem))
+    return pickle.dumps(learnt, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _worker_chunk(file_index: int, sweep: frozenset[str], span: _Span) -> bytes:
     """Pass 2 of one chunk of lines, in a worker: each resource of the sweep converted, nothing applied.
 
     The result stays pickled until the main process applies it (compact while it waits in line).
