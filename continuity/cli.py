@@ -15,6 +15,9 @@ from continuity import display
 from continuity.errors import ContinuityError
 
 if TYPE_CHECKING:
+    from continuity.journal import Journal
+    from continuity.model import PatientSummary
+    from continuity.session import Session
     from continuity.snapshotdb import SearchResult, SnapshotDB
 
 log = logging.getLogger("continuity")
@@ -86,37 +89,81 @@ def unlock_options(function: Any) -> Any:
     return function
 
 
+class OpenedSnapshot:
+    """What a command reads from: the snapshot, and the session that journals every access to it.
+
+    The session is None only for a `--db` development database on a home that was never
+    initialised (no appliance key to seal journal details to): the command says so on stderr.
+    """
+
+    def __init__(self, db: SnapshotDB, session: Session | None) -> None:
+        self.db = db
+        self.session = session
+
+    @property
+    def journal(self) -> Journal | None:
+        return self.session.journal if self.session else None
+
+    @property
+    def sequence(self) -> int | None:
+        return self.session.sequence if self.session else None
+
+    def view(self, patient_id: str) -> PatientSummary:
+        """The patient's summary, journaled (view_patient) before it is read, as in the TUI."""
+        if self.session is None:
+            return self.db.summary(patient_id)
+        return self.session.open_patient(patient_id).summary
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.lock(reason="cli")
+        else:
+            self.db.close()
+
+
 def open_snapshot(
     db: Path | None, user: str | None, passphrase_file: Path | None, *, home: Path | None = None
-) -> SnapshotDB:
+) -> OpenedSnapshot:
     """`--db` (a plain database, development) or unlock: keyslot → newest good stored snapshot."""
     from continuity import keys, snapshotdb, store
-    from continuity.journal import Action, Journal
+    from continuity.journal import Journal
+    from continuity.session import Session
 
-    if db is not None:
-        return snapshotdb.open_file(db)
     home = home or store.default_home()
-    if user is None:
-        user = str(click.prompt("Utilisateur", err=True))
-    passphrase = read_passphrase(passphrase_file)
-    secrets = keys.open_keyslot(home, user, passphrase)
-    opened = store.Store(home).open_latest(secrets)
-    header = opened.header
-    if opened.fell_back_from:
+    initialised = (home / keys.APPLIANCE_PUB).is_file()
+    if db is not None:
+        database = snapshotdb.open_file(db)
+        if not initialised:
+            click.echo(
+                "ATTENTION : base de développement (--db) sur un poste non initialisé : "
+                "ce qui est consulté ou imprimé n'est pas journalisé.",
+                err=True,
+            )
+            return OpenedSnapshot(database, None)
+        return OpenedSnapshot(database, Session.from_database(database, _login(db, user), Journal(home), home=home))
+    login = _login(None, user)
+    session = Session.unlock(home, login, read_passphrase(passphrase_file))
+    banner = session.banner()
+    if banner.fell_back_from:
         click.echo(
             f"ATTENTION : l'instantané le plus récent est inutilisable ; données plus anciennes affichées "
-            f"({opened.fell_back_from}).",
+            f"({banner.fell_back_from}).",
             err=True,
         )
-    created = header.created_at.astimezone().strftime("%d/%m/%Y %H:%M")
-    click.echo(f"Données du {created} (instantané n° {header.sequence}).", err=True)
-    try:
-        Journal(home).append(user=user, action=Action.UNLOCK, snapshot_seq=header.sequence, details={"via": "cli"})
-    except ContinuityError:
-        opened.db.close()  # no journal, no patient data (DESIGN.md)
-        raise
-    return opened.db
+    click.echo(f"Données du {display.fr_datetime(banner.created_at.astimezone(display.PRACTICE_TZ))} "
+               f"(instantané n° {banner.sequence}).", err=True)
+    return OpenedSnapshot(session.db, session)
 
+
+def _login(db: Path | None, user: str | None) -> str:
+    """The login the journal records: asked before unlocking; for a `--db` database, the system user."""
+    if user:
+        return user
+    if db is None:
+        return str(click.prompt("Utilisateur", err=True))
+    import getpass
+
+    return getpass.getuser() or "dev"
 
 
 # Each area registers its commands in its own module section below, so the file stays easy to read.
@@ -199,9 +246,12 @@ def search_command(
     passphrase_file: Path | None,
 ) -> None:
     """Find patients by name(s), birth date (JJ/MM/AAAA, JJMMAAAA, AAAA) or INS."""
-    snapshot = open_snapshot(db, user, passphrase_file, home=home)
+    opened = open_snapshot(db, user, passphrase_file, home=home)
     today = dt.date.today()
-    results = snapshot.search(" ".join(query), limit=limit)
+    try:
+        results = opened.db.search(" ".join(query), limit=limit)
+    finally:
+        opened.close()
     if as_json_output:
         click.echo(json.dumps([_search_row(r, today) for r in results], ensure_ascii=False, indent=2))
         return
@@ -231,19 +281,19 @@ def show_command(
     passphrase_file: Path | None,
 ) -> None:
     """Show one patient's summary: identity, allergies, conditions, treatments, appointments."""
-    snapshot = open_snapshot(db, user, passphrase_file, home=home)
-    summary = snapshot.summary(patient_id)
+    opened = open_snapshot(db, user, passphrase_file, home=home)
+    try:
+        summary = opened.view(patient_id)
+        homonyms = opened.db.homonyms(patient_id)
+    finally:
+        opened.close()
     if as_json_output:
         payload = display.as_json(summary)
-        payload["homonyms"] = snapshot.homonyms(patient_id)
+        payload["homonyms"] = homonyms
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    click.echo(display.summary_text(summary, homonyms=snapshot.homonyms(patient_id), today=dt.date.today()))
+    click.echo(display.summary_text(summary, homonyms=homonyms, today=dt.date.today()))
 
-
-def _open_for_reading(db: Path | None) -> SnapshotDB:
-    """Kept for callers written before the unlock options: `--db` or unlock with a prompt."""
-    return open_snapshot(db, None, None)
 
 # --- transport: keygen, init, staff, trust, publish, pull, watch, status ---------------------------
 
@@ -498,32 +548,6 @@ def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: st
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 
 
-def _login(db: Path | None, user: str | None) -> str:
-    """The login the journal records: asked before unlocking, so open_snapshot and we agree on it."""
-    if user:
-        return user
-    if db is None:
-        return str(click.prompt("Utilisateur", err=True))
-    import getpass
-
-    return getpass.getuser() or "dev"
-
-
-def _ordonnance_journal(home: Path | None, db: Path | None) -> Any:
-    """The journal to record into, or None for a `--db` development database on a non-initialised home."""
-    from continuity import journal as journal_module
-    from continuity import store
-
-    home = home or store.default_home()
-    if db is not None and not (home / journal_module.APPLIANCE_PUBLIC_KEY_FILE).is_file():
-        click.echo(
-            "ATTENTION : base de développement (--db) sur un poste non initialisé : ce document n'est pas journalisé.",
-            err=True,
-        )
-        return None
-    return journal_module.Journal(home)
-
-
 def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
     from continuity.errors import NotFound
 
@@ -591,10 +615,10 @@ def prescribe_command(
     if out is None and not preview:
         raise click.UsageError("--out FICHIER.pdf est obligatoire (ou --preview pour seulement voir l'ordonnance).")
 
-    login = _login(db, user)
-    snapshot = open_snapshot(db, login, passphrase_file, home=home)
+    opened = open_snapshot(db, user, passphrase_file, home=home)
+    snapshot = opened.db
     try:
-        summary = snapshot.summary(patient_id)
+        summary = opened.view(patient_id)
         prescriber = _practitioner_by_rpps(snapshot, prescriber_rpps)
         renewals = [
             prescribe.Renewal(treatment.id, duration_days=days)
@@ -621,20 +645,20 @@ def prescribe_command(
             for warning in plan.warnings:
                 click.echo(f"Confirmé : {warning}", err=True)
         # Confirm, render, then journal before anything is written or printed (DESIGN.md: nothing
-        # handed out unrecorded). snapshot_seq: open_snapshot does not expose the stored sequence yet.
+        # handed out unrecorded).
         issued = prescribe.issue(
             plan,
             confirm=confirm,
-            journal=_ordonnance_journal(home, db),
-            user=login,
-            snapshot_seq=None,
+            journal=opened.journal,
+            user=opened.session.user if opened.session else _login(db, user),
+            snapshot_seq=opened.sequence,
             snapshot_created_at=snapshot.created_at,
             duplicate=duplicate,
             drill=drill,
             footer=not no_footer,
         )
     finally:
-        snapshot.close()
+        opened.close()
     prescription, document = issued.prescription, issued.pdf
     if out is None:  # checked before unlocking; only --preview goes without --out
         raise click.UsageError("--out FICHIER.pdf est obligatoire.")
@@ -666,23 +690,18 @@ def summary_command(
     from continuity import pdf, printing
     from continuity.journal import Action
 
-    login = _login(db, user)
-    snapshot = open_snapshot(db, login, passphrase_file, home=home)
+    opened = open_snapshot(db, user, passphrase_file, home=home)
     try:
-        summary = snapshot.summary(patient_id)
+        summary = opened.view(patient_id)
         document = pdf.render_summary(
-            summary, snapshot_created_at=snapshot.created_at, practice_name=snapshot.practice_name
+            summary, snapshot_created_at=opened.db.created_at, practice_name=opened.db.practice_name
         )
+        if opened.session is not None:  # journaled before the file exists (nothing handed out unrecorded)
+            opened.session.record_print(
+                Action.PRINT_SUMMARY, patient_id, details={"pdf_sha256": hashlib.sha256(document).hexdigest()}
+            )
     finally:
-        snapshot.close()
-    journal_ = _ordonnance_journal(home, db)
-    if journal_ is not None:
-        journal_.append(
-            user=login,
-            action=Action.PRINT_SUMMARY,
-            patient_id=patient_id,
-            details={"pdf_sha256": hashlib.sha256(document).hexdigest()},
-        )
+        opened.close()
     written = printing.save_pdf(document, out)
     click.echo(f"Résumé du dossier enregistré dans : {written}")
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import zoneinfo
 from typing import Any
 
 from continuity.model import AllergyStatus, IdentityStatus, Patient, PatientSummary, Sex, Treatment
+
+# Times are stored in UTC and shown to people in the practice's time zone.
+PRACTICE_TZ = zoneinfo.ZoneInfo("Europe/Paris")
 
 IDENTITY_STATUS_FR = {
     IdentityStatus.PROV: "Provisoire",

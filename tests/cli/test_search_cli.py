@@ -87,3 +87,27 @@ def test_a_refused_database_gives_its_exit_code_and_a_french_message(tmp_path: P
     code, _, err = run("search", "--db", str(bogus), "martin")
     assert code == 4
     assert "invalides" in err and "bad magic" in err
+
+
+def test_show_and_summary_journal_the_access_before_reading(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from continuity import keys
+    from continuity.journal import Journal
+
+    monkeypatch.setenv(keys.WEAK_KDF_ENV, "1")
+    home = tmp_path / "home"
+    keys.init_appliance(home, "accueil", "une phrase assez longue")
+    code, _, err = run("show", "--db", str(db_path), "--home", str(home), "--user", "accueil", "pat-qual")
+    assert code == 0, err
+    out = tmp_path / "resume.pdf"
+    code, _, err = run("summary", "--db", str(db_path), "--home", str(home), "--user", "accueil",
+                       "pat-ndiaye", "--out", str(out))
+    assert code == 0, err
+    actions = [(e.action, e.patient_id) for e in Journal(home).entries()]
+    assert ("view_patient", "pat-qual") in actions
+    assert actions.index(("view_patient", "pat-ndiaye")) < actions.index(("print_summary", "pat-ndiaye"))
+    # Searching lists candidates without opening any record: nothing patient-specific is journaled.
+    before = len(actions)
+    run("search", "--db", str(db_path), "--home", str(home), "--user", "accueil", "martin")
+    assert all(e.patient_id is None for e in list(Journal(home).entries())[before:])
