@@ -26,12 +26,27 @@ IDENTITY_STATUS_FR = {
 }
 
 
-def fr_date(value: dt.date | None) -> str:
-    return value.strftime("%d/%m/%Y") if value else "date inconnue"
+def local(moment: dt.datetime) -> dt.datetime:
+    """An aware time in the practice's time zone (a naive one is taken as already local)."""
+    return moment.astimezone(PRACTICE_TZ) if moment.tzinfo is not None else moment
+
+
+def fr_date(value: dt.date | dt.datetime | None, *, unknown: str = "date inconnue") -> str:
+    """JJ/MM/AAAA; an aware datetime is shown on the practice's calendar."""
+    if value is None:
+        return unknown
+    if isinstance(value, dt.datetime):
+        value = local(value)
+    return value.strftime("%d/%m/%Y")
 
 
 def fr_datetime(value: dt.datetime) -> str:
-    return value.strftime("%d/%m/%Y à %H:%M")
+    return local(value).strftime("%d/%m/%Y à %H:%M")
+
+
+def fr_number(value: float) -> str:
+    """12.5 → '12,5' (the French decimal comma), 12.0 → '12'."""
+    return f"{value:g}".replace(".", ",")
 
 
 def born_label(patient: Patient) -> str:
@@ -139,7 +154,7 @@ def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> s
     for kind, label, unit in (("weight", "Poids", "kg"), ("height", "Taille", "cm")):
         measure = summary.latest(kind)
         if measure:
-            lines.append(f"{label} : {measure.value:g} {unit} (le {fr_date(measure.measured_on)})")
+            lines.append(f"{label} : {fr_number(measure.value)} {unit} (le {fr_date(measure.measured_on)})")
     if summary.recent_prescriptions:
         lines.append("Prescriptions récentes :")
         lines += [f"  {fr_date(p.authored_on)} {p.text}" for p in summary.recent_prescriptions]

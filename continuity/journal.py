@@ -87,7 +87,6 @@ import json
 import os
 import re
 import threading
-import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +96,7 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
+from continuity import display
 from continuity.errors import JournalBroken, JournalError
 from continuity.ins import is_valid_nir
 from continuity.model import Prescription
@@ -109,7 +109,7 @@ CHECKPOINT_PURPOSE: Final = "continuity-journal-checkpoint-v1"
 JOURNAL_DIR: Final = "journal"
 APPLIANCE_PUBLIC_KEY_FILE: Final = "appliance.pub"
 APPLIANCE_VERIFY_KEY_FILE: Final = "appliance.sign.pub"
-PARIS: Final = zoneinfo.ZoneInfo("Europe/Paris")  # how times are shown to people; stored in UTC
+PARIS = display.PRACTICE_TZ  # how times are shown to people; stored in UTC
 # Same one-line key file format as keys.py (``prefix:base64``).
 APPLIANCE_PUBLIC_PREFIX: Final = "continuity-appliance-v1"
 APPLIANCE_SIGN_PREFIX: Final = "continuity-appliance-sign-v1"

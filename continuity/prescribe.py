@@ -16,11 +16,11 @@ import hashlib
 import re
 import unicodedata
 import uuid
-import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from continuity import display, search
 from continuity.errors import ConfirmationRequired, NotFound, PrescriptionRefused
 from continuity.model import (
     Measurement,
@@ -47,7 +47,7 @@ INFANT_WEIGHT_MAX_DAYS = 31
 CHILD_WEIGHT_MAX_DAYS = 183
 WEIGHT_BASED_MAX_DAYS = 183  # a "mg/kg" line for anyone
 
-PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+PARIS = display.PRACTICE_TZ
 
 ALD_HEADING = (
     "Prescriptions relatives au traitement de l'affection de longue durée reconnue "
@@ -60,13 +60,8 @@ DRILL_MENTION = "EXERCICE — NE PAS DÉLIVRER"
 
 # --- text normalisation -------------------------------------------------------------------------
 
-
-def normalize(text: str) -> str:
-    """Lower case, accents removed, every run of non-alphanumerics as one space."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    stripped = stripped.replace("œ", "oe").replace("æ", "ae")
-    return " ".join(re.split(r"[^0-9a-z]+", stripped)).strip()
+# One normalisation for names and substances: the search's (case, accents, ligatures, separators).
+normalize = search.normalize
 
 
 def _stem(word: str) -> str:
@@ -408,20 +403,13 @@ class PrescriptionPlan:
 
 
 def date_fr(day: dt.date | dt.datetime | None) -> str:
-    """JJ/MM/AAAA; an aware datetime is shown in French local time."""
-    if day is None:
-        return "inconnue"
-    if isinstance(day, dt.datetime):
-        day = local(day)
-    return day.strftime("%d/%m/%Y")
+    """JJ/MM/AAAA on the practice's calendar (the Jinja filter of the forms)."""
+    return display.fr_date(day, unknown="inconnue")
 
 
-def datetime_fr(moment: dt.datetime) -> str:
-    return local(moment).strftime("%d/%m/%Y à %H:%M")
-
-
-def local(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(PARIS) if moment.tzinfo is not None else moment
+datetime_fr = display.fr_datetime
+local = display.local
+number_fr = display.fr_number
 
 
 def _is_weight_based(line: PrescriptionLine) -> bool:
@@ -670,10 +658,6 @@ def _age_text(patient: Patient, today: dt.date) -> str:
         return f"{years} ans"
     months = (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
     return f"{max(months, 0)} mois"
-
-
-def number_fr(value: float) -> str:
-    return f"{value:g}".replace(".", ",")
 
 
 # --- the printed text ---------------------------------------------------------------------------

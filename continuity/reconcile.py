@@ -23,13 +23,13 @@ import io
 import json
 import os
 import uuid
-import zoneinfo
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import nacl.public
 
+from continuity import display
 from continuity.errors import ContinuityError, JournalError, StoreError
 from continuity.journal import (
     Action,
@@ -39,7 +39,7 @@ from continuity.journal import (
     read_prescription_payload,
 )
 
-PARIS: Final = zoneinfo.ZoneInfo("Europe/Paris")
+PARIS = display.PRACTICE_TZ
 # UUIDv5 namespace of Continuity exports (a fixed random UUID: ids stay stable across exports).
 NAMESPACE: Final = uuid.UUID("5b0c3c64-6a55-4f0e-9a3f-2f6a1d9e7c41")
 INS_SYSTEM_PREFIX: Final = "urn:oid:"

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from continuity import display
 from continuity.errors import ContinuityError, JournalError
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The practice is in France: times on screen are Paris times whatever the machine's TZ says.
-PRACTICE_TZ = ZoneInfo("Europe/Paris")
+PRACTICE_TZ = display.PRACTICE_TZ
 AMBER_AFTER = dt.timedelta(hours=36)
 RED_AFTER = dt.timedelta(days=7)
 
