@@ -43,6 +43,7 @@ from continuity.errors import (
     UntrustedSigner,
 )
 from continuity.keys import fingerprint, key_id
+from continuity.strict_json import object_without_duplicates, refuse_constant
 
 MAGIC = b"\x89CNTY\r\n\x1a"
 FORMAT_VERSION = 1
@@ -186,21 +187,8 @@ def _need(stream: Readable, size: int, what: str) -> bytes:
     return data
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
 def _reject_float(text: str) -> Any:
     raise ValueError(f"non-integer number {text[:20]} is not allowed")
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
 
 
 def strict_json(data: bytes) -> Any:
@@ -211,8 +199,8 @@ def strict_json(data: bytes) -> Any:
             raise ValueError("byte order mark")
         return json.loads(
             text,
-            object_pairs_hook=_strict_object,
-            parse_constant=_reject_constant,
+            object_pairs_hook=object_without_duplicates,
+            parse_constant=refuse_constant,
             parse_float=_reject_float,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as error:

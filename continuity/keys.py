@@ -25,6 +25,7 @@ import nacl.signing
 import nacl.utils
 from nacl.public import PrivateKey, PublicKey
 
+from continuity import files, strict_json
 from continuity.errors import AuthenticationError, KeyslotError, NotInitialized, StaffError, StoreError
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def _decode_key_line(path: Path, prefix: str) -> bytes:
 def _write_private(path: Path, data: bytes) -> None:
     """Create a file only its owner can read, never overwriting an existing one."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        files.create_exclusive(path, data, 0o600)
     except FileExistsError as error:
         raise StaffError(
             f"{path} already exists: refusing to overwrite it (an earlier init or add may have been interrupted)",
@@ -156,28 +157,13 @@ def _write_private(path: Path, data: bytes) -> None:
         ) from error
     except OSError as error:
         raise StoreError(f"{path}: cannot create ({error.strerror})") from error
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _write_replace(path: Path, data: bytes, mode: int = 0o644) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-# --- publisher ------------------------------------------------------------------------------------
+        files.write_atomic(path, data, mode)
+    except OSError as error:
+        raise StoreError(f"{path}: cannot write ({error.strerror})") from error
 
 
 def generate_publisher_key(out_dir: Path) -> str:
@@ -293,15 +279,6 @@ def make_keyslot(user: str, passphrase: str, secrets: ApplianceSecrets, limits: 
     return (json.dumps(slot, sort_keys=True, indent=1) + "\n").encode("utf-8")
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def _b64(value: object, size: int, what: str) -> bytes:
     if not isinstance(value, str):
         raise KeyslotError(f"keyslot {what} is not a string")
@@ -329,7 +306,7 @@ def _read_slot(path: Path, user: str) -> tuple[dict[str, Any], KdfLimits, bytes,
     if len(raw) > MAX_SLOT_FILE:
         raise KeyslotError(f"{path}: keyslot larger than {MAX_SLOT_FILE} bytes")
     try:
-        slot = json.loads(raw.decode("utf-8"), object_pairs_hook=_strict_object)
+        slot = json.loads(raw.decode("utf-8"), object_pairs_hook=strict_json.object_without_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise KeyslotError(f"{path}: keyslot is not valid JSON ({error})") from error
     if not isinstance(slot, dict):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from continuity import envelope, keys
+from continuity import envelope, files, keys
 from continuity.errors import (
     ContinuityError,
     NoSnapshot,
@@ -71,27 +71,14 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_directory = files.fsync_directory
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Temp file in the same directory, fsync, rename over the target, fsync the directory."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{random_source.token_hex(4)}.tmp")
+    """files.write_atomic, with a failure reported as the store's error."""
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        fsync_directory(path.parent)
+        files.write_atomic(path, data, mode)
     except OSError as error:
-        temp.unlink(missing_ok=True)
         raise StoreError(f"{path}: cannot write ({error.strerror})") from error
 
 
