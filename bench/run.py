@@ -1,0 +1,31 @@
+"""Run every benchmark in turn (`make bench`): foundation, transport, TUI, ordonnance PDF.
+
+Each prints its own table; the transport and TUI ones can also rewrite their section of
+docs/performance.md (see their --write-doc option). Run on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHES = [
+    ["bench.foundation", "--sizes", "2000,20000,100000"],
+    ["bench.transport", "--sizes", "10000,100000"],
+    ["bench.tui", "--patients", "100000"],
+    ["bench.pdf"],
+]
+
+
+def main() -> None:
+    failed = []
+    for module, *arguments in BENCHES:
+        print(f"\n=== {module} {' '.join(arguments)}", flush=True)
+        if subprocess.run([sys.executable, "-m", module, *arguments], check=False).returncode != 0:
+            failed.append(module)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
