@@ -45,6 +45,11 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from continuity.errors import InputError
+
+try:  # a C parser for NDJSON lines, about 3 times faster; the reader does without it the same way
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
 from continuity.ins import is_valid_nir
 from continuity.model import (
     INS_OIDS,
@@ -318,6 +323,39 @@ def _parse_json(text: str) -> Any:
         raise _Invalid("invalid JSON: nested too deeply") from None
     except ValueError as error:  # e.g. an integer with more digits than Python converts
         raise _Invalid(f"invalid JSON: {error}") from None
+
+
+def _fast_line(raw: bytes) -> JSON | None:
+    r"""One NDJSON line parsed by orjson, or None to let the strict decoder above read it.
+
+    The result is used only when it is certainly what ``_parse_json`` gives, so records, problems and
+    their messages never depend on which parser read a line. orjson accepts only strict RFC 8259 JSON
+    (no NaN/Infinity, no number beyond a double, valid UTF-8, no lone surrogate) but keeps the last of
+    duplicate keys and reads integers beyond 64 bits as floats, so the line goes to ``_parse_json``:
+    - when serialising the result again gives fewer ``:`` than the line holds. Outside strings a ``:``
+      follows each key; inside them, a ``:`` is written as itself unless escaped as ``\u003a``, so
+      (with no ``\u003`` in the line) a dropped duplicate is the only way to lose one;
+    - when it is not one resource with a string or no id (a Bundle, an id that is a number), where
+      a number could reach a message;
+    - when it is nested deeper than orjson serialises (254 levels), or orjson refuses it (its error
+      messages are not ours).
+    Numbers elsewhere are read through ``float`` by the accessors, which gives the same value.
+    """
+    if _orjson is None or b"\\u003" in raw:
+        return None
+    try:
+        value = _orjson.loads(raw)
+        again = _orjson.dumps(value)
+    except (_orjson.JSONDecodeError, _orjson.JSONEncodeError):
+        return None
+    if (
+        value.__class__ is not dict
+        or again.count(b":") != raw.count(b":")
+        or value.get("resourceType") == "Bundle"
+        or value.get("id", "").__class__ is not str
+    ):
+        return None
+    return cast(JSON, value)
 
 
 # --- internals: typed access to untrusted JSON ----------------------------------------------------
@@ -824,8 +862,9 @@ class _SourceFile:
                     yield _Item(counter.next(), location, {}, resource_type, key, None, light=True)
                     continue
                 try:
-                    text = raw.decode("utf-8")
-                    value = _parse_json(text)
+                    value = _fast_line(raw)
+                    if value is None:
+                        value = _parse_json(raw.decode("utf-8"))
                 except UnicodeDecodeError:
                     yield _Unreadable(counter.next(), location, "", "line is not valid UTF-8")
                     continue
