@@ -220,12 +220,16 @@ async def test_lock_key_drops_the_data(make_app: AppMaker, home: Path) -> None:
 
 
 async def test_idle_auto_lock(make_app: AppMaker, home: Path) -> None:
-    app = make_app(idle_minutes=1 / 60)  # 1 s
-    async with app.run_test(size=SIZE) as pilot:
+    app = make_app(idle_minutes=0)  # armed below, once the patient is open: a loaded machine must not
+    async with app.run_test(size=SIZE) as pilot:  # lock the app before the test has opened the record
         await unlock(pilot)
         await open_by_search(pilot, "rousseau")
         assert isinstance(app.screen, PatientScreen)
-        await pilot.pause(2.0)
+        app.idle_seconds = 0.5
+        for _ in range(100):  # the idle tick runs every second; allow for a slow machine
+            if isinstance(app.screen, UnlockScreen):
+                break
+            await pilot.pause(0.1)
         assert isinstance(app.screen, UnlockScreen)
         assert app.session is None
         assert "inactivité" in text_of(app.screen.query_one("#unlock-error", Static))
