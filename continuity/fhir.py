@@ -838,17 +838,17 @@ class _SourceFile:
                     break
                 position += len(raw)
                 number += 1
-                counter = _Counter(number)
+                first = number << 32  # the ordinal of the line's first resource (see _Counter)
                 location = f"line {number}"
                 if len(raw) > MAX_LINE_BYTES and raw[-1:] != b"\n":
                     while raw and raw[-1:] != b"\n":  # drop the rest of the line, chunk by chunk
                         raw = stream.readline(MAX_LINE_BYTES)
                         position += len(raw)
-                    yield _Unreadable(counter.next(), location, "", f"line longer than {MAX_LINE_BYTES} bytes")
+                    yield _Unreadable(first, location, "", f"line longer than {MAX_LINE_BYTES} bytes")
                     continue
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                if not raw.strip():
+                if raw[:1] != b"{" and not raw.strip():
                     continue
                 if (
                     light
@@ -859,24 +859,24 @@ class _SourceFile:
                 ):
                     resource_type = head[1].decode()
                     key = f"{resource_type}/{head[2].decode()}"
-                    yield _Item(counter.next(), location, {}, resource_type, key, None, light=True)
+                    yield _Item(first, location, {}, resource_type, key, None, light=True)
                     continue
                 try:
                     value = _fast_line(raw)
                     if value is None:
                         value = _parse_json(raw.decode("utf-8"))
                 except UnicodeDecodeError:
-                    yield _Unreadable(counter.next(), location, "", "line is not valid UTF-8")
+                    yield _Unreadable(first, location, "", "line is not valid UTF-8")
                     continue
                 except _Invalid as error:
-                    yield _Unreadable(counter.next(), location, "", str(error))
+                    yield _Unreadable(first, location, "", str(error))
                     continue
                 resource_type = _resource_type(value)
                 if resource_type and resource_type != "Bundle":  # the usual line: one resource
                     key = _resource_key(value, resource_type, "")
-                    yield _Item(counter.next(), location, value, resource_type, key, None)
+                    yield _Item(first, location, value, resource_type, key, None)
                 else:
-                    yield from _expand(value, location, None, counter, 0)
+                    yield from _expand(value, location, None, _Counter(number), 0)
 
     def _json_items(self) -> Iterator[_Item | _Unreadable]:
         if not self.gzipped and self.path.stat().st_size > MAX_JSON_FILE_BYTES:
