@@ -16,6 +16,11 @@ How it reads (memory stays bounded on NDJSON, whatever the export size):
   ``Practitioner`` first, then ``Patient``, then the clinical records. A Bulk export folder holds
   one resource type per file, so each of its files is read exactly once in pass 2.
 
+Both passes over a large uncompressed NDJSON file are shared among worker processes (``workers``):
+the main process cuts the file into chunks of whole lines, workers parse them and work out what each
+resource says (pass 1: effects on the indexes; pass 2: records), and the main process applies the
+chunks in reading order, so indexes, records, their order and the report are those of a serial read.
+
 Problems name the file, the NDJSON line (1-based) or the Bundle entry (0-based, as in
 ``Bundle.entry[3]``) and the resource key. ``strict=True`` raises ``InputError`` on the first one;
 otherwise each bad resource is recorded in the ``ImportReport`` and skipped.
