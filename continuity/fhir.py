@@ -91,7 +91,7 @@ MAX_JSON_FILE_BYTES = 256 * 1024 * 1024
 """Largest .json file (read whole, as one Bundle). Bigger exports must use NDJSON."""
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-"""Smallest uncompressed NDJSON file whose pass 2 is shared among worker processes by default."""
+"""Smallest uncompressed NDJSON file whose reading is shared among worker processes by default."""
 
 _MAX_AUTO_WORKERS = 4
 _CHUNK_BYTES = 1024 * 1024  # lines handed to a worker process at a time (whole lines, about this size)
@@ -258,8 +258,9 @@ def read_records(
             directly inside, sorted by name).
         strict: raise ``InputError`` on the first problem instead of reporting and skipping.
         report: filled with counts, problems and warnings while the iterator is consumed.
-        workers: worker processes that convert the lines of uncompressed NDJSON files in pass 2
-            (the records, their order and the report are the same whatever the number). ``None``:
+        workers: worker processes that parse and convert the lines of uncompressed NDJSON files in
+            both passes (the records, their order and the report are the same whatever the number;
+            see docs/fhir-input.md, "Worker processes"). ``None``:
             one per CPU (at most 4) for files of at least ``PARALLEL_MIN_BYTES``, none on a single
             CPU; ``1``: none; ``n >= 2``: ``n`` for every uncompressed NDJSON file.
 
