@@ -33,6 +33,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import gzip
 import hashlib
 import json
@@ -1221,14 +1222,7 @@ class _Reader:
             return ""
         if scope is not None and (key := scope.get(target)) is not None:
             return key
-        if target.startswith("urn:"):
-            return ""
-        parts = target.split("?", 1)[0].rstrip("/").split("/")
-        if len(parts) >= 4 and parts[-2] == "_history":
-            parts = parts[:-2]
-        if len(parts) >= 2 and _RESOURCE_TYPE.fullmatch(parts[-2]) and _RESOURCE_ID.fullmatch(parts[-1]):
-            return f"{parts[-2]}/{parts[-1]}"
-        return ""
+        return _literal_key(target)
 
     def _canonical(self, key: str) -> str:
         return self.alias.get(key, key)
@@ -2253,6 +2247,19 @@ def _cpu_count() -> int:
 
 
 # --- small helpers --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)  # the same medications and practitioners are referred to again and again
+def _literal_key(target: str) -> str:
+    """The key of a relative or absolute reference (``Type/id``, a URL ending so, ``/_history/N`` removed)."""
+    if target.startswith("urn:"):
+        return ""
+    parts = target.split("?", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 2 and _RESOURCE_TYPE.fullmatch(parts[-2]) and _RESOURCE_ID.fullmatch(parts[-1]):
+        return f"{parts[-2]}/{parts[-1]}"
+    return ""
 
 
 def _location_fr(location: str) -> str:
