@@ -95,7 +95,7 @@ PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 """Smallest uncompressed NDJSON file whose reading is shared among worker processes by default."""
 
 _MAX_AUTO_WORKERS = 4
-_CHUNK_BYTES = 1024 * 1024  # lines handed to a worker process at a time (whole lines, about this size)
+_CHUNK_BYTES = 512 * 1024  # lines handed to a worker process at a time (whole lines, about this size)
 _SPAN_BLOCK = 64 * 1024  # what the main process reads at a time to cut a file into chunks
 
 _MAX_BUNDLE_DEPTH = 4  # a Bundle inside a Bundle entry is read; deeper nesting is refused
@@ -2249,7 +2249,7 @@ def _cpu_count() -> int:
 # --- small helpers --------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)  # the same medications and practitioners are referred to again and again
+@functools.lru_cache(maxsize=1024)  # the same medications and practitioners are referred to again and again
 def _literal_key(target: str) -> str:
     """The key of a relative or absolute reference (``Type/id``, a URL ending so, ``/_history/N`` removed)."""
     if target.startswith("urn:"):
