@@ -1185,12 +1185,14 @@ class _Reader:
     ) -> Iterator[Record]:
         """Pass 2 of one NDJSON file, its chunks of lines converted by the workers, applied here in order."""
         chunks = self._chunks(pool, path, _worker_chunk, file_index, sweep)
+        bad = {ordinal for bad_file, ordinal in self.bad if bad_file == file_index}  # workers skip pass 1's
         for converted in chunks:
             for unit in converted:
                 ordinal = unit[0]
-                if (file_index, ordinal) in self.bad:
+                if bad and ordinal in bad:
                     continue
                 if len(unit) == 4:  # unreadable: (ordinal, location, resource, message)
+                    bad.add(ordinal)
                     self.bad.add((file_index, ordinal))
                     self._problem(file_index, unit[1], unit[2], unit[3])
                     if ordinal < 0:  # the file itself could not be read: as a whole read, stop here
@@ -2211,32 +2213,33 @@ _SHAPE_OF = {shape.kind: shape for shape in _SHAPES}
 
 
 def _flatten(record: Record) -> tuple[int, tuple[Any, ...]]:
+    """(shape index, field values); the index is negative when the values need no conversion back."""
     shape = _SHAPE_OF[type(record)]
     values = shape.fields(record)
-    if shape.address >= 0 or shape.enums:
-        changed = list(values)
-        if shape.address >= 0:
-            address = changed[shape.address]
-            changed[shape.address] = (address.lines, address.postal_code, address.city, address.country)
-        for position, _ in shape.enums:
-            if changed[position] is not None:
-                changed[position] = changed[position].value
-        values = tuple(changed)
-    return shape.index, values
+    if shape.address < 0 and not any(values[position] is not None for position, _ in shape.enums):
+        return -1 - shape.index, values  # e.g. a Treatment without a non-substitution reason
+    changed = list(values)
+    if shape.address >= 0:
+        address = changed[shape.address]
+        changed[shape.address] = (address.lines, address.postal_code, address.city, address.country)
+    for position, _ in shape.enums:
+        if changed[position] is not None:
+            changed[position] = changed[position].value
+    return shape.index, tuple(changed)
 
 
 def _rebuild(flat: tuple[int, tuple[Any, ...]]) -> Record:
-    shape = _SHAPES[flat[0]]
-    values = flat[1]
-    if shape.address >= 0 or shape.enums:
-        changed = list(values)
-        if shape.address >= 0:
-            changed[shape.address] = Address(*changed[shape.address])
-        for position, members in shape.enums:
-            if changed[position] is not None:
-                changed[position] = members[changed[position]]
-        values = tuple(changed)
-    return cast(Record, shape.kind(*values))
+    index, values = flat
+    if index < 0:
+        return cast(Record, _SHAPES[-1 - index].kind(*values))
+    shape = _SHAPES[index]
+    changed = list(values)
+    if shape.address >= 0:
+        changed[shape.address] = Address(*changed[shape.address])
+    for position, members in shape.enums:
+        if changed[position] is not None:
+            changed[position] = members[changed[position]]
+    return cast(Record, shape.kind(*changed))
 
 
 def _cpu_count() -> int:
