@@ -232,6 +232,10 @@ async def test_idle_auto_lock(make_app: AppMaker, home: Path) -> None:
             await pilot.pause(0.1)
         assert isinstance(app.screen, UnlockScreen)
         assert app.session is None
+        for _ in range(50):  # let the unlock screen mount its widgets
+            if app.screen.query("#unlock-error"):
+                break
+            await pilot.pause(0.05)
         assert "inactivité" in text_of(app.screen.query_one("#unlock-error", Static))
     lock_entries = [e for e in journal_actions(home) if e[0] == "lock"]
     assert lock_entries
