@@ -298,7 +298,7 @@ def show_command(
 # --- transport: keygen, init, staff, trust, publish, pull, watch, status ---------------------------
 
 
-def _transport_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+def _default_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
     from continuity import store
 
     return value if value is not None else store.default_home()
@@ -307,7 +307,7 @@ def _transport_home(ctx: click.Context, param: click.Parameter, value: Path | No
 _home_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    callback=_transport_home,
+    callback=_default_home,
     help="Appliance home (default: CONTINUITY_HOME, or snapshots/ in a checkout).",
 )
 
@@ -707,18 +707,6 @@ def summary_command(
 
 
 # --- journal: journal verify/export/access/checkpoint, drill, doctor ------------------------------
-def _resolve_home(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
-    from continuity import store
-
-    return value if value is not None else store.default_home()
-
-
-_journal_home_option = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    callback=_resolve_home,
-    help="Appliance home (default: CONTINUITY_HOME, or snapshots/ in a checkout).",
-)
 
 
 def _parse_day(value: str) -> dt.date | dt.datetime:
@@ -749,7 +737,7 @@ def journal() -> None:
 
 
 @journal.command("verify")
-@_journal_home_option
+@_home_option
 @click.option("--paper", help="COUNT:HASH from a paper copy of a checkpoint; the journal must match it.")
 @click.option("--json", "as_json_output", is_flag=True, help="Print the report as JSON (same exit codes).")
 def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
@@ -796,7 +784,7 @@ def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
 
 
 @journal.command("checkpoint")
-@_journal_home_option
+@_home_option
 @click.option("--user", help="Staff login: sign a new checkpoint now (asks the passphrase).")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--print", "print_copy", is_flag=True, help="Print the last signed checkpoint, to keep on paper.")
@@ -883,7 +871,7 @@ _ACTION_LABELS_FR = {
 
 
 @journal.command("access")
-@_journal_home_option
+@_home_option
 @click.option("--patient", "patient_id", help="Pseudonymous patient id (as in the snapshot).")
 @click.option("--user", help="Staff login.")
 @click.option("--json", "as_json_output", is_flag=True, help="Print JSON lines.")
@@ -914,7 +902,7 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
 
 
 @journal.command("retention")
-@_journal_home_option
+@_home_option
 @click.option("--months", default=12, show_default=True, help="Months of journal to keep before the current one.")
 def journal_retention(home: Path, months: int) -> None:
     """Delete journal months older than the retention period (the rest still verifies)."""
@@ -925,7 +913,7 @@ def journal_retention(home: Path, months: int) -> None:
 
 
 @cli.command("doctor")
-@_journal_home_option
+@_home_option
 @click.option("--json", "as_json_output", is_flag=True, help="Print the checks as JSON (same exit code).")
 def doctor_command(home: Path, as_json_output: bool) -> None:
     """Check keys, publisher, data freshness, journal, printer, disk and clock. Exit 1 if a check fails."""
