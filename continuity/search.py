@@ -203,23 +203,40 @@ def _has_prefix(alias: str) -> str:
     return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
 
 
+def _birth_size(conn: sqlite3.Connection, birth: DateFilter) -> int:
+    (size,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM patient WHERE birth_date BETWEEN ? AND ? LIMIT ?)",
+        (birth.first.isoformat(), birth.last.isoformat(), DENSE_PREFIX_ROWS),
+    ).fetchone()
+    return int(size)
+
+
+def _born_in(alias: str) -> str:
+    return f"EXISTS (SELECT 1 FROM patient b WHERE b.rank = {alias}.rank AND b.birth_date BETWEEN ? AND ?)"
+
+
 def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> list[Hit]:
     """Patients matching the query, best first: exact words and whole surnames first, then display order.
 
-    Each query shape takes the path whose cost follows the size of the answer, not of the practice:
-    an INS or a birth date drives through its own index; otherwise the rarest word drives. A rare
-    word scores all its candidates (the other words are checked per candidate before any scoring);
-    when every word is common (the first letters of frequent names), the whole-word matches are
-    taken in index order (surnames first), then patients are walked in display order, and both
-    stop as soon as the page is full.
+    Each query shape takes the path whose cost follows the size of the answer, not of the practice.
+    An INS drives through its index. Otherwise the most selective criterion drives: the rarest word,
+    or the birth date when fewer patients were born then. A rare driver has all its candidates
+    scored; a common one is walked in index order (whole words and surnames first) with the other
+    criteria checked per row, and the walk stops when the page is full.
     """
     if query.ins:
         # 15 characters: the INS itself; 13 (without the key): a prefix range on the same index.
         low, high = (query.ins, query.ins) if len(query.ins) == 15 else (query.ins, query.ins + "~")
         ins_sql = "SELECT rank FROM patient WHERE ins >= ? AND ins <= ? LIMIT ?"
         return [Hit(rank, 1) for (rank,) in conn.execute(ins_sql, (low, high, limit))]
-    words = query.words
-    if query.birth is not None:
+    words, birth = query.words, query.birth
+    if not words and birth is None:
+        return []
+    sizes = {word: _range_size(conn, word) for word in words}
+    driver = min(words, key=lambda word: (sizes[word], -len(word))) if words else ""
+    birth_bounds = [birth.first.isoformat(), birth.last.isoformat()] if birth else []
+
+    if birth is not None and (not words or _birth_size(conn, birth) <= sizes[driver]):
         scores = [_word_score("p") for _ in words]
         conditions = ["p.birth_date BETWEEN ? AND ?", *(_has_prefix("p") for _ in words)]
         sql = (
@@ -227,48 +244,56 @@ def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> 
             f"WHERE {' AND '.join(conditions)} ORDER BY score DESC, p.rank LIMIT ?"
         )
         word_params = [value for word in words for value in _word_params(word)]
-        params = [*word_params, query.birth.first.isoformat(), query.birth.last.isoformat(),
-                  *_prefix_params(words), limit]
+        params = [*word_params, *birth_bounds, *_prefix_params(words), limit]
         return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
-    if not words:
-        return []
 
-    sizes = {word: _range_size(conn, word) for word in words}
-    driver = min(words, key=lambda word: (sizes[word], -len(word)))
     others = [word for word in words if word != driver]
     other_scores = "".join(" + " + _word_score("c") for _ in others)
     other_score_params = [value for word in others for value in _word_params(word)]
-    other_filters = "".join(" AND " + _has_prefix("t") for _ in others)
+    filters = "".join(" AND " + _has_prefix("t") for _ in others) + (" AND " + _born_in("t") if birth else "")
+    filter_params = [*_prefix_params(others), *birth_bounds]
+    low, high = _prefix_bounds(driver)
     if sizes[driver] < DENSE_PREFIX_ROWS:
         sql = (
             f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
             f"SELECT t.rank AS rank, MAX((t.token = ?) * {EXACT_BONUS} + t.quality) AS driver_score "
-            f"FROM name_token t WHERE t.token >= ? AND t.token < ?{other_filters} GROUP BY t.rank) c "
+            f"FROM name_token t WHERE t.token >= ? AND t.token < ?{filters} GROUP BY t.rank) c "
             "ORDER BY score DESC, c.rank LIMIT ?"
         )
-        params = [*other_score_params, driver, *_prefix_bounds(driver), *_prefix_params(others), limit]
+        params = [*other_score_params, driver, low, high, *filter_params, limit]
         return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
 
-    # Every word is common. First the patients for whom the driving word is a whole token, in index
-    # order (best token quality, i.e. surnames, first), stopping at a page...
+    if others or birth:
+        # A common driver with other criteria: walk its index range in key order (the whole word
+        # first, surnames before given names), keep the rows that pass the other criteria, stop at
+        # a page. A patient matching through two tokens of the range may appear twice: kept once.
+        sql = (
+            f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
+            f"SELECT t.rank AS rank, (t.token = ?) * {EXACT_BONUS} + t.quality AS driver_score "
+            f"FROM name_token t WHERE t.token >= ? AND t.token < ?{filters} LIMIT ?) c"
+        )
+        params = [*other_score_params, driver, low, high, *filter_params, limit * 2]
+        best: dict[int, int] = {}
+        for rank, score in conn.execute(sql, params):
+            best[rank] = max(score, best.get(rank, score))
+        ordered = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [Hit(rank, score) for rank, score in ordered]
+
+    # One common word (the first letters of a frequent name). First the patients for whom it is a
+    # whole token, in index order (surnames first), stopping at a page...
     sql = (
-        f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
-        f"SELECT t.rank AS rank, {EXACT_BONUS} + t.quality AS driver_score FROM name_token t "
-        f"WHERE t.token = ?{other_filters} ORDER BY t.quality DESC, t.rank LIMIT ?) c "
-        "ORDER BY score DESC, c.rank"
+        f"SELECT t.rank, {EXACT_BONUS} + t.quality FROM name_token t "
+        "WHERE t.token = ? ORDER BY t.quality DESC, t.rank LIMIT ?"
     )
-    params = [*other_score_params, driver, *_prefix_params(others), limit]
-    hits = [Hit(rank, score) for rank, score in conn.execute(sql, params)]
+    hits = [Hit(rank, score) for rank, score in conn.execute(sql, [driver, limit])]
     if len(hits) >= limit:
         return hits
     # ...then the prefix matches, walking patients in display order until the page is full.
     seen = [hit.rank for hit in hits]
-    scores = [_word_score("p") for _ in words]
-    word_params = [value for word in words for value in _word_params(word)]
     excluded = f" AND p.rank NOT IN ({','.join('?' * len(seen))})" if seen else ""
     sql = (
-        f"SELECT p.rank, {' + '.join(scores)} AS score FROM patient p "
-        f"WHERE {' AND '.join(_has_prefix('p') for _ in words)}{excluded} ORDER BY p.rank LIMIT ?"
+        f"SELECT p.rank, {_word_score('p')} AS score FROM patient p "
+        f"WHERE {_has_prefix('p')}{excluded} ORDER BY p.rank LIMIT ?"
     )
-    params = [*word_params, *_prefix_params(words), *seen, limit - len(hits)]
+    params = [*_word_params(driver), *_prefix_bounds(driver), *seen, limit - len(hits)]
     return hits + [Hit(rank, score) for rank, score in conn.execute(sql, params)]

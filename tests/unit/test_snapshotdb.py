@@ -362,3 +362,18 @@ def test_dense_path_still_honours_the_limit(db: snapshotdb.SnapshotDB, monkeypat
     monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)
     assert [r.patient.id for r in db.search("martin", limit=2)] == ["pat-martin-1", "pat-martin-2"]
     assert len(db.search("m", limit=3)) == 3
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("typed", ["martin 12/03/1951", "mar 1951", "bernard 01/06/2023", "b 2023", "m 1800"])
+def test_name_driven_paths_apply_the_birth_date_like_the_date_driven_path(
+    db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch, typed: str, dense: bool
+) -> None:
+    from continuity import search
+
+    by_date = sorted((r.patient.id, r.score) for r in db.search(typed))
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 10**9)  # the name drives instead
+    if dense:
+        monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)
+    by_name = sorted((r.patient.id, r.score) for r in db.search(typed))
+    assert by_name == by_date
