@@ -159,9 +159,9 @@ class Hit:
 
 
 # Above this many index entries for the driving word, its prefix is "dense" (typing the first
-# letters of a common name): the lookup then walks patients in display order and stops at the first
-# page instead of ranking every candidate.
-DENSE_PREFIX_ROWS = 4000
+# letters of a common name): the lookup then walks the index range in order and stops at the first
+# page instead of scoring every candidate (measured: scoring costs about 0.6 µs per entry).
+DENSE_PREFIX_ROWS = 1000
 
 
 def _prefix_bounds(word: str) -> tuple[str, str]:
@@ -221,8 +221,9 @@ def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> 
     Each query shape takes the path whose cost follows the size of the answer, not of the practice.
     An INS drives through its index. Otherwise the most selective criterion drives: the rarest word,
     or the birth date when fewer patients were born then. A rare driver has all its candidates
-    scored; a common one is walked in index order (whole words and surnames first) with the other
-    criteria checked per row, and the walk stops when the page is full.
+    scored; a common one is walked in index order (the whole word first, then alphabetically,
+    surnames before given names) with the other criteria checked per row, and the walk stops when
+    the page is full.
     """
     if query.ins:
         # 15 characters: the INS itself; 13 (without the key): a prefix range on the same index.
@@ -263,37 +264,18 @@ def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> 
         params = [*other_score_params, driver, low, high, *filter_params, limit]
         return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
 
-    if others or birth:
-        # A common driver with other criteria: walk its index range in key order (the whole word
-        # first, surnames before given names), keep the rows that pass the other criteria, stop at
-        # a page. A patient matching through two tokens of the range may appear twice: kept once.
-        sql = (
-            f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
-            f"SELECT t.rank AS rank, (t.token = ?) * {EXACT_BONUS} + t.quality AS driver_score "
-            f"FROM name_token t WHERE t.token >= ? AND t.token < ?{filters} LIMIT ?) c"
-        )
-        params = [*other_score_params, driver, low, high, *filter_params, limit * 2]
-        best: dict[int, int] = {}
-        for rank, score in conn.execute(sql, params):
-            best[rank] = max(score, best.get(rank, score))
-        ordered = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [Hit(rank, score) for rank, score in ordered]
-
-    # One common word (the first letters of a frequent name). First the patients for whom it is a
-    # whole token, in index order (surnames first), stopping at a page...
+    # A common driver (the first letters of a frequent name): walk its index range in key order —
+    # the whole word first, then alphabetically, surnames before given names — keeping the rows
+    # that pass the other criteria, and stop at a page. A patient reached through two tokens of the
+    # range is kept once; the page is then ordered like the scored path.
     sql = (
-        f"SELECT t.rank, {EXACT_BONUS} + t.quality FROM name_token t "
-        "WHERE t.token = ? ORDER BY t.quality DESC, t.rank LIMIT ?"
+        f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
+        f"SELECT t.rank AS rank, (t.token = ?) * {EXACT_BONUS} + t.quality AS driver_score "
+        f"FROM name_token t WHERE t.token >= ? AND t.token < ?{filters} LIMIT ?) c"
     )
-    hits = [Hit(rank, score) for rank, score in conn.execute(sql, [driver, limit])]
-    if len(hits) >= limit:
-        return hits
-    # ...then the prefix matches, walking patients in display order until the page is full.
-    seen = [hit.rank for hit in hits]
-    excluded = f" AND p.rank NOT IN ({','.join('?' * len(seen))})" if seen else ""
-    sql = (
-        f"SELECT p.rank, {_word_score('p')} AS score FROM patient p "
-        f"WHERE {_has_prefix('p')}{excluded} ORDER BY p.rank LIMIT ?"
-    )
-    params = [*_word_params(driver), *_prefix_bounds(driver), *seen, limit - len(hits)]
-    return hits + [Hit(rank, score) for rank, score in conn.execute(sql, params)]
+    params = [*other_score_params, driver, low, high, *filter_params, limit * 2]
+    best: dict[int, int] = {}
+    for rank, score in conn.execute(sql, params):
+        best[rank] = max(score, best.get(rank, score))
+    ordered = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [Hit(rank, score) for rank, score in ordered]

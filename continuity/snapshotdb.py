@@ -166,7 +166,7 @@ CREATE TABLE appointment (
 INDEXES = """
 CREATE INDEX name_token_by_rank ON name_token (rank, token);
 CREATE UNIQUE INDEX patient_rank ON patient (rank);
-CREATE INDEX patient_birth_date ON patient (birth_date);
+CREATE INDEX patient_birth_date ON patient (birth_date, rank);
 CREATE INDEX patient_ins ON patient (ins);
 CREATE INDEX allergy_patient ON allergy (patient);
 CREATE INDEX condition_patient ON condition (patient);
