@@ -185,14 +185,19 @@ def _word_params(word: str) -> list[object]:
     return [word, *_prefix_bounds(word)]
 
 
-def _range_size(conn: sqlite3.Connection, word: str) -> int:
-    """Index entries for the word's prefix, counted up to DENSE_PREFIX_ROWS (a bounded walk)."""
+def _range_size(conn: sqlite3.Connection, word: str, cap: int | None = None) -> int:
+    """Index entries for the word's prefix, counted up to `cap` (a bounded walk of the index)."""
     low, high = _prefix_bounds(word)
     (size,) = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM name_token WHERE token >= ? AND token < ? LIMIT ?)",
-        (low, high, DENSE_PREFIX_ROWS),
+        (low, high, cap or DENSE_PREFIX_ROWS),
     ).fetchone()
     return int(size)
+
+
+# When several words are all common, they are counted further to pick the one whose index range is
+# the shortest to walk: with few matches in all, the walk covers the driver's whole range.
+RECOUNT_CAP = 16 * 1024
 
 
 def _prefix_params(words: Iterable[str]) -> list[object]:
@@ -234,6 +239,9 @@ def find(conn: sqlite3.Connection, query: Query, limit: int = DEFAULT_LIMIT) -> 
     if not words and birth is None:
         return []
     sizes = {word: _range_size(conn, word) for word in words}
+    common = [word for word in words if sizes[word] >= DENSE_PREFIX_ROWS]
+    if len(common) > 1 and len(common) == len(words):
+        sizes.update({word: _range_size(conn, word, RECOUNT_CAP) for word in common})
     driver = min(words, key=lambda word: (sizes[word], -len(word))) if words else ""
     birth_bounds = [birth.first.isoformat(), birth.last.isoformat()] if birth else []
 
