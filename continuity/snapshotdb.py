@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -626,11 +626,17 @@ _PATIENT_COLUMNS = (
 class SnapshotDB:
     """A validated snapshot, open read-only in memory. Every method returns model objects."""
 
+    # Patients of recent result pages, by rank: typing "dup", "dupo", "dupon" shows mostly the same
+    # patients, and building them is half of a search's time. Cleared on close with the data.
+    RESULT_CACHE_SIZE = 4096
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta"))
+        self._results: OrderedDict[int, tuple[Patient, int]] = OrderedDict()
 
     def close(self) -> None:
+        self._results.clear()
         self._conn.close()
 
     @property
@@ -681,16 +687,20 @@ class SnapshotDB:
         if query.is_empty:
             return []
         hits = search.find(self._conn, query, limit)
-        if not hits:
-            return []
-        marks = ",".join("?" * len(hits))
-        rows = {r["rank"]: r for r in self._rows(
-            f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE rank IN ({marks})", [h.rank for h in hits]
-        )}
-        return [
-            SearchResult(self._patient(rows[h.rank]), h.score, rows[h.rank]["homonyms"])
-            for h in hits if h.rank in rows
-        ]
+        cache = self._results
+        missing = [hit.rank for hit in hits if hit.rank not in cache]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for row in self._rows(f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE rank IN ({marks})", missing):
+                cache[row["rank"]] = (self._patient(row), row["homonyms"])
+        results = []
+        for hit in hits:
+            if (entry := cache.get(hit.rank)) is not None:
+                cache.move_to_end(hit.rank)
+                results.append(SearchResult(entry[0], hit.score, entry[1]))
+        while len(cache) > self.RESULT_CACHE_SIZE:
+            cache.popitem(last=False)
+        return results
 
     def _patient_row(self, patient_id: str) -> sqlite3.Row:
         for row in self._rows(f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE id = ?", (patient_id,)):

@@ -377,3 +377,20 @@ def test_name_driven_paths_apply_the_birth_date_like_the_date_driven_path(
         monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)
     by_name = sorted((r.patient.id, r.score) for r in db.search(typed))
     assert by_name == by_date
+
+
+def test_repeated_searches_reuse_built_patients_and_close_drops_them(
+    db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = db.search("martin")
+    built: list[object] = []
+    original = snapshotdb.SnapshotDB._patient
+    monkeypatch.setattr(snapshotdb.SnapshotDB, "_patient", staticmethod(lambda row: built.append(row) or original(row)))
+    again = db.search("mart")
+    assert [r.patient for r in again] == [r.patient for r in first]  # same patients, same order...
+    assert built == []  # ...none rebuilt
+    monkeypatch.setattr(snapshotdb.SnapshotDB, "RESULT_CACHE_SIZE", 1)
+    db.search("n'diaye")
+    assert len(db._results) == 1  # bounded
+    db.close()
+    assert len(db._results) == 0  # locking drops them with the data
