@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from continuity import prescribe
+from continuity import display, prescribe
 from continuity.errors import RenderError
 from continuity.model import PatientSummary, Prescription
 
@@ -105,7 +105,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["date_fr"] = prescribe.date_fr
-    env.filters["datetime_fr"] = prescribe.datetime_fr
+    env.filters["datetime_fr"] = display.fr_datetime
     return env
 
 
@@ -262,12 +262,12 @@ def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime,
         "summary": summary,
         "weight": weight,
         "height": height,
-        "printed_at": prescribe.datetime_fr(now),
+        "printed_at": display.fr_datetime(now),
         "snapshot_line": (
-            f"Données du dossier : instantané du {prescribe.datetime_fr(snapshot_created_at)} — "
+            f"Données du dossier : instantané du {display.fr_datetime(snapshot_created_at)} — "
             "elles peuvent être incomplètes ou ne pas refléter les derniers changements."
         ),
-        "number": prescribe.number_fr,
+        "number": display.fr_number,
         "drill": False,
     }
     return render_form("summary.html", context)

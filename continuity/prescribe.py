@@ -407,9 +407,6 @@ def date_fr(day: dt.date | dt.datetime | None) -> str:
     return display.fr_date(day, unknown="inconnue")
 
 
-datetime_fr = display.fr_datetime
-local = display.local
-number_fr = display.fr_number
 
 
 def _is_weight_based(line: PrescriptionLine) -> bool:
@@ -461,7 +458,7 @@ def build(
     patient = summary.patient
     if now.tzinfo is None:  # the journal needs an offset: a naive time is the practice's local time
         now = now.replace(tzinfo=PARIS)
-    today = local(now).date()
+    today = display.local(now).date()
     treatments = {t.id: t for t in summary.treatments}
 
     renewals: list[Renewal] = []
@@ -646,7 +643,7 @@ def _days_text(days: int) -> str:
 def _weight_seen(weight: Measurement | None) -> str:
     if weight is None or weight.measured_on is None:
         return "aucun poids enregistré"
-    return f"dernier poids : {number_fr(weight.value)} {weight.unit} le {date_fr(weight.measured_on)}"
+    return f"dernier poids : {display.fr_number(weight.value)} {weight.unit} le {date_fr(weight.measured_on)}"
 
 
 def _age_text(patient: Patient, today: dt.date) -> str:
@@ -771,7 +768,7 @@ def printed_form(
         contact.append(f"Courriel : {prescriber.email}")
     place = f"Fait à {address.city}, le {issued}" if address.city else f"Le {issued}"
 
-    today = local(prescription.issued_at).date()
+    today = display.local(prescription.issued_at).date()
     born = f"Né(e) le {date_fr(patient.birth_date)}" if patient.birth_date else "Date de naissance : inconnue"
     if patient.birth_date:
         born += f" ({_age_text(patient, today)})"
@@ -779,10 +776,10 @@ def printed_form(
     measure_lines: list[str] = []
     if prescription.weight is not None:
         w = prescription.weight
-        measure_lines.append(f"Poids : {number_fr(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
+        measure_lines.append(f"Poids : {display.fr_number(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
     if prescription.height is not None:
         h = prescription.height
-        measure_lines.append(f"Taille : {number_fr(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
+        measure_lines.append(f"Taille : {display.fr_number(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
 
     numbered = [
         PrintedLine(number=i, title=line_title(line), details=line_details(line))
@@ -810,7 +807,7 @@ def printed_form(
     name = patient_name(patient)
     birth = f" — né(e) le {date_fr(patient.birth_date)}" if patient.birth_date else ""
     snapshot = (
-        f"Données du dossier : instantané du {datetime_fr(snapshot_created_at)}"
+        f"Données du dossier : instantané du {display.fr_datetime(snapshot_created_at)}"
         if snapshot_created_at is not None
         else "Données du dossier : date de l'instantané inconnue"
     )
