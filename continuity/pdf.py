@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib.resources
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +26,10 @@ from continuity.model import PatientSummary, Prescription
 
 log = logging.getLogger(__name__)
 
-FORMS_DIR = (Path(__file__).resolve().parent.parent / "forms").resolve()
+# The forms ship inside the package (package data), so a wheel install renders exactly like a checkout.
+# Setuptools installs package data as plain files; `Path(str(...))` keeps the on-disk path the
+# url_fetcher confines weasyprint to.
+FORMS_DIR = Path(str(importlib.resources.files("continuity") / "forms")).resolve()
 
 # Which stylesheets each form uses; any other template gets common.css (the journal's lists do).
 STYLESHEETS: Mapping[str, tuple[str, ...]] = {
