@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from continuity import display
+from continuity import __version__, display
 from continuity.errors import ContinuityError
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class ContinuityGroup(click.Group):
 
 
 @click.group(cls=ContinuityGroup)
+@click.version_option(__version__, "--version", prog_name="continuity", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 def cli(verbose: bool) -> None:
     """Continuity: read patient summaries and print emergency ordonnances while the practice software is down."""
