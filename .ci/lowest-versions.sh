@@ -11,7 +11,7 @@ rm -rf "$venv"
 export VIRTUAL_ENV=$PWD/$venv
 "$uv" pip install -q --resolution lowest-direct -e '.[publisher]'
 # The development group must not raise the project's dependencies: their versions are pinned here.
-"$uv" pip freeze > "$venv/lowest.txt"
+"$uv" pip freeze --exclude-editable > "$venv/lowest.txt"
 "$uv" pip install -q --group dev --constraint "$venv/lowest.txt"
 "$venv/bin/python" - <<'PY'
 """Fail unless every direct dependency is installed at exactly its declared minimum."""

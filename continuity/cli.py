@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from continuity import __version__, display
+from continuity import __version__, display, logs
 from continuity.errors import ContinuityError
 
 if TYPE_CHECKING:
@@ -30,11 +30,17 @@ class ContinuityGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ContinuityError as error:
-            # Precise English detail for the log and the administrator, French for the person at the desk.
-            log.error("%s: %s", type(error).__name__, error)
-            click.echo(f"Erreur : {error.message_fr}", err=True)
-            click.echo(f"  détail : {error}", err=True)
+            report_error(error)
             ctx.exit(error.exit_code)
+
+
+def report_error(error: ContinuityError) -> None:
+    """One English log line (journal, cron mail, -v) and one French sentence for a person: never both
+    on a terminal, never the French one in the journal (continuity/logs.py)."""
+    if logs.wants_english_error():
+        log.error("%s: %s", type(error).__name__, error)
+    if logs.wants_french_error():
+        click.echo(f"Erreur : {error.message_fr}", err=True)
 
 
 @click.group(cls=ContinuityGroup)
@@ -42,11 +48,7 @@ class ContinuityGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 def cli(verbose: bool) -> None:
     """Continuity: read patient summaries and print emergency ordonnances while the practice software is down."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(verbose=verbose)
 
 
 @cli.group(cls=ContinuityGroup)
@@ -55,7 +57,13 @@ def publisher() -> None:
 
 
 def main() -> None:
-    cli(prog_name="continuity")
+    try:
+        cli(prog_name="continuity")
+    except Exception as error:  # a bug: one log line with the traceback folded in, one French sentence
+        log.critical("unexpected %s: %s", type(error).__name__, error, exc_info=True)
+        if logs.wants_french_error():
+            click.echo("Erreur inattendue : notez l'heure et appelez le support (continuity doctor).", err=True)
+        sys.exit(70)  # EX_SOFTWARE
 
 
 # --- shared: unlock options for every command that reads patient data (transport owns these) ---
@@ -520,6 +528,12 @@ def watch_command(home: Path, once: bool) -> None:
     inbox_watch = watch.InboxWatcher(store.Store(home))
     if once:
         inbox_watch.scan()
+        rejected = [outcome for outcome in inbox_watch.outcomes if outcome.outcome == "rejected"]
+        if rejected:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
+            from continuity.errors import SnapshotRejected
+
+            codes = {kind.reason: kind.exit_code for kind in SnapshotRejected.__subclasses__()}
+            raise click.exceptions.Exit(codes.get(rejected[0].reason or "", SnapshotRejected.exit_code))
         return
     watch.run_until_signalled(inbox_watch)
 

@@ -82,7 +82,9 @@ class InboxWatcher:
             outcome = self._handle(path)
         if outcome.outcome != "ignored":
             self.outcomes.append(outcome)
-            log.info("inbox %s: %s%s", outcome.name, outcome.outcome, f" ({outcome.reason})" if outcome.reason else "")
+            level = logging.WARNING if outcome.outcome == "rejected" else logging.INFO
+            reason = f" ({outcome.reason})" if outcome.reason else ""
+            log.log(level, "inbox %s: %s%s", outcome.name, outcome.outcome, reason)
         return outcome
 
     def _handle(self, path: Path) -> InboxOutcome:
