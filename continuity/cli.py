@@ -482,7 +482,9 @@ def trust_command(home: Path, key_file: Path, add: bool) -> None:
 
 @cli.command("pull")
 @_home_option
-@click.argument("source")
+# The installed unit gives the source through the environment (/etc/continuity/continuity.env), so
+# the URL is not in the unit nor in `ps`.
+@click.argument("source", envvar="CONTINUITY_SOURCE")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Trust only this CA for https (pinning); system CAs otherwise. Verification is always on.")
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to connect.")

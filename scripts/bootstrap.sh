@@ -24,43 +24,15 @@ while [ $# -gt 0 ]; do
 done
 python=${PYTHON:-python3}
 
-# 1. Python 3.11 or newer, before anything else: an older one fails deep inside pip otherwise.
-if ! command -v "$python" >/dev/null; then
-  echo "ERROR: $python not found. Continuity needs Python 3.11 or newer (Debian 12, Ubuntu 24.04)." >&2
-  exit 1
-fi
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "ERROR: $("$python" -V 2>&1) is too old: Continuity needs Python 3.11 or newer." >&2
-  echo "Use Debian 12 / Ubuntu 24.04 or newer, or point PYTHON= at a newer interpreter." >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+# 1. Python 3.11 or newer, before anything else.
+check_python "$python"
 
-# 2. System packages: weasyprint's libraries and fonts, venv support, CUPS for printing.
-packages=(python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-dejavu-extra cups)
+# 2. System packages (poppler's pdftotext for the tests).
+packages=("${RUNTIME_PACKAGES[@]}")
 [ "$mode" = test ] && packages+=(poppler-utils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "Installing system packages: ${missing[*]}"
-  if [ "$(id -u)" = 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo); else
-    echo "ERROR: need root or sudo to install: ${missing[*]}" >&2
-    echo "Ask an administrator to run: apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  apt_log=$(mktemp)
-  update=(apt-get update -qq)
-  [ "$mode" = wheelhouse ] && update=(true)  # offline: install from what apt already has
-  if ! { "${as_root[@]}" "${update[@]}" && \
-         DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; \
-       } >"$apt_log" 2>&1; then
-    cat "$apt_log" >&2
-    echo "ERROR: could not install ${missing[*]} with apt-get (output above)." >&2
-    exit 1
-  fi
-  rm -f "$apt_log"
-fi
+if [ "$mode" = wheelhouse ]; then ensure_packages --offline "${packages[@]}"; else ensure_packages "${packages[@]}"; fi
 
 # 3. The .venv: made again when a previous run left it without a working pip (python3-venv missing,
 # interrupted run, interpreter upgraded underneath it).
@@ -68,6 +40,12 @@ if [ -e .venv ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   echo "Repairing .venv (left incomplete by an earlier run)"
   rm -rf .venv
 fi
+# The distribution was called "continuity" before (an unrelated PyPI project's name): start afresh.
+if compgen -G ".venv/lib/python3*/site-packages/__editable__.continuity-[0-9]*" >/dev/null; then
+  echo "Re-creating .venv (the package was renamed continuity-appliance)"
+  rm -rf .venv
+fi
+rm -rf continuity.egg-info  # its metadata, left by a build of the old name, would still show it installed
 if [ ! -e .venv ]; then
   if ! "$python" -m venv .venv; then
     rm -rf .venv
@@ -81,13 +59,14 @@ stamp=.venv/.installed-$mode
 if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ "$mode" != wheelhouse ]; then exit 0; fi
 rm -f .venv/.installed-*
 pip=(.venv/bin/python -m pip install -q)
+editable=(-e)
 case "$mode" in
-  demo) "${pip[@]}" -e '.[publisher]' ;;
+  demo) "${pip[@]}" "${editable[@]}" '.[publisher]' ;;
   test)
     # The development group (PEP 735), read here because the pip Debian ships predates `--group`.
     mapfile -t dev < <(.venv/bin/python -c \
       'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"], sep="\n")')
-    "${pip[@]}" -e '.[publisher]' "${dev[@]}" ;;
+    "${pip[@]}" "${editable[@]}" '.[publisher]' "${dev[@]}" ;;
   wheelhouse)
     shopt -s nullglob
     wheels=("$wheelhouse"/continuity_appliance-*.whl)
