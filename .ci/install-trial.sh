@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The production install tried as a practice's IT person would, on a fresh Debian (run by .ci/run
+# through shared/tools/fresh-debian, as root, after `make install`): enrol the appliance, serve a
+# snapshot on a local HTTP server, run the pull unit's exact command line under its restrictions
+# (scripts/run-unit.py), read the status as the monitoring agent, run doctor, open the interface as
+# a staff member. Every command is printed before it runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n$ %s\n' "$*"; "$@"; }
+expect() { local want=$1; shift; printf '\n$ %s   (expect exit %s)\n' "$*" "$want"; set +e; "$@"; local got=$?; set -e
+           [ "$got" = "$want" ] || { echo "FAILED: exit $got, expected $want" >&2; exit 1; }; }
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq --no-install-recommends tmux poppler-utils >/dev/null
+
+# --- the publisher's side (normally the platform), with the same program ------------------------
+platform=/srv/platform
+mkdir -p "$platform/www"
+step /opt/continuity/venv/bin/continuity publisher synth --patients 200 --seed 3 --out "$platform/fhir"
+step /opt/continuity/venv/bin/continuity publisher keygen --out "$platform/keys"
+
+# --- enrolment on the appliance (docs/operations.md, "Enrol the appliance") ----------------------
+printf 'phrase de passe du docteur\n' > /tmp/dr.martin.pass
+printf 'phrase de passe accueil 1\n' > /tmp/accueil.pass
+chown continuity /tmp/dr.martin.pass /tmp/accueil.pass
+step continuity init --user dr.martin --passphrase-file /tmp/dr.martin.pass
+step continuity staff add accueil --user dr.martin --passphrase-file /tmp/dr.martin.pass \
+  --new-passphrase-file /tmp/accueil.pass
+step continuity trust "$platform/keys/publisher.pub"
+step /opt/continuity/venv/bin/continuity publisher publish "$platform/fhir" --key "$platform/keys" \
+  --recipient /var/lib/continuity/appliance.pub --practice cabinet-essai --seq 1 --out "$platform/www/latest.snap"
+
+# --- the pull source and its credentials: configuration only, no unit edited ---------------------
+python3 -m http.server 8765 --bind 127.0.0.1 --directory "$platform/www" >/tmp/http.log 2>&1 &
+server=$!
+trap 'kill $server' EXIT
+sleep 1
+step sed -i 's|^CONTINUITY_SOURCE=.*|CONTINUITY_SOURCE=http://127.0.0.1:8765/latest.snap|' /etc/continuity/continuity.env
+printf 'machine 127.0.0.1 login cabinet-essai password secret-du-cabinet\n' > /etc/continuity/netrc
+step ls -l /etc/continuity
+
+# --- the nightly pull: the unit's exact command line, user, environment and sandbox ----------------
+step scripts/run-unit.py continuity-pull.service --journal /tmp/pull.journal
+grep -q '^<6>continuity.pull: pull from http://127.0.0.1:8765/latest.snap: accepted' /tmp/pull.journal
+step scripts/run-unit.py continuity-pull.service --journal /tmp/pull.journal   # again: 304, unchanged
+step scripts/run-unit.py continuity-status.service --journal /tmp/status.journal
+step scripts/run-unit.py continuity-retention.service --journal /tmp/retention.journal
+if grep -rq secret-du-cabinet /var/lib/continuity; then echo "FAILED: the password reached the home" >&2; exit 1; fi
+step stat -c '%U:%G %a %n' /var/lib/continuity /var/lib/continuity/state.json
+
+# --- monitoring: the agent's user in group continuity-monitor -----------------------------------
+step useradd --create-home nagios
+expect 3 runuser -u nagios -- continuity-status
+step usermod -aG continuity-monitor nagios
+expect 0 runuser -u nagios -- continuity-status
+expect 0 runuser -u nagios -- continuity-status --json
+
+# --- the self-check ----------------------------------------------------------------------------
+expect 0 continuity doctor
+
+# --- the interface, as a staff member (group continuity-staff) ----------------------------------
+step useradd --create-home --shell /bin/bash marie
+step usermod -aG continuity-staff marie
+expect 77 runuser -u marie -- continuity doctor   # only the interface, not the admin commands
+screen() { sleep "${1:-2}"; runuser -u marie -- tmux capture-pane -p -t desk; }
+step runuser -u marie -- tmux new-session -d -s desk -x 100 -y 30 continuity-desk
+screen 6
+runuser -u marie -- tmux send-keys -t desk Enter   # open the list of names
+screen 2
+runuser -u marie -- tmux send-keys -t desk Enter   # the first name, accueil; the passphrase field gets the focus
+screen 2
+runuser -u marie -- tmux send-keys -t desk 'phrase de passe accueil 1' Enter
+screen 8
+runuser -u marie -- tmux send-keys -t desk 'a'
+screen 3
+runuser -u marie -- tmux kill-session -t desk || true
+step continuity journal access --user accueil
