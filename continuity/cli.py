@@ -933,7 +933,7 @@ def journal_retention(home: Path, months: int) -> None:
 @_home_option
 @click.option("--json", "as_json_output", is_flag=True, help="Print the checks as JSON (same exit code).")
 def doctor_command(home: Path, as_json_output: bool) -> None:
-    """Check keys, publisher, data freshness, journal, printer, disk and clock. Exit 1 if a check fails."""
+    """Check keys, data, journal, printer, PDF, schedule, ownership, disk, clock. Exit 0 OK, 1 WARNING, 2 FAILED."""
     from continuity import doctor
 
     checks = doctor.run_checks(home)
@@ -945,8 +945,7 @@ def doctor_command(home: Path, as_json_output: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False))
     else:
         click.echo(doctor.checklist_text(checks), nl=False)
-    if any(check.status is doctor.Status.FAILED for check in checks):
-        raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(doctor.exit_code(checks))
 
 
 @cli.command("drill")
