@@ -165,6 +165,8 @@ def inside(spec: dict[str, object]) -> None:
         Path(directory).mkdir(parents=True, exist_ok=True)
         os.chown(directory, account.pw_uid, gid)
         os.chmod(directory, int(spec["state_mode"]))  # type: ignore[call-overload]
+    if any(" shared:" in line for line in Path("/proc/self/mountinfo").read_text().splitlines()):
+        raise SystemExit("shared mounts here: the sandbox's mounts would leak out (use systemd-run on a systemd host)")
     root = Path("/mnt/continuity-unit-sandbox")
     root.mkdir(parents=True, exist_ok=True)
     mount("--rbind", "/", str(root))
@@ -231,8 +233,12 @@ def main() -> int:
     journal = Path(sys.argv[3] if len(sys.argv) == 4 else f"/tmp/{unit}.journal").resolve()
     spec = plan(unit, journal)
     print("$", shlex.join(spec["command"]), file=sys.stderr)  # type: ignore[arg-type]
-    namespaces = ["--mount", "--propagation", "private"] + (["--net"] if spec["private_network"] else [])
-    start = journal.stat().st_size if journal.exists() else 0
+    # In a chroot "/" is no mount point and cannot be made private: keep the propagation as it is,
+    # and inside() refuses to mount anything if some mount would propagate back out.
+    propagation = "private" if os.path.ismount("/") else "unchanged"
+    namespaces = ["--mount", "--propagation", propagation] + (["--net"] if spec["private_network"] else [])
+    journal.touch()
+    start = journal.stat().st_size
     done = subprocess.run(["unshare", *namespaces, sys.executable, __file__, "--inside", json.dumps(spec)], check=False)
     with journal.open() as handle:
         handle.seek(start)
