@@ -45,6 +45,12 @@ grep -q '^<6>continuity.pull: pull from http://127.0.0.1:8765/latest.snap: accep
 step scripts/run-unit.py continuity-pull.service --journal /tmp/pull.journal   # again: 304, unchanged
 step scripts/run-unit.py continuity-status.service --journal /tmp/status.journal
 step scripts/run-unit.py continuity-retention.service --journal /tmp/retention.journal
+# --- a USB stick's file through the inbox and the watch unit --------------------------------------
+step /opt/continuity/venv/bin/continuity publisher publish "$platform/fhir" --key "$platform/keys" \
+  --recipient /var/lib/continuity/appliance.pub --practice cabinet-essai --seq 2 --out /tmp/usb-latest.snap
+( sleep 8; install -o continuity -g continuity -m 0600 /tmp/usb-latest.snap /var/lib/continuity/inbox/usb-latest.snap ) &
+step timeout --preserve-status 25 scripts/run-unit.py continuity-watch.service --journal /tmp/watch.journal
+grep -q '^<6>continuity.watch: inbox usb-latest.snap: accepted' /tmp/watch.journal
 if grep -rq secret-du-cabinet /var/lib/continuity; then echo "FAILED: the password reached the home" >&2; exit 1; fi
 step stat -c '%U:%G %a %n' /var/lib/continuity /var/lib/continuity/state.json
 
@@ -54,6 +60,13 @@ expect 3 runuser -u nagios -- continuity-status
 step usermod -aG continuity-monitor nagios
 expect 0 runuser -u nagios -- continuity-status
 expect 0 runuser -u nagios -- continuity-status --json
+
+# --- a printer (CUPS with a PDF queue standing for the practice's printer) -------------------------
+apt-get install -y -qq --no-install-recommends printer-driver-cups-pdf >/dev/null
+cupsd
+sleep 2
+step lpadmin -p Accueil -E -v cups-pdf:/ -m lsb/usr/cups-pdf/CUPS-PDF_noopt.ppd
+step lpoptions -d Accueil
 
 # --- the self-check ----------------------------------------------------------------------------
 expect 0 continuity doctor

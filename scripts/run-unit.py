@@ -27,6 +27,7 @@ import pwd
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,7 @@ def inside(spec: dict[str, object]) -> None:
         raise SystemExit("shared mounts here: the sandbox's mounts would leak out (use systemd-run on a systemd host)")
     root = Path("/mnt/continuity-unit-sandbox")
     root.mkdir(parents=True, exist_ok=True)
+    Path(str(spec["credentials"])).parent.mkdir(parents=True, exist_ok=True)  # before / turns read-only
     mount("--rbind", "/", str(root))
     if spec["protect_system"] == "strict":
         mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
@@ -239,13 +241,16 @@ def main() -> int:
     namespaces = ["--mount", "--propagation", propagation] + (["--net"] if spec["private_network"] else [])
     journal.touch()
     start = journal.stat().st_size
-    done = subprocess.run(["unshare", *namespaces, sys.executable, __file__, "--inside", json.dumps(spec)], check=False)
+    child = subprocess.Popen(["unshare", *namespaces, sys.executable, __file__, "--inside", json.dumps(spec)])
+    # `systemctl stop`: SIGTERM reaches the service (unshare execs it, so the child is the service).
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    returncode = child.wait()
     with journal.open() as handle:
         handle.seek(start)
         for line in handle:
             print(f"  journal: {line}", end="", file=sys.stderr)
-    print(f"  exit code {done.returncode}", file=sys.stderr)
-    return done.returncode
+    print(f"  exit code {returncode}", file=sys.stderr)
+    return returncode
 
 
 if __name__ == "__main__":
