@@ -23,7 +23,7 @@ step /opt/continuity/venv/bin/continuity publisher keygen --out "$platform/keys"
 printf 'phrase de passe du docteur\n' > /tmp/dr.martin.pass
 printf 'phrase de passe accueil 1\n' > /tmp/accueil.pass
 chown continuity /tmp/dr.martin.pass /tmp/accueil.pass
-step continuity init --user dr.martin --passphrase-file /tmp/dr.martin.pass
+step continuity init --user dr.martin --role prescriber --rpps 10101010105 --passphrase-file /tmp/dr.martin.pass
 step continuity staff add accueil --user dr.martin --passphrase-file /tmp/dr.martin.pass \
   --new-passphrase-file /tmp/accueil.pass
 step continuity trust "$platform/keys/publisher.pub"
