@@ -31,17 +31,28 @@ step /opt/continuity/venv/bin/continuity publisher publish "$platform/fhir" --ke
   --recipient /var/lib/continuity/appliance.pub --practice cabinet-essai --seq 1 --out "$platform/www/latest.snap"
 
 # --- the pull source and its credentials: configuration only, no unit edited ---------------------
-python3 -m http.server 8765 --bind 127.0.0.1 --directory "$platform/www" >/tmp/http.log 2>&1 &
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$platform/www" >/tmp/http.log 2>&1 &
 server=$!
-trap 'kill $server' EXIT
-sleep 1
-step sed -i 's|^CONTINUITY_SOURCE=.*|CONTINUITY_SOURCE=http://127.0.0.1:8765/latest.snap|' /etc/continuity/continuity.env
+trap 'kill $server 2>/dev/null || cat /tmp/http.log' EXIT
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(50):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/latest.snap", timeout=2).read(1)
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    raise SystemExit("the local HTTP server did not start")
+PY
+step sed -i "s|^CONTINUITY_SOURCE=.*|CONTINUITY_SOURCE=http://127.0.0.1:$port/latest.snap|" /etc/continuity/continuity.env
 printf 'machine 127.0.0.1 login cabinet-essai password secret-du-cabinet\n' > /etc/continuity/netrc
 step ls -l /etc/continuity
 
 # --- the nightly pull: the unit's exact command line, user, environment and sandbox ----------------
 step scripts/run-unit.py continuity-pull.service --journal /tmp/pull.journal
-grep -q '^<6>continuity.pull: pull from http://127.0.0.1:8765/latest.snap: accepted' /tmp/pull.journal
+grep -q "^<6>continuity.pull: pull from http://127.0.0.1:$port/latest.snap: accepted" /tmp/pull.journal
 step scripts/run-unit.py continuity-pull.service --journal /tmp/pull.journal   # again: 304, unchanged
 step scripts/run-unit.py continuity-status.service --journal /tmp/status.journal
 step scripts/run-unit.py continuity-retention.service --journal /tmp/retention.journal

@@ -237,7 +237,8 @@ def main() -> int:
     print("$", shlex.join(spec["command"]), file=sys.stderr)  # type: ignore[arg-type]
     # In a chroot "/" is no mount point and cannot be made private: keep the propagation as it is,
     # and inside() refuses to mount anything if some mount would propagate back out.
-    propagation = "private" if os.path.ismount("/") else "unchanged"
+    mount_points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    propagation = "private" if "/" in mount_points else "unchanged"
     namespaces = ["--mount", "--propagation", propagation] + (["--net"] if spec["private_network"] else [])
     journal.touch()
     start = journal.stat().st_size
