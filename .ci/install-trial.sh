@@ -77,7 +77,7 @@ apt-get install -y -qq --no-install-recommends printer-driver-cups-pdf >/dev/nul
 cupsd
 sleep 2
 step lpadmin -p Accueil -E -v cups-pdf:/ -m lsb/usr/cups-pdf/CUPS-PDF_noopt.ppd
-step lpoptions -d Accueil
+step lpadmin -d Accueil   # the default for every account, the service user included
 
 # --- the self-check ----------------------------------------------------------------------------
 expect 0 continuity doctor
@@ -89,13 +89,17 @@ expect 77 runuser -u marie -- continuity doctor   # only the interface, not the 
 screen() { sleep "${1:-2}"; runuser -u marie -- tmux capture-pane -p -t desk; }
 step runuser -u marie -- tmux new-session -d -s desk -x 100 -y 30 continuity-desk
 screen 6
-runuser -u marie -- tmux send-keys -t desk Enter   # open the list of names
+keys() { runuser -u marie -- tmux send-keys -t desk "$@"; }
+keys Enter; sleep 1; keys Down; sleep 1; keys Enter    # the list of names: the first one, accueil
 screen 2
-runuser -u marie -- tmux send-keys -t desk Enter   # the first name, accueil; the passphrase field gets the focus
-screen 2
-runuser -u marie -- tmux send-keys -t desk 'phrase de passe accueil 1' Enter
-screen 8
-runuser -u marie -- tmux send-keys -t desk 'a'
-screen 3
+keys 'phrase de passe accueil 1' Enter
+unlocked=$(screen 10)
+grep -q "utilisateur : accueil" <<<"$unlocked" || { echo "$unlocked"; echo "FAILED: not unlocked" >&2; exit 1; }
+keys martin
+found=$(screen 4)
+head -14 <<<"$found"
+grep -q "MARTIN" <<<"$found" || { echo "FAILED: no search result" >&2; exit 1; }
+keys C-l                                              # lock before leaving
+sleep 2
 runuser -u marie -- tmux kill-session -t desk || true
 step continuity journal access --user accueil

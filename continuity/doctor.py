@@ -267,7 +267,7 @@ def check_printer(context: Context) -> Check:
             name,
             Status.WARNING,
             "Aucune imprimante par défaut.",
-            "Choisir l'imprimante par défaut : lpoptions -d NOM_DE_L_IMPRIMANTE.",
+            "Choisir l'imprimante par défaut pour tous les comptes : sudo lpadmin -d NOM_DE_L_IMPRIMANTE.",
         )
     if disabled:
         return Check(
