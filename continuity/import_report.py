@@ -54,7 +54,8 @@ class ImportProblem:
     reason: str = "invalid"  # a DROP_REASONS code (problems) or a short warning kind
 
     def __str__(self) -> str:
-        return ", ".join(part for part in (self.source, self.location, self.resource) if part) + (f": {self.message}")
+        where = ", ".join(part for part in (self.source, self.location, self.resource) if part)
+        return f"{where}: {self.message}" if self.message else where
 
     def as_json(self) -> dict[str, str]:
         return {
