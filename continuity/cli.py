@@ -672,9 +672,10 @@ def accept_command(home: Path, sequence: int, user: str, passphrase_file: Path |
 
     The decision is journaled with the staff member's name. A snapshot without patients is never used.
     """
-    from continuity import keys, store
+    from continuity import store
     from continuity.errors import NotFound
     from continuity.journal import Journal
+    from continuity.session import authenticate
 
     appliance = store.Store(home)
     appliance.require_initialized()
@@ -684,9 +685,11 @@ def accept_command(home: Path, sequence: int, user: str, passphrase_file: Path |
             f"no quarantined snapshot with sequence {sequence} (waiting: {sorted(waiting) or 'none'})",
             message_fr=f"Aucun instantané n° {sequence} en quarantaine (voir « continuity status »).",
         )
-    keys.open_keyslot(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"))
+    # Any staff member may decide (the practice must be able to act during an outage); who did is journaled.
+    opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
+                          command="accept")  # fmt: skip
     current = appliance.read_state().get("current")
-    details: dict[str, Any] = {"patient_count": waiting[sequence].patients}
+    details: dict[str, Any] = {"patient_count": waiting[sequence].patients, "role": opened.member.role.value}
     if isinstance(current, dict):
         details["previous_sequence"] = current.get("sequence")
         details["previous_patient_count"] = store.patient_count(current.get("counts"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from continuity import snapshotdb, status
+from continuity import snapshot_build, snapshotdb, status
 from continuity.cli import cli
 from continuity.errors import Equivocation, Quarantined
 from continuity.journal import Journal
@@ -67,7 +67,7 @@ def database_with(rig: Rig, patients: int) -> tuple[Path, dict[str, int]]:
     ]
     out = rig.tmp / f"practice-{patients}.db"
     if not out.exists():
-        built = snapshotdb.build_from_records(chosen, out, practice_id=PRACTICE)
+        built = snapshot_build.build_from_records(chosen, out, practice_id=PRACTICE)
         assert built.counts["patient"] == patients
     opened = snapshotdb.open_file(out)
     try:
@@ -235,6 +235,13 @@ def test_accept_command(rig: Rig, server: SnapshotServer, tmp_path: Path) -> Non
     assert current_sequence(rig) == 2
     accepted = [e for e in Journal(rig.home).entries() if e.action == "snapshot_accepted"]
     assert len(accepted) == 1 and accepted[0].user == "alice" and accepted[0].snapshot_seq == 2
-    assert accepted[0].details == {"patient_count": 5, "previous_sequence": 1, "previous_patient_count": 11}
+    assert accepted[0].details == {
+        "patient_count": 5,
+        "role": "reception",
+        "previous_sequence": 1,
+        "previous_patient_count": 11,
+    }
+    failed = [e for e in Journal(rig.home).entries() if e.action == "unlock_failed"]
+    assert [e.details["command"] for e in failed] == ["accept"]
     text = run("status", "--home", rig.home)
     assert text.startswith("CONTINUITY OK") and "accepted from quarantine by alice" in text
