@@ -160,3 +160,11 @@ def test_an_unreadable_home_is_unknown(rig: Rig, monkeypatch: pytest.MonkeyPatch
     report = status.compute_status(rig.home, now=NOW)
     assert report.code == status.UNKNOWN
     assert report.headline().startswith("CONTINUITY UNKNOWN - status unknown - cannot read")
+
+
+def test_a_damaged_alarm_record_is_itself_an_alarm(rig: Rig) -> None:
+    (rig.home / "alarm.json").write_bytes(b"\x00" * 40)
+    report = status.compute_status(rig.home, now=NOW)
+    assert report.code == status.CRITICAL and "alarm_unreadable" in report.problems[0]
+    rig.ingest(rig.make(2))  # a good snapshot clears it, as it clears any alarm
+    assert status.compute_status(rig.home, now=NOW).code == status.OK
