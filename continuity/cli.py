@@ -567,7 +567,7 @@ def pull_command(
     # the publisher here, after every pull whatever its outcome, with the same transport rules:
     #     witness.send_head(appliance, source, options)
     if result.outcome == "quarantined" and result.header is not None:
-        raise Quarantined(f"snapshot {result.header.sequence} quarantined: {result.detail}")
+        raise Quarantined(f"quarantined: {result.detail}")
     if result.outcome == "accepted" and result.header is not None:
         click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
     else:

@@ -619,6 +619,8 @@ class Puller:
                     continue
                 if status == 304:
                     return None, known
+                if status == 407:  # only a proxy answers this (http through a proxy; https fails at CONNECT)
+                    raise TransportError(f"the proxy answered 407 {exchange.reason}: check the credentials in its URL")
                 if status in RETRYABLE_STATUS:
                     raise Retryable(f"server answered {status} {exchange.reason}")
                 if status != 200:

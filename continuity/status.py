@@ -38,6 +38,7 @@ class StatusReport:
     last_attempt: dict[str, Any] | None = None
     last_accepted_at: str | None = None
     stored: list[str] = field(default_factory=list)
+    pinned: list[str] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     alarm: dict[str, Any] | None = None
     free_bytes: int | None = None
@@ -97,6 +98,8 @@ class StatusReport:
                 f"  accepted_at   {accepted}",
             ]
         lines.append(f"  stored        {len(self.stored)} file(s)")
+        for name in self.pinned:
+            lines.append(f"  kept          {name} (in use when a quarantine began; kept until one of its size returns)")
         for waiting in self.quarantined:
             lines.append(
                 f"  quarantined   #{waiting['sequence']} from {_shown(waiting.get('created_at'))}: "
@@ -130,6 +133,7 @@ class StatusReport:
             "last_attempt": self.last_attempt,
             "last_accepted_at": self.last_accepted_at,
             "stored": self.stored,
+            "pinned": self.pinned,
             "quarantined": self.quarantined,
             "alarm": self.alarm,
             "free_bytes": self.free_bytes,
@@ -203,6 +207,7 @@ def _compute(
     config = StoreConfig.load(home)
     state = store.read_state()
     report.stored = [path.name for path in store.snapshot_files()]
+    report.pinned = [path.name for path in store.pinned_files()]
 
     rebuilt = state.get("rebuilt")
     if isinstance(rebuilt, dict):

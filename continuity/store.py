@@ -574,7 +574,6 @@ class Store:
             fsync_directory(self.quarantine_dir)
         except OSError as error:
             raise _write_error(target, "cannot quarantine", error) from error
-        log.warning("snapshot %d quarantined: %s", header.sequence, why)
         for old in self.quarantined_files()[QUARANTINE_KEEP:]:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
