@@ -487,7 +487,10 @@ class Store:
                     f"sequence {header.sequence} was already received (quarantined) with another content "
                     f"({held[:16]}…, now {header.payload.sha256[:16]}…)"
                 )
-            return IngestResult("quarantined", header, waiting, self._shrink(header, state), again=True)
+            shrink = self._shrink(header, state)
+            if shrink is None:
+                return None  # an operator accepted a smaller snapshot meanwhile: this one now fits
+            return IngestResult("quarantined", header, waiting, shrink, again=True)
 
         header = envelope.read_header(stream, trusted, max_file_size=config.max_file_size)
         early = decide(header, self.read_state())

@@ -245,3 +245,15 @@ def test_accept_command(rig: Rig, server: SnapshotServer, tmp_path: Path) -> Non
     assert [e.details["command"] for e in failed] == ["accept"]
     text = run("status", "--home", rig.home)
     assert text.startswith("CONTINUITY OK") and "accepted from quarantine by alice" in text
+
+
+def test_a_waiting_snapshot_that_fits_after_an_accept_is_taken_when_it_comes_again(
+    rig: Rig, server: SnapshotServer
+) -> None:
+    publish(rig, server, 2, 5, NOW)
+    assert pull(rig, server, NOW) == "quarantined"
+    later = publish(rig, server, 3, 5, NOW)
+    assert pull(rig, server, NOW) == "quarantined"
+    rig.store.accept_quarantined(2, by="alice", now=NOW)  # the operator took the older one
+    assert Puller(rig.store).pull(str(later), now=NOW).outcome == "accepted"  # 5 of 5: not a shrink any more
+    assert current_sequence(rig) == 3 and rig.store.quarantined_files() == []
