@@ -598,12 +598,13 @@ class PluginCommand(click.Command):
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
+        as_json = "--json" in args  # before parsing, which consumes the list
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.exceptions.Exit:
             raise
         except click.ClickException as error:
-            _plugin_unknown(f"usage: {error.format_message()}", as_json="--json" in args)
+            _plugin_unknown(f"usage: {error.format_message()}", as_json=as_json)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -209,6 +209,8 @@ def test_status_usage_errors_are_unknown_not_critical(practice: Practice) -> Non
     report = json.loads(as_json.stdout)
     assert report["status"] == "UNKNOWN" and "soon" in report["problems"][0]
     assert "Usage" not in as_json.output  # click's usage text is not mixed into the plugin output
+    unknown_option = json.loads(run("status", "--home", practice.home, "--json", "--bogus", code=3).stdout)
+    assert unknown_option["status"] == "UNKNOWN" and "--bogus" in unknown_option["problems"][0]
 
 
 def test_status_crash_is_unknown_with_one_line(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> None:
