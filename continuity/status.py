@@ -97,6 +97,10 @@ class StatusReport:
                 "  counts        " + _shown(", ".join(f"{k}={v}" for k, v in sorted(counts.items()))),
                 f"  accepted_at   {accepted}",
             ]
+            summary = current.get("import")
+            if isinstance(summary, dict) and summary:
+                # The publisher's import report, counts only (format 2 headers): what the export left uncertain.
+                lines.append("  import        " + _shown(", ".join(f"{k}={v}" for k, v in summary.items())))
         lines.append(f"  stored        {len(self.stored)} file(s)")
         for name in self.pinned:
             lines.append(f"  kept          {name} (in use when a quarantine began; kept until one of its size returns)")
