@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -603,13 +604,24 @@ def trust_command(home: Path, key_file: Path, add: bool) -> None:
 # The installed unit gives the source through the environment (/etc/continuity/continuity.env), so
 # the URL is not in the unit nor in `ps`.
 @click.argument("source", envvar="CONTINUITY_SOURCE")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trust only this CA for https (pinning); system CAs otherwise. Verification is always on.")
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust only this CA for https (pinning); system CAs otherwise. Verification is always on.",
+)
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to connect.")
 @click.option("--read-timeout", default=30.0, show_default=True, help="Seconds of silence tolerated.")
-@click.option("--deadline", default=600.0, show_default=True, help="Seconds for the whole transfer.")
+@click.option(
+    "--deadline", default=600.0, show_default=True, help="Seconds for the whole pull, every attempt and wait included."
+)
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(0, 10), help="Extra attempts.")
 @click.option("--max-size", type=click.IntRange(1), help="Size cap in bytes (default: the store's, 1 GiB).")
+@click.option(
+    "--netrc",
+    "netrc_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials file (default: $NETRC, the systemd credential 'netrc', ~/.netrc).",
+)
 def pull_command(
     home: Path,
     source: str,
@@ -619,9 +631,14 @@ def pull_command(
     deadline: float,
     retries: int,
     max_size: int | None,
+    netrc_file: Path | None,
 ) -> None:
-    """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed)."""
+    """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed).
+
+    Proxies come from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY.
+    """
     from continuity import pull, store
+    from continuity.errors import Quarantined
 
     options = pull.PullOptions(
         connect_timeout=connect_timeout,
@@ -630,8 +647,15 @@ def pull_command(
         retries=retries,
         ca_file=ca_file,
         max_file_size=max_size,
+        netrc_file=netrc_file,
     )
-    result = pull.Puller(store.Store(home), options).pull(source)
+    appliance = store.Store(home)
+    result = pull.Puller(appliance, options).pull(source)
+    # Witness (issue #13, engineer S): once continuity.witness is on main, send the signed journal head to
+    # the publisher here, after every pull whatever its outcome, with the same transport rules:
+    #     witness.send_head(appliance, source, options)
+    if result.outcome == "quarantined" and result.header is not None:
+        raise Quarantined(f"quarantined: {result.detail}")
     if result.outcome == "accepted" and result.header is not None:
         click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
     else:
@@ -647,24 +671,70 @@ def watch_command(home: Path, once: bool) -> None:
 
     inbox_watch = watch.InboxWatcher(store.Store(home))
     if once:
-        inbox_watch.scan()
-        rejected = [outcome for outcome in inbox_watch.outcomes if outcome.outcome == "rejected"]
-        if rejected:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
+        inbox_watch.scan(settle=True)
+        refused = [o for o in inbox_watch.outcomes if o.outcome in ("rejected", "quarantined") and not o.deferred]
+        if refused:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
             from continuity.errors import SnapshotRejected
 
             codes = {kind.reason: kind.exit_code for kind in SnapshotRejected.__subclasses__()}
-            raise click.exceptions.Exit(codes.get(rejected[0].reason or "", SnapshotRejected.exit_code))
+            raise click.exceptions.Exit(codes.get(refused[0].reason or "", SnapshotRejected.exit_code))
         return
     watch.run_until_signalled(inbox_watch)
 
 
-@cli.command("status")
+class PluginCommand(click.Command):
+    """A command that answers in monitoring-plugin form whatever happens (`status`).
+
+    A usage error would be click's exit 2 (CRITICAL to a monitoring agent) and a crash a traceback
+    with exit 1 (WARNING) and nothing on stdout: both become one line `CONTINUITY UNKNOWN - ...`, exit 3.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        as_json = "--json" in args  # before parsing, which consumes the list
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as error:
+            _plugin_unknown(f"usage: {error.format_message()}", as_json=as_json)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as error:
+            _plugin_unknown(f"usage: {error.format_message()}", as_json=bool(ctx.params.get("as_json_output")))
+        except Exception as error:  # noqa: BLE001 - a plugin never ends in a traceback
+            log.exception("status failed")
+            _plugin_unknown(f"{type(error).__name__}: {error}", as_json=bool(ctx.params.get("as_json_output")))
+
+
+def _plugin_unknown(problem: str, *, as_json: bool) -> NoReturn:
+    from continuity import status
+
+    report = status.unknown(problem)
+    click.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.headline())
+    raise click.exceptions.Exit(status.UNKNOWN)
+
+
+@cli.command("status", cls=PluginCommand)
 @_home_option
 @click.option("--json", "as_json_output", is_flag=True, help="Print JSON.")
 @click.option("--warn-age", default="36h", show_default=True, help="WARNING when the data is older.")
 @click.option("--crit-age", default="7d", show_default=True, help="CRITICAL when the data is older.")
-def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: str) -> None:
-    """Current snapshot, age, last pull. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins)."""
+@click.option(
+    "--min-free-mib",
+    type=click.IntRange(0),
+    help="WARNING under this much free space in the home (default: twice the snapshot, 64 MiB at least).",
+)
+def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: str, min_free_mib: int | None) -> None:
+    """Current snapshot, age, last pull. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins).
+
+    Only reads: nothing in the home is written, whatever state it is in.
+    """
     from continuity import publish, status
     from continuity.errors import InputError
 
@@ -672,12 +742,67 @@ def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: st
         warn, crit = publish.parse_duration(warn_age), publish.parse_duration(crit_age)
     except InputError as error:
         raise click.BadParameter(str(error)) from error
-    report = status.compute_status(home, warn_age=warn, crit_age=crit)
+    if warn > crit:
+        raise click.BadParameter(f"--warn-age {warn_age} is longer than --crit-age {crit_age}")
+    min_free = min_free_mib * 1024 * 1024 if min_free_mib is not None else None
+    report = status.compute_status(home, warn_age=warn, crit_age=crit, min_free=min_free)
     if as_json_output:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
         click.echo("\n".join(report.lines()))
     raise click.exceptions.Exit(report.code)
+
+
+@cli.command("accept")
+@_home_option
+@click.argument("sequence", type=click.IntRange(1))
+@click.option("--user", required=True, help="The staff member taking the decision (unlocks to confirm).")
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="That member's passphrase (first line) instead of asking.",
+)
+def accept_command(home: Path, sequence: int, user: str, passphrase_file: Path | None) -> None:
+    """Use a quarantined snapshot (far fewer patients than the current one) after checking with the publisher.
+
+    The decision is journaled with the staff member's name. A snapshot without patients is never used.
+    """
+    from continuity import store
+    from continuity.errors import NotFound
+    from continuity.journal import Journal
+    from continuity.session import authenticate
+
+    appliance = store.Store(home)
+    appliance.require_initialized()
+    waiting = {entry.sequence: entry for entry in appliance.quarantine()}
+    if sequence not in waiting:
+        raise NotFound(
+            f"no quarantined snapshot with sequence {sequence} (waiting: {sorted(waiting) or 'none'})",
+            message_fr=f"Aucun instantané n° {sequence} en quarantaine (voir « continuity status »).",
+        )
+    # Any staff member may decide (the practice must be able to act during an outage); who did is journaled.
+    opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
+                          command="accept")  # fmt: skip
+    current = appliance.read_state().get("current")
+    details: dict[str, Any] = {"patient_count": waiting[sequence].patients, "role": opened.member.role.value}
+    if isinstance(current, dict):
+        details["previous_sequence"] = current.get("sequence")
+        details["previous_patient_count"] = store.patient_count(current.get("counts"))
+    # Journaled first: an override of the shrink guard is never unrecorded, even if the commit then fails.
+    journal = Journal(home)
+    journal.append(user=user, action="snapshot_accepted", snapshot_seq=sequence, details=details)
+    try:
+        header = appliance.accept_quarantined(sequence, by=user)
+    except ContinuityError as error:
+        with contextlib.suppress(ContinuityError):
+            journal.append(user=user, action="snapshot_accept_failed", snapshot_seq=sequence,
+                           details={"error": type(error).__name__})  # fmt: skip
+        raise
+    appliance.record_attempt(source=f"quarantine (accepted by {user})", outcome="accepted", sequence=sequence)
+    click.echo(
+        f"snapshot {header.sequence} is now in use ({store.patient_count(header.counts)} patients); "
+        f"accepted by {user}, journaled"
+    )
 
 
 # --- ordonnances: prescribe, summary --------------------------------------------------------------

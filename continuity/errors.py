@@ -234,6 +234,18 @@ class TransportError(SnapshotRejected):
     default_message_fr = "Impossible de récupérer les données (réseau ou serveur indisponible)."
 
 
+class Quarantined(SnapshotRejected):
+    """A verified snapshot with far fewer patients than the current one (or none): kept aside, not used."""
+
+    exit_code = 33
+    reason = "quarantined"
+    default_message_fr = (
+        "Le fichier reçu contient beaucoup moins de patients que les données actuelles : il est mis de côté "
+        "et les données actuelles restent utilisées. Prévenez l'éditeur ; un responsable peut l'accepter "
+        "(« continuity accept »)."
+    )
+
+
 REJECTION_CLASSES: tuple[type[SnapshotRejected], ...] = (
     Malformed,
     UnsupportedFormat,
@@ -247,4 +259,5 @@ REJECTION_CLASSES: tuple[type[SnapshotRejected], ...] = (
     PayloadCorrupt,
     TooLarge,
     TransportError,
+    Quarantined,
 )

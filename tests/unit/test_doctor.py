@@ -86,6 +86,7 @@ def write_state(home: Path, *, created_at: dt.datetime) -> None:
         "sequence": 5,
         "created_at": envelope.format_time(created_at),
         "expires_at": envelope.format_time(created_at + dt.timedelta(days=30)),
+        "payload_sha256": "0" * 64,  # the state's shape is checked on read (store._state_problem)
     }
     state = {"version": 1, "current": current, "attempts": [], "conditional": {}}
     (home / store.STATE_FILE).write_text(json.dumps(state))
