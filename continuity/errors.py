@@ -29,6 +29,12 @@ class InputError(ContinuityError):
     default_message_fr = "Un fichier source est illisible ou incomplet."
 
 
+class DrugReferenceError(InputError):
+    """A drug reference folder (BDPM files) that cannot be used: missing file, encoding, layout, bad line."""
+
+    default_message_fr = "La référence des médicaments (BDPM) est illisible ou incomplète."
+
+
 class SnapshotDatabaseError(ContinuityError):
     """A snapshot database that fails validation (schema, integrity, counts)."""
 
