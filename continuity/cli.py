@@ -191,16 +191,50 @@ def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | No
     click.echo(f"wrote {out}")
 
 
+def drug_reference_option(function: Any) -> Any:
+    return click.option(
+        "--drug-reference", "drug_reference", type=click.Path(file_okay=False, path_type=Path),
+        help="BDPM folder (CIS_bdpm.txt, CIS_COMPO_bdpm.txt, CIS_CPD_bdpm.txt, CIS_CIP_bdpm.txt) the snapshot "
+             "carries and every treatment is resolved against.",
+    )(function)
+
+
+def read_drug_reference(folder: Path | None, *, strict: bool) -> Any:
+    """The read BDPM (its report on stderr), or None with the warning that the fallback list will be used."""
+    from continuity.drugs import bdpm, fallback
+
+    if folder is None:
+        click.echo(f"WARNING: no --drug-reference: {fallback.NOTICE_FR}", err=True)
+        return None
+    drugs = bdpm.read(folder, strict=strict)
+    report = drugs.report
+    encodings = ", ".join(f"{name} {encoding}" for name, encoding in sorted(report.encodings.items()))
+    click.echo(f"drug reference  {len(drugs.products)} products, {len(drugs.cip13)} CIP13 ({encodings})", err=True)
+    if report.bad_line_count:
+        click.echo(f"  {report.bad_line_count} line(s) skipped, {len(report.dropped_products)} product(s) "
+                   "left out (use --strict to refuse):", err=True)
+        for bad in report.bad_lines[:50]:
+            click.echo(f"    {bad}", err=True)
+    for rule, count in report.later_rule_products.items():
+        if count:
+            click.echo(f"  {count} product(s) marked secure paper by a rule newer than the files: {rule}", err=True)
+    return drugs
+
+
 @publisher.command("build")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Database file to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource (or BDPM line) instead of skipping it.")
 @click.option("--practice", "practice_id", help="Practice identifier (default: from the export).")
-def publisher_build(sources: tuple[Path, ...], out: Path, strict: bool, practice_id: str | None) -> None:
+@drug_reference_option
+def publisher_build(
+    sources: tuple[Path, ...], out: Path, strict: bool, practice_id: str | None, drug_reference: Path | None
+) -> None:
     """Build a snapshot database from FHIR R4 sources (Bundles, resources, Bulk NDJSON folders)."""
     from continuity import snapshotdb
 
-    result = snapshotdb.build(list(sources), out, strict=strict, practice_id=practice_id)
+    drugs = read_drug_reference(drug_reference, strict=strict)
+    result = snapshotdb.build(list(sources), out, strict=strict, practice_id=practice_id, drugs=drugs)
     for table, count in result.counts.items():
         click.echo(f"{table:20} {count:>9}")
     report = result.report
@@ -336,7 +370,8 @@ def publisher_keygen(out: Path) -> None:
               help="Sequence number, strictly greater than the previous publication.")
 @click.option("--expires-in", default="48h", show_default=True, help="Validity (e.g. 48h, 7d); at most 31d.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource (or BDPM line) instead of skipping it.")
+@drug_reference_option
 def publisher_publish(
     sources: tuple[Path, ...],
     key_path: Path,
@@ -346,12 +381,14 @@ def publisher_publish(
     expires_in: str,
     out: Path,
     strict: bool,
+    drug_reference: Path | None,
 ) -> None:
     """Build the snapshot database, compress it, seal it to each appliance and sign it."""
     from continuity import keys, publish
 
     signing_key = keys.load_publisher_signing_key(key_path)
     public_keys = [keys.load_appliance_public_key(path) for path in recipients]
+    drugs = read_drug_reference(drug_reference, strict=strict)
     result = publish.publish(
         list(sources),
         out,
@@ -361,6 +398,7 @@ def publisher_publish(
         sequence=sequence,
         expires_in=publish.parse_duration(expires_in),
         strict=strict,
+        drugs=drugs,
     )
     header = result.header
     for table, count in header.counts.items():

@@ -8,12 +8,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nacl.signing
 from nacl.public import PublicKey
 
 from continuity import envelope, snapshotdb
 from continuity.errors import InputError
+
+if TYPE_CHECKING:
+    from continuity.drugs.bdpm import Bdpm
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -76,11 +80,16 @@ def publish(
     expires_in: dt.timedelta = dt.timedelta(hours=48),
     strict: bool = False,
     created_at: dt.datetime | None = None,
+    drugs: Bdpm | None = None,
 ) -> Published:
-    """Build, compress, seal to every recipient and sign. The plaintext database only lives in a temp dir."""
+    """Build, compress, seal to every recipient and sign. The plaintext database only lives in a temp dir.
+
+    `drugs`: a read BDPM folder (continuity/drugs/bdpm.py) the snapshot carries and resolves against.
+    """
     with tempfile.TemporaryDirectory(prefix="continuity-publish-", dir=out.parent) as work:
         database = Path(work) / "snapshot.db"
-        built = snapshotdb.build(sources, database, strict=strict, practice_id=practice_id, created_at=created_at)
+        built = snapshotdb.build(sources, database, strict=strict, practice_id=practice_id, created_at=created_at,
+                                 drugs=drugs)
         header = seal_database(
             database,
             out,

@@ -23,9 +23,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from continuity import search
+from continuity.drugs import fallback as drug_fallback
+from continuity.drugs import reference as drug_reference
 from continuity.errors import InputError, NotFound, SnapshotDatabaseError
 from continuity.model import (
     Address,
@@ -33,6 +35,7 @@ from continuity.model import (
     AllergyStatus,
     Appointment,
     Condition,
+    DrugResolution,
     IdentityStatus,
     Measurement,
     NonSubstitutionReason,
@@ -46,7 +49,10 @@ from continuity.model import (
     Treatment,
 )
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from continuity.drugs.bdpm import Bdpm
+
+SCHEMA_VERSION = 2  # 2: the drug reference tables and treatment.drug
 
 # A database larger than this is refused before it is even deserialised (100,000 patients ≈ 120 MB).
 MAX_DATABASE_BYTES = 1 << 30
@@ -136,7 +142,8 @@ CREATE TABLE treatment (
     narcotic INTEGER NOT NULL CHECK (narcotic {_BOOL}),
     renewals_left INTEGER CHECK (renewals_left IS NULL OR renewals_left BETWEEN 0 AND 99),
     last_prescriber_id TEXT NOT NULL,
-    last_prescribed_on TEXT
+    last_prescribed_on TEXT,
+    drug INTEGER
 ) STRICT;
 CREATE TABLE recent_prescription (
     id TEXT PRIMARY KEY NOT NULL,
@@ -177,6 +184,10 @@ CREATE INDEX appointment_patient ON appointment (patient);
 CREATE INDEX appointment_start ON appointment (start);
 """
 
+# The drug reference (continuity/drugs/reference.py): empty tables when the publisher was given none.
+TABLES += drug_reference.TABLES
+INDEXES += drug_reference.INDEXES
+
 # The counts a snapshot header carries and `open_bytes` checks.
 COUNTED_TABLES = (
     "patient",
@@ -187,6 +198,7 @@ COUNTED_TABLES = (
     "recent_prescription",
     "measurement",
     "appointment",
+    *drug_reference.COUNTED_TABLES,
 )
 
 
@@ -277,8 +289,13 @@ class _Writer:
 class _Builder:
     """Writes records into a fresh database file; records may arrive in any order."""
 
-    def __init__(self, conn: sqlite3.Connection, *, strict: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, strict: bool,
+                 drugs: drug_reference.DrugReference | None = None) -> None:
         self.conn = conn
+        # Every treatment is resolved against the drug reference as it is added; equal resolutions
+        # share one drug_resolution row (a practice has far fewer distinct lines than treatments).
+        self.drugs = drugs
+        self.resolution_ids: dict[DrugResolution, int] = {}
         self.rows: dict[str, int] = {}  # patient id -> row
         self.defined: set[str] = set()  # patient ids that have a Patient record
         self.homonym_keys: dict[int, tuple[str, ...]] = {}
@@ -341,13 +358,14 @@ class _Builder:
                     record.code_system, int(record.is_ald), _iso(record.onset_date), record.clinical_status,
                 ))
             case Treatment():
+                drug_id, narcotic = self._resolve(record)
                 self._queue("treatment", (
                     record.id, self.row_of(record.patient_id), record.dci, record.strength, record.form,
                     record.route, record.posology, record.brand, _iso(record.start_date),
                     int(record.chronic), int(record.ald_related),
                     record.non_substitution.value if record.non_substitution else None,
-                    int(record.narcotic), record.renewals_left, record.last_prescriber_id,
-                    _iso(record.last_prescribed_on),
+                    int(narcotic), record.renewals_left, record.last_prescriber_id,
+                    _iso(record.last_prescribed_on), drug_id,
                 ))
             case RecentPrescription():
                 self._queue("recent_prescription", (
@@ -366,6 +384,23 @@ class _Builder:
                 ))
             case Practice():
                 self.practice = record
+
+    def _resolve(self, treatment: Treatment) -> tuple[int | None, bool]:
+        """The drug_resolution id of a treatment and whether it needs secure paper.
+
+        With a reference, "secure paper" is the reference's conditions; without one, the hand-written
+        list of substances (continuity/drugs/fallback.py), by text.
+        """
+        if self.drugs is None:
+            listed = drug_fallback.secure_paper_substance(treatment.dci, treatment.brand, strength=treatment.strength)
+            return None, treatment.narcotic or listed is not None
+        resolution = self.drugs.resolve(drug_reference.DrugQuery(
+            treatment.dci, treatment.strength, treatment.form, treatment.brand, treatment.codes,
+        ))
+        known = self.resolution_ids.get(resolution)
+        if known is None:
+            known = self.resolution_ids[resolution] = len(self.resolution_ids) + 1
+        return known, resolution.secure_paper
 
     def _patient(self, patient: Patient) -> None:
         row = self.row_of(patient.id)
@@ -426,11 +461,13 @@ def build_from_records(
     practice_id: str | None = None,
     created_at: dt.datetime | None = None,
     strict: bool = False,
+    drugs: Bdpm | None = None,
 ) -> BuildResult:
     """Write a snapshot database at `out` (atomically: a temp file renamed into place).
 
     A record the schema would refuse fails the build when `strict`, else it is skipped and listed in
-    `BuildResult.warnings`.
+    `BuildResult.warnings`. With `drugs` (a read BDPM), the snapshot carries the drug reference and
+    every treatment its resolution.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=out.parent)
@@ -443,7 +480,8 @@ def build_from_records(
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.executescript(TABLES)
-            builder = _Builder(conn, strict=strict)
+            resolver = drug_reference.in_memory(drugs) if drugs is not None else None
+            builder = _Builder(conn, strict=strict, drugs=resolver)
             conn.execute("BEGIN")
             try:
                 for record in records:
@@ -451,6 +489,14 @@ def build_from_records(
                 warnings = builder.finish()
             finally:
                 builder.writer.close()
+                if resolver is not None:
+                    resolver.close()
+            if drugs is not None:
+                drug_reference.write_tables(conn, drugs)
+                conn.executemany(
+                    "INSERT INTO drug_resolution VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    ((rid, *drug_reference.resolution_row(r)) for r, rid in builder.resolution_ids.items()),
+                )
             practice = builder.practice or Practice(id=practice_id or "practice", name="Cabinet médical")
             meta = {
                 "schema_version": str(SCHEMA_VERSION),
@@ -459,6 +505,7 @@ def build_from_records(
                 "practice_address": _address_json(practice.address),
                 "practice_phone": practice.phone,
                 "created_at": (created_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+                "drug_reference": drug_reference.describe(drugs) if drugs is not None else "",
             }
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
             conn.commit()
@@ -491,6 +538,7 @@ def build(
     strict: bool = False,
     practice_id: str | None = None,
     created_at: dt.datetime | None = None,
+    drugs: Bdpm | None = None,
 ) -> BuildResult:
     """Read FHIR sources (files or Bulk NDJSON folders) and write the snapshot database."""
     from continuity import fhir  # the appliance never needs the FHIR reader, so load it lazily
@@ -502,6 +550,7 @@ def build(
         practice_id=practice_id,
         created_at=created_at,
         strict=strict,
+        drugs=drugs,
     )
     result.report = report
     return result
@@ -587,6 +636,23 @@ def _validate(conn: sqlite3.Connection, expected_counts: Mapping[str, int] | Non
                 raise SnapshotDatabaseError(
                     f"{table}: {actual} rows, the signed header says {expected_counts.get(table)}"
                 )
+    _validate_drugs(conn)
+
+
+def _validate_drugs(conn: sqlite3.Connection) -> None:
+    """A snapshot with a drug reference resolves every treatment, and each resolution is readable."""
+    has_reference = conn.execute("SELECT 1 FROM drug_product LIMIT 1").fetchone() is not None
+    unresolved = conn.execute("SELECT count(*) FROM treatment WHERE drug IS NULL").fetchone()[0]
+    resolved = conn.execute("SELECT count(*) FROM treatment WHERE drug IS NOT NULL").fetchone()[0]
+    if has_reference and unresolved:
+        raise SnapshotDatabaseError(f"drug reference present but {unresolved} treatment(s) carry no resolution")
+    if not has_reference and resolved:
+        raise SnapshotDatabaseError(f"{resolved} treatment(s) carry a drug resolution but there is no reference")
+    dangling = conn.execute(
+        "SELECT count(*) FROM treatment WHERE drug IS NOT NULL AND drug NOT IN (SELECT id FROM drug_resolution)"
+    ).fetchone()[0]
+    if dangling:
+        raise SnapshotDatabaseError(f"{dangling} treatment(s) point to a missing drug_resolution row")
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -634,10 +700,27 @@ class SnapshotDB:
         self._conn = conn
         self.meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta"))
         self._results: OrderedDict[int, tuple[Patient, int]] = OrderedDict()
+        self._resolutions: dict[int, DrugResolution] = {}
+        for row in conn.execute("SELECT * FROM drug_resolution"):
+            try:
+                self._resolutions[row[0]] = drug_reference.resolution_from_row(row[1:])
+            except (ValueError, TypeError) as error:
+                raise SnapshotDatabaseError(f"drug_resolution {row[0]}: {error}") from error
+        self._drugs = drug_reference.DrugReference(conn) if self._resolutions or not self._empty_reference() else None
+
+    def _empty_reference(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM drug_product LIMIT 1").fetchone() is None
 
     def close(self) -> None:
         self._results.clear()
+        self._resolutions.clear()
+        if self._drugs is not None:
+            self._drugs.close()
         self._conn.close()
+
+    def drug_reference(self) -> drug_reference.DrugReference | None:
+        """The snapshot's drug reference, or None when the publisher was given none (fallback rules apply)."""
+        return self._drugs
 
     @property
     def created_at(self) -> dt.datetime:
@@ -759,6 +842,7 @@ class SnapshotDB:
                     non_substitution=NonSubstitutionReason(r["non_substitution"]) if r["non_substitution"] else None,
                     narcotic=bool(r["narcotic"]), renewals_left=r["renewals_left"],
                     last_prescriber_id=r["last_prescriber_id"], last_prescribed_on=_date(r["last_prescribed_on"]),
+                    drug=self._resolution(r["drug"]),
                 )
                 for r in self._rows(
                     "SELECT * FROM treatment WHERE patient = ? ORDER BY ald_related DESC, dci", key
@@ -787,6 +871,14 @@ class SnapshotDB:
             raise SnapshotDatabaseError(f"patient {patient_id}: unreadable record: {error}") from error
         gp = self.practitioner(patient.general_practitioner_id) if patient.general_practitioner_id else None
         return PatientSummary(patient, allergies, conditions, treatments, recent, measurements, gp, appointments)
+
+    def _resolution(self, drug_id: int | None) -> DrugResolution | None:
+        if drug_id is None:
+            return None
+        resolution = self._resolutions.get(drug_id)
+        if resolution is None:  # validated at open; kept as a guard against a changed database
+            raise SnapshotDatabaseError(f"treatment points to missing drug_resolution {drug_id}")
+        return resolution
 
     @staticmethod
     def _appointment(r: sqlite3.Row, patient_id: str) -> Appointment:

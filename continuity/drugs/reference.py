@@ -21,6 +21,7 @@ Resolution, in order, recording the method (model.ResolutionMethod):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -124,7 +125,26 @@ def in_memory(bdpm: Bdpm) -> DrugReference:
     conn.executescript(TABLES + INDEXES)
     write_tables(conn, bdpm)
     conn.commit()
-    return DrugReference(conn)
+    return DrugReference(conn, owns_connection=True)
+
+
+def describe(bdpm: Bdpm) -> str:
+    """The snapshot's meta `drug_reference`: where the reference came from and what reading it found."""
+    report = bdpm.report
+    return json.dumps(
+        {
+            "source": "BDPM",
+            "folder": report.folder.name,
+            "products": len(bdpm.products),
+            "cip13": len(bdpm.cip13),
+            "encodings": report.encodings,
+            "bad_lines": report.bad_line_count,
+            "dropped_products": len(report.dropped_products),
+            "later_rules": report.later_rule_products,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
 
 
 # --- what a line says ------------------------------------------------------------------------------
@@ -203,9 +223,15 @@ def cip7_to_cip13(cip7: str) -> str:
 class DrugReference:
     """Read access to the drug tables of a database connection (the snapshot's, or the publisher's own)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, owns_connection: bool = False) -> None:
         self._conn = conn
+        self._owns = owns_connection
         self._cache: dict[DrugQuery, DrugResolution] = {}
+
+    def close(self) -> None:
+        self._cache.clear()
+        if self._owns:
+            self._conn.close()
 
     def product_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM drug_product").fetchone()[0])
@@ -343,8 +369,10 @@ class DrugReference:
                 if not narrowed:
                     notes.append(f"no product of {sorted(known_text_keys)} with strength {strength!r} and form "
                                  f"{form!r}: conditions of every product with these substances")
-                return self._merge(ResolutionMethod.TEXT, narrowed or products, form,
-                                   [*notes, f"substances {sorted(known_text_keys)}"])
+                merged = self._merge(ResolutionMethod.TEXT, narrowed or products, form,
+                                     [*notes, f"substances {sorted(known_text_keys)}"])
+                # Named by its DCI: no product name is shown as if the export had named it.
+                return dataclasses.replace(merged, denomination="")
 
         for candidate in (query.brand, query.dci):
             resolved = self._by_brand(candidate, strength, form, notes)
