@@ -288,17 +288,17 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
 
     products: dict[int, Product] = {}
     for number, columns in _rows(folder, PRODUCTS_FILE, report, strict=strict):
-        cis, denomination, form, routes = columns[:4]
-        if not _CIS.fullmatch(cis) or not denomination:
-            _bad(report, BadLine(PRODUCTS_FILE, number, f"code CIS « {cis[:20]} » ou dénomination invalide"),
+        cis_text, denomination, form, routes = columns[:4]
+        if not _CIS.fullmatch(cis_text) or not denomination:
+            _bad(report, BadLine(PRODUCTS_FILE, number, f"code CIS « {cis_text[:20]} » ou dénomination invalide"),
                  strict=strict)
             continue
-        if int(cis) in products:
-            _bad(report, BadLine(PRODUCTS_FILE, number, f"CIS {cis} en double"), strict=strict)
-            report.dropped_products.add(int(cis))
+        if int(cis_text) in products:
+            _bad(report, BadLine(PRODUCTS_FILE, number, f"CIS {cis_text} en double"), strict=strict)
+            report.dropped_products.add(int(cis_text))
             continue
         route_list = tuple(dict.fromkeys(text.route_name(r) or r.strip() for r in routes.split(";") if r.strip()))
-        products[int(cis)] = Product(int(cis), denomination, form, route_list)
+        products[int(cis_text)] = Product(int(cis_text), denomination, form, route_list)
 
     # Composition: SA lines are the active substances; an FT line (same link number) gives the base the
     # strength is expressed in, which is the name doctors write ("lévothyroxine", not "sodique").
@@ -306,21 +306,21 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
     bases: dict[tuple[int, str], tuple[str, str]] = {}
     order: dict[int, list[str]] = {}
     for number, columns in _rows(folder, COMPOSITION_FILE, report, strict=strict):
-        cis, _element, _code, name, strength, _per, nature, link = columns[:8]
-        if not _CIS.fullmatch(cis) or nature not in ("SA", "FT") or not name:
+        cis_text, _element, _code, name, strength, _per, nature, link = columns[:8]
+        if not _CIS.fullmatch(cis_text) or nature not in ("SA", "FT") or not name:
             _bad(report, BadLine(COMPOSITION_FILE, number, "ligne de composition illisible"), strict=strict)
-            if _CIS.fullmatch(cis):
-                report.dropped_products.add(int(cis))
+            if _CIS.fullmatch(cis_text):
+                report.dropped_products.add(int(cis_text))
             continue
-        key = (int(cis), link or name)
+        link_key = (int(cis_text), link or name)
         target = active if nature == "SA" else bases
         # One product lists the same substance once per element (comprimé and pelliculage): keep the first.
-        target.setdefault(key, (name, strength))
-        if nature == "SA" and key[1] not in order.setdefault(int(cis), []):
-            order[int(cis)].append(key[1])
+        target.setdefault(link_key, (name, strength))
+        if nature == "SA" and link_key[1] not in order.setdefault(int(cis_text), []):
+            order[int(cis_text)].append(link_key[1])
     for cis, links in order.items():
-        product = products.get(cis)
-        if product is None:
+        composed = products.get(cis)
+        if composed is None:
             continue
         seen: set[str] = set()
         for link in links:
@@ -334,30 +334,30 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
             # FT one only when the SA line has none (CLAMOXYL 1 g: SA empty, FT 1000 mg).
             shown_strength = strength or (base[1] if base else "")
             base_strength = base[1] if base else ""
-            product.substances.append(Substance(text.substance_dci(base[0] if base else name), key, shown_strength,
-                                                base_strength, text.substance_key(name)))
+            composed.substances.append(Substance(text.substance_dci(base[0] if base else name), key,
+                                                 shown_strength, base_strength, text.substance_key(name)))
 
     for number, columns in _rows(folder, CONDITIONS_FILE, report, strict=strict):
-        cis, condition = columns[:2]
-        if not _CIS.fullmatch(cis):
-            _bad(report, BadLine(CONDITIONS_FILE, number, f"code CIS « {cis[:20]} » invalide"), strict=strict)
+        cis_text, condition = columns[:2]
+        if not _CIS.fullmatch(cis_text):
+            _bad(report, BadLine(CONDITIONS_FILE, number, f"code CIS « {cis_text[:20]} » invalide"), strict=strict)
             continue
-        product = products.get(int(cis))
-        if product is not None and condition:
-            product.conditions = product.conditions.with_condition(condition)
+        conditioned = products.get(int(cis_text))
+        if conditioned is not None and condition:
+            conditioned.conditions = conditioned.conditions.with_condition(condition)
 
     cip13: dict[int, int] = {}
     for number, columns in _rows(folder, PRESENTATIONS_FILE, report, strict=strict):
-        cis, code = columns[0], columns[6]
-        if not _CIS.fullmatch(cis) or not _CIP13.fullmatch(code):
+        cis_text, code = columns[0], columns[6]
+        if not _CIS.fullmatch(cis_text) or not _CIP13.fullmatch(code):
             _bad(report, BadLine(PRESENTATIONS_FILE, number, f"code CIS ou CIP13 « {code[:20]} » invalide"),
                  strict=strict)
             continue
-        if int(cis) in products:
-            cip13[int(code)] = int(cis)
+        if int(cis_text) in products:
+            cip13[int(code)] = int(cis_text)
 
-    for cis in report.dropped_products:
-        products.pop(cis, None)
+    for dropped in report.dropped_products:
+        products.pop(dropped, None)
     cip13 = {code: cis for code, cis in cip13.items() if cis in products}
     for rule in LATER_RULES:
         marked = 0

@@ -301,7 +301,8 @@ class DrugReference:
 
     def known_substance(self, key: str) -> bool:
         return self._conn.execute(
-            "SELECT 1 FROM drug_substance WHERE key = ? UNION ALL SELECT 1 FROM drug_substance WHERE sa_key = ? LIMIT 1",
+            "SELECT 1 FROM drug_substance WHERE key = ? "
+            "UNION ALL SELECT 1 FROM drug_substance WHERE sa_key = ? LIMIT 1",
             (key, key),
         ).fetchone() is not None
 
@@ -532,7 +533,7 @@ def resolution_from_row(row: Sequence[object]) -> DrugResolution:
                                              denomination)):
         raise ValueError("drug_resolution: text column holds a non-text value")
     return DrugResolution(
-        method=ResolutionMethod(method),
+        method=ResolutionMethod(str(method)),
         products=tuple(int(p) for p in _json_list(str(products), int)),  # type: ignore[call-overload]
         substances=tuple(str(s) for s in _json_list(str(substances), str)),
         routes=tuple(str(r) for r in _json_list(str(routes), str)),

@@ -67,7 +67,7 @@ def substance_key(name: str) -> str:
     found = [SYNONYMS.get(w, w) for w in fold(name).split() if w.isalpha() or not w[0].isdigit()]
     found = [w for w in found if w not in {"%", "/"}]
     kept = [w for w in found if w not in SALT_WORDS]
-    return " ".join(sorted(kept or [w for w in found if len(w) > 1]))
+    return " ".join(sorted(kept or [w for w in found if w not in {"de", "d", "du"}]))
 
 
 def substance_dci(name: str) -> str:
@@ -272,7 +272,7 @@ _OPEN_NOUNS = ("creme", "gel", "pommade", "lotion", "emulsion", "solution", "sus
 
 
 def _has(folded: str, phrase: str) -> bool:
-    return re.search(rf"\b{re.escape(phrase)}\b", folded) is not None
+    return re.search(rf"\b{re.escape(phrase)}(?:s|x)?\b", folded) is not None
 
 
 @functools.lru_cache(maxsize=1 << 12)
