@@ -586,25 +586,54 @@ def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: st
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 
 
-def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
-    from continuity.errors import NotFound
+def _signer(opened: OpenedSnapshot, prescriber: str | None, db: Path | None) -> Any:
+    """Who is logged in, as far as signing goes: the keyslot's role and RPPS (docs/prescribing.md)."""
+    from continuity.prescribing.issuing import Signer
 
-    for practitioner in snapshot.practitioners():
-        if wanted in (practitioner.rpps, practitioner.id):
-            return practitioner
-    raise NotFound(
-        f"no practitioner with RPPS or id {wanted!r}",
-        message_fr=f"Aucun praticien du cabinet n'a le RPPS « {wanted} » dans ces données.",
-    )
+    session = opened.session
+    member = getattr(session, "member", None)
+    if member is not None and (db is None or member.role.value == "prescriber"):
+        return Signer(member.name, member.role.value == "prescriber", member.rpps)
+    if db is not None and prescriber:
+        # A plain development database has no keyslot to carry a role: the practitioner named by
+        # --prescriber signs, and the command says so.
+        click.echo("ATTENTION : base de développement (--db) : aucun rôle authentifié, le signataire est le "
+                   f"praticien de --prescriber ({prescriber}).", err=True)
+        for practitioner in opened.db.practitioners():
+            if prescriber in (practitioner.rpps, practitioner.id):
+                return Signer(session.user if session else "dev", True, practitioner.rpps)
+        return Signer(session.user if session else "dev", True, prescriber)
+    return Signer(session.user if session else "dev", False)
+
+
+def _route_choices(specs: tuple[str, ...]) -> dict[str, str]:
+    choices: dict[str, str] = {}
+    for spec in specs:
+        treatment, sep, route = spec.partition("=")
+        if not sep or not treatment.strip() or not route.strip():
+            raise click.BadParameter(f"« {spec} » : attendu TRAITEMENT=VOIE (ex. t-12=orale)", param_hint="--route")
+        choices[treatment.strip()] = route.strip()
+    return choices
 
 
 @cli.command("prescribe")
 @click.argument("patient_id")
-@click.option("--prescriber", "prescriber_rpps", required=True, help="RPPS (or id) of the prescribing practitioner.")
-@click.option("--renew", "renew", multiple=True, help='"all", or an ongoing treatment id to renew (repeatable).')
-@click.option("--line", "line_specs", multiple=True, help='A new line "DCI|dosage|forme|posologie|durée[|voie]".')
-@click.option("--duration", "renew_duration", default="1 mois", show_default=True, help="Duration of each renewal.")
-@click.option("--confirm", is_flag=True, help="Confirm the warnings (allergy, child weight...); refusals stay refused.")
+@click.option("--renew", "renew", multiple=True,
+              help='"all" (every continuous treatment; narcotics, acute courses... left out, each named), or an '
+                   "ongoing treatment id (repeatable).")
+@click.option("--line", "line_specs", multiple=True,
+              help='A new line "DCI|dosage|forme|posologie|durée[|voie][|ald]" (repeatable).')
+@click.option("--duration", "renew_duration",
+              help="Duration of each renewal (default: 1 month, shortened to the drug's limit; what remains of an "
+                   "acute course).")
+@click.option("--route", "route_specs", multiple=True,
+              help="TREATMENT=VOIE: the route of a renewed product that has several (repeatable).")
+@click.option("--confirm", "confirm", multiple=True, is_flag=False, flag_value="",
+              help="Acknowledge a danger by its code (allergy, unidentified, identity, deceased, child-weight, "
+                   "weight; repeatable); bare, the remarks only. Refusals stay refused.")
+@click.option("--prescriber", "prescriber",
+              help="RPPS (or id) of another practitioner of the practice who signs (journaled); by default the "
+                   "logged-in prescriber.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="PDF to write (unless --preview).")
 @click.option("--preview", is_flag=True, help="Only show what would be printed, with the warnings; write nothing.")
 @click.option("--print", "send_to_printer", is_flag=True, help="Also send it to the printer (CUPS).")
@@ -616,11 +645,12 @@ def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
 @unlock_options
 def prescribe_command(
     patient_id: str,
-    prescriber_rpps: str,
     renew: tuple[str, ...],
     line_specs: tuple[str, ...],
-    renew_duration: str,
-    confirm: bool,
+    renew_duration: str | None,
+    route_specs: tuple[str, ...],
+    confirm: tuple[str, ...],
+    prescriber: str | None,
     out: Path | None,
     preview: bool,
     send_to_printer: bool,
@@ -633,19 +663,30 @@ def prescribe_command(
     user: str | None,
     passphrase_file: Path | None,
 ) -> None:
-    """Print an emergency ordonnance: renew ongoing treatments and/or add lines.
+    """Print an emergency ordonnance, signed by the logged-in prescriber: renew treatments and/or add lines.
 
-    A warning (allergy, child without a recent weight, deceased patient...) stops with exit code 13
-    and writes nothing unless --confirm is given; a refusal (secure-paper drug, over 12 months, no
-    RPPS, sick leave) stops with exit code 12 and cannot be overridden.
+    Each warning prints with its code. A danger (allergy, unidentified substance, identity, deceased,
+    child without a recent weight...) stops with exit code 13 and writes nothing unless acknowledged by
+    its code (--confirm allergy); a remark needs a bare --confirm. A refusal (secure-paper or
+    hospital-only drug, acute course beyond what remains, over the duration limit, no route, reception
+    login...) stops with exit code 12 (18 for a role) and cannot be overridden.
     """
-    from continuity import prescribe, printing
+    from continuity import printing
+    from continuity.prescribing import printed, rules
 
     try:
-        new_lines = [prescribe.parse_line_spec(spec) for spec in line_specs]
-        days = prescribe.parse_duration(renew_duration)
+        new_lines = [rules.parse_line_spec(spec) for spec in line_specs]
+        days = rules.parse_duration(renew_duration) if renew_duration else None
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
+    routes = _route_choices(route_specs)
+    unknown = sorted(set(confirm) - rules.KNOWN_CODES - {""})
+    if unknown:
+        raise click.BadParameter(
+            f"code inconnu : {', '.join(unknown)} (codes : {', '.join(sorted(d.value for d in rules.Danger))})",
+            param_hint="--confirm",
+        )
+    acknowledged = {code for code in confirm if code} | ({rules.REMARK} if "" in confirm else set())
     if not renew and not new_lines:
         raise click.UsageError("rien à prescrire : donnez --renew all, --renew TRAITEMENT ou --line.")
     if "all" in renew and len(renew) > 1:
@@ -654,46 +695,39 @@ def prescribe_command(
         raise click.UsageError("--out FICHIER.pdf est obligatoire (ou --preview pour seulement voir l'ordonnance).")
 
     opened = open_snapshot(db, user, passphrase_file, home=home)
-    snapshot = opened.db
     try:
-        summary = opened.view(patient_id)
-        prescriber = _practitioner_by_rpps(snapshot, prescriber_rpps)
-        renewals = [
-            prescribe.Renewal(treatment.id, duration_days=days)
-            for treatment in summary.treatments
-            if "all" in renew or treatment.id in renew
+        session = opened.session
+        if session is None:
+            raise NotInitializedForPrescribing()
+        signing = session.signing(_signer(opened, prescriber, db), None if db is not None else prescriber)
+        view = session.open_patient(patient_id)
+        renewals: Any = "all" if "all" in renew else [
+            rules.Renewal(treatment_id, duration_days=days, route=routes.get(treatment_id, "")) for treatment_id in renew
         ]
-        missing = set(renew) - {"all"} - {r.treatment_id for r in renewals}
-        plan = prescribe.build(
-            summary,
-            prescriber,
-            renew=[*renewals, *sorted(missing)],  # unknown ids raise NotFound with their name
-            new_lines=new_lines,
-            now=dt.datetime.now(dt.UTC),
-        )
+        plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines)
+        if renewals == "all" and (days is not None or routes):
+            # "all" with a duration or routes: the same selection, each renewal with the given options.
+            renewals = [
+                rules.Renewal(line.source_treatment_id, duration_days=days,
+                              route=routes.get(line.source_treatment_id, ""))
+                for line in plan.prescription.lines if line.source_treatment_id
+            ]
+            plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines)
+        if signing.chosen_by:
+            click.echo(f"Signataire choisi : {signing.practitioner.display_name} (journalisé).", err=True)
         for note in plan.notes:
             click.echo(f"Note : {note}", err=True)
         if preview:
-            click.echo(prescribe.preview_text(plan.prescription, snapshot_created_at=snapshot.created_at,
-                                              footer=not no_footer))  # fmt: skip
+            click.echo(printed.preview_text(plan.prescription, snapshot_created_at=session.banner().created_at,
+                                            footer=not no_footer))  # fmt: skip
             for warning in plan.warnings:
-                click.echo(f"À confirmer : {warning}", err=True)
+                click.echo(f"À confirmer [{warning.code}] : {warning.text}", err=True)
             return
-        if plan.warnings and confirm:
-            for warning in plan.warnings:
-                click.echo(f"Confirmé : {warning}", err=True)
-        # Confirm, render, then journal before anything is written or printed (DESIGN.md: nothing
-        # handed out unrecorded).
-        issued = prescribe.issue(
-            plan,
-            confirm=confirm,
-            journal=opened.journal,
-            user=opened.session.user if opened.session else _login(db, user),
-            snapshot_seq=opened.sequence,
-            snapshot_created_at=snapshot.created_at,
-            duplicate=duplicate,
-            drill=drill,
-            footer=not no_footer,
+        for warning in plan.warnings:
+            if warning.code in acknowledged:
+                click.echo(f"Confirmé [{warning.code}] : {warning.text}", err=True)
+        issued = session.issue_prescription(
+            plan, signing, acknowledged=acknowledged, duplicate=duplicate, drill=drill, footer=not no_footer
         )
     finally:
         opened.close()
@@ -707,11 +741,18 @@ def prescribe_command(
 
         raise StoreError(f"cannot write {out}: {error}", message_fr=f"Impossible d'écrire {out}.") from error
     kind = "bizone (ALD)" if prescription.is_bizone else "standard"
-    count = len(prescription.lines)
-    click.echo(f"Ordonnance {kind} de {count} ligne(s) enregistrée dans : {written}")
+    click.echo(f"Ordonnance {kind}, {printed.line_count(len(prescription.lines))}, enregistrée dans : {written}")
     if send_to_printer:
         job = printing.print_pdf(document, save_to=written, printer=printer)
         click.echo(job.message_fr)
+
+
+class NotInitializedForPrescribing(ContinuityError):
+    exit_code = 6
+    default_message_fr = (
+        "Base de développement (--db) sur un poste non initialisé : sans journal, aucune ordonnance n'est "
+        "imprimée (--preview reste possible après « continuity init »)."
+    )
 
 
 @cli.command("summary")
@@ -844,7 +885,9 @@ def journal_checkpoint(
     if pdf_path is not None:
         try:
             with pdf_path.open("xb") as handle:
-                handle.write(journal_module.checkpoint_pdf(home))
+                from continuity import pdf
+
+                handle.write(pdf.render_checkpoint(journal_module.checkpoint_fields(home)))
         except FileExistsError as error:
             raise click.BadParameter(f"{pdf_path} existe déjà", param_hint="--pdf") from error
         click.echo(f"Copie PDF : {pdf_path}", err=True)
@@ -1068,10 +1111,14 @@ def demo_command(ctx: click.Context, home: Path | None, patients: int, seed: int
     click.echo(f"\n$ continuity show {patient_id}")
     ctx.invoke(show_command, patient_id=patient_id, as_json_output=False, **unlock)
     out = practice.platform / "ordonnance-demo.pdf"
-    click.echo(f"\n$ continuity prescribe {patient_id} --renew all --out {out}")
+    # An ordonnance is signed by the logged-in prescriber: the demo's doctor, not the reception login.
+    doctor_file = practice.platform / "demo-doctor-passphrase.txt"
+    doctor_file.write_text(demo.DEMO_DOCTOR_PASSPHRASE + "\n")
+    doctor = {**unlock, "user": demo.DEMO_DOCTOR, "passphrase_file": doctor_file}
+    click.echo(f"\n$ continuity prescribe {patient_id} --user {demo.DEMO_DOCTOR} --renew all --confirm --out {out}")
     ctx.invoke(
-        prescribe_command, patient_id=patient_id, prescriber_rpps=practice.synth.demo_practitioner_rpps,
-        renew=("all",), line_specs=(), renew_duration="1 mois", confirm=True, out=out, send_to_printer=False,
-        printer=None, duplicate=False, drill=False, no_footer=False, **unlock,
+        prescribe_command, patient_id=patient_id, prescriber=None, renew=("all",), line_specs=(),
+        renew_duration=None, route_specs=(), confirm=("",), out=out, preview=False, send_to_printer=False,
+        printer=None, duplicate=False, drill=False, no_footer=False, **doctor,
     )
     click.echo(f"\nOuvrir l'interface : continuity tui --home {practice.home}")

@@ -65,8 +65,9 @@ def age_label(patient: Patient, today: dt.date) -> str:
     return f"{max(months, 0)} mois"
 
 
-def names_label(patient: Patient) -> str:
-    """BIRTHNAME (usedname) Given names: the used name in brackets only when it differs."""
+def patient_name(patient: Patient) -> str:
+    """BIRTHNAME (usedname) Given names « used given name »: how a patient is named on screen, on every
+    printout and in the reconciliation export (the used name in brackets only when it differs)."""
     used = f" ({patient.used_name})" if patient.used_name and patient.used_name != patient.birth_name else ""
     given = " ".join(patient.birth_given_names)
     if patient.used_given_name and patient.used_given_name not in patient.birth_given_names:
@@ -75,7 +76,7 @@ def names_label(patient: Patient) -> str:
 
 
 def identity_line(patient: Patient) -> str:
-    return f"{names_label(patient)} — {born_label(patient)} — {patient.sex.label_fr}"
+    return f"{patient_name(patient)} — {born_label(patient)} — {patient.sex.label_fr}"
 
 
 def age_of_data(created_at: dt.datetime, now: dt.datetime) -> str:

@@ -29,7 +29,7 @@ DRILL_LINE: Final = PrescriptionLine(
     dci="paracétamol",
     strength="500 mg",
     form="comprimé",
-    route="orale",
+    route="orale",  # a drill line must never ask for a route
     posology="EXERCICE — 1 comprimé si douleur, jusqu'à 3 par jour",
     duration_days=5,
 )
@@ -142,8 +142,6 @@ def _rehearse(
     step: Callable[[str, float, bool, str], None],
     clock_start: float,
 ) -> None:
-    from continuity import pdf, prescribe
-
     begin = time.monotonic()
     results = session.search(patient_search, limit=5)
     if not results:
@@ -156,18 +154,16 @@ def _rehearse(
     step("Recherche du patient test", begin, True, f"dossier {patient_id} ouvert")
 
     begin = time.monotonic()
-    summary = view.summary
-    prescriber = _prescriber(summary.general_practitioner, session.practitioners())
-    if prescriber is None:
-        step("Ordonnance d'exercice", begin, False, "aucun prescripteur avec un numéro RPPS dans les données")
-        return
     try:
-        plan = prescribe.build(summary, prescriber, new_lines=[DRILL_LINE], now=session.now())
-        prescription = prescribe.check_confirmed(plan, True)
-        document = pdf.render_prescription(prescription, snapshot_created_at=session.banner().created_at, drill=True)
-        prescribe.record_issued(
-            session.journal, prescription, document, user=session.user, snapshot_seq=session.sequence, drill=True
-        )
+        # The same path as a real ordonnance (Session.issue_prescription), signed by the logged-in
+        # prescriber, marked on every page and journaled as a drill. The drill line is harmless, and the
+        # warnings a real ordonnance would stop on are acknowledged: the drill tests the chain.
+        signing = session.signing(session.signer())
+        plan = session.plan_prescription(view, signing, new_lines=[DRILL_LINE])
+        issued = session.issue_prescription(plan, signing, acknowledged={w.code for w in plan.warnings}, drill=True)
+        document = issued.pdf
+    except JournalError:
+        raise
     except ContinuityError as error:
         step("Ordonnance d'exercice", begin, False, error.message_fr)
         return
@@ -181,12 +177,6 @@ def _rehearse(
         step("Impression", begin, False, error.message_fr)
         return
     step("Impression", begin, True, outcome)
-
-
-def _prescriber(preferred: Any, practitioners: dict[str, Any]) -> Any:
-    if preferred is not None and preferred.rpps:
-        return preferred
-    return next((p for p in practitioners.values() if p.rpps), None)
 
 
 def _snapshot_line(session: Session) -> str:

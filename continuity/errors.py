@@ -104,6 +104,13 @@ class ConfirmationRequired(ContinuityError):
     default_message_fr = "Une confirmation est nécessaire."
 
 
+class NotAllowed(ContinuityError):
+    """The logged-in staff member's role does not allow this (reception issuing an ordonnance)."""
+
+    exit_code = 18
+    default_message_fr = "Votre rôle ne permet pas cette opération."
+
+
 class PrintError(ContinuityError):
     exit_code = 14
     default_message_fr = "L'impression a échoué."
