@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from continuity import doctor
 from continuity.errors import ContinuityError, JournalError, PrintError

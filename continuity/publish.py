@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import nacl.signing
 from nacl.public import PublicKey
 
-from continuity import envelope, snapshotdb
+from continuity import envelope, snapshot_build, snapshotdb
 from continuity.errors import InputError
+from continuity.import_report import ImportReport
 
 if TYPE_CHECKING:
     from continuity.drugs.bdpm import Bdpm
@@ -38,8 +39,36 @@ def parse_duration(text: str) -> dt.timedelta:
 @dataclass(frozen=True)
 class Published:
     header: envelope.Header
-    build: snapshotdb.BuildResult
+    build: snapshot_build.BuildResult
     out: Path
+
+
+def build(
+    sources: Sequence[Path],
+    out: Path,
+    *,
+    strict: bool = False,
+    practice_id: str | None = None,
+    created_at: dt.datetime | None = None,
+    drugs: Bdpm | None = None,
+) -> snapshot_build.BuildResult:
+    """Read FHIR sources (files or Bulk NDJSON folders) and write the snapshot database.
+
+    `drugs`: a read BDPM folder (continuity/drugs/bdpm.py) the snapshot carries and resolves against.
+    """
+    from continuity import fhir
+
+    report = ImportReport()
+    result = snapshot_build.build_from_records(
+        fhir.read_records(sources, strict=strict, report=report),
+        out,
+        practice_id=practice_id,
+        created_at=created_at,
+        strict=strict,
+        drugs=drugs,
+    )
+    result.report = report
+    return result
 
 
 def seal_database(
@@ -88,8 +117,8 @@ def publish(
     """
     with tempfile.TemporaryDirectory(prefix="continuity-publish-", dir=out.parent) as work:
         database = Path(work) / "snapshot.db"
-        built = snapshotdb.build(sources, database, strict=strict, practice_id=practice_id, created_at=created_at,
-                                 drugs=drugs)
+        built = build(sources, database, strict=strict, practice_id=practice_id, created_at=created_at,
+                      drugs=drugs)
         header = seal_database(
             database,
             out,

@@ -31,7 +31,6 @@ import nacl.public
 
 from continuity import display
 from continuity.errors import ContinuityError, JournalError, StoreError
-from continuity.model import Patient, Sex
 from continuity.journal import (
     Action,
     Journal,
@@ -39,6 +38,7 @@ from continuity.journal import (
     PrescriptionPayload,
     read_prescription_payload,
 )
+from continuity.model import Patient, Sex
 
 PARIS = display.PRACTICE_TZ
 # UUIDv5 namespace of Continuity exports (a fixed random UUID: ids stay stable across exports).

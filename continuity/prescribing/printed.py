@@ -165,11 +165,14 @@ def printed_form(
         PrintedLine(number=i, title=line_title(line), details=line_details(line))
         for i, line in enumerate(ordered, start=1)
     ]
+    ald_lines: tuple[PrintedLine, ...] = ()
+    other_lines: tuple[PrintedLine, ...] = ()
+    lines: tuple[PrintedLine, ...] = ()
     if bizone:
         n_ald = sum(1 for line in prescription.lines if line.ald_related)
-        ald_lines, other_lines, lines = tuple(numbered[:n_ald]), tuple(numbered[n_ald:]), ()
+        ald_lines, other_lines = tuple(numbered[:n_ald]), tuple(numbered[n_ald:])
     else:
-        ald_lines, other_lines, lines = (), (), tuple(numbered)
+        lines = tuple(numbered)
 
     name = display.patient_name(patient)
     birth = f", {display.born_label(patient)}" if patient.birth_date else ""
