@@ -49,6 +49,11 @@ def fr_number(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
 
+def count_label(count: int, singular: str, plural: str) -> str:
+    """'1 ligne', '3 lignes', 'aucune ligne' is left to the caller: French agreement, never 'ligne(s)'."""
+    return f"{count} {singular if count <= 1 else plural}"
+
+
 def born_label(patient: Patient) -> str:
     prefix = {Sex.FEMALE: "née", Sex.MALE: "né"}.get(patient.sex, "né(e)")
     return f"{prefix} le {fr_date(patient.birth_date)}"

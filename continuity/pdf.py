@@ -111,6 +111,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["date_fr"] = printed.date_fr
     env.filters["datetime_fr"] = display.fr_datetime
+    env.globals["count_label"] = display.count_label
     return env
 
 
@@ -263,6 +264,7 @@ def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime,
         "title": "Résumé du dossier",
         "practice_name": practice_name,
         "patient_name": display.patient_name(patient),
+        "born": display.born_label(patient) if patient.birth_date else "date de naissance inconnue",
         "patient": patient,
         "summary": summary,
         "weight": weight,

@@ -29,10 +29,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from continuity.drugs import text
-from continuity.drugs.bdpm import Bdpm
 from continuity.model import DrugResolution, ResolutionMethod
+
+if TYPE_CHECKING:  # the BDPM reader is publisher-side: the appliance only reads the tables
+    from continuity.drugs.bdpm import Bdpm
 
 TABLES = """
 CREATE TABLE drug_product (
