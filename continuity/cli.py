@@ -739,19 +739,12 @@ def prescribe_command(
             raise NotInitializedForPrescribing("--db on a home without an appliance key: no journal, no ordonnance")
         signing = session.signing(_signer(opened, prescriber, db), None if db is not None else prescriber)
         view = session.open_patient(patient_id)
-        renewals: Any = "all" if "all" in renew else [
-            rules.Renewal(treatment_id, duration_days=days, route=routes.get(treatment_id, ""))
-            for treatment_id in renew
-        ]
-        plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines)
-        if renewals == "all" and (days is not None or routes):
-            # "all" with a duration or routes: the same selection, each renewal with the given options.
-            renewals = [
-                rules.Renewal(line.source_treatment_id, duration_days=days,
-                              route=routes.get(line.source_treatment_id, ""))
-                for line in plan.prescription.lines if line.source_treatment_id
-            ]
-            plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines)
+        options = {
+            treatment.id: rules.Renewal(treatment.id, duration_days=days, route=routes.get(treatment.id, ""))
+            for treatment in view.summary.treatments
+        }
+        renewals: Any = "all" if "all" in renew else [options.get(item, rules.Renewal(item)) for item in renew]
+        plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines, options=options)
         if signing.chosen_by:
             click.echo(f"Signataire choisi : {signing.practitioner.display_name} (journalisé).", err=True)
         for note in plan.notes:

@@ -1,5 +1,8 @@
 """Outage drill: a timed rehearsal (unlock, find the listed test patient, print a marked ordonnance) and its report.
 
+A prescriber's drill prints the ordonnance through the one issuing path; a reception login, which never
+issues ordonnances, prints the patient summary instead (the printout reception makes during an outage).
+
 Everything a drill prints carries "EXERCICE — NE PAS DÉLIVRER" on every page (``pdf.render_prescription(
 drill=True)``), its ordonnance is journaled as ``drill_prescription`` (never exported for
 reconciliation), and the drill itself is journaled as ``drill`` with its timings and result. The
@@ -21,7 +24,7 @@ from continuity.journal import PARIS, Action, Journal
 from continuity.model import PrescriptionLine
 
 if TYPE_CHECKING:
-    from continuity.session import Session
+    from continuity.session import PatientView, Session
 
 DRILL_MENTION: Final = "EXERCICE — NE PAS DÉLIVRER"
 # A harmless line: the drill tests the chain (unlock → print), not a therapeutic decision.
@@ -154,29 +157,51 @@ def _rehearse(
     step("Recherche du patient test", begin, True, f"dossier {patient_id} ouvert")
 
     begin = time.monotonic()
+    signer = session.signer()
+    # A prescriber rehearses the ordonnance; reception, who never issues one, rehearses what it prints
+    # during an outage: the patient summary. Both are marked on every page and journaled as drills.
+    name = "Ordonnance d'exercice" if signer.is_prescriber else "Résumé d'exercice (accueil)"
     try:
-        # The same path as a real ordonnance (Session.issue_prescription), signed by the logged-in
-        # prescriber, marked on every page and journaled as a drill. The drill line is harmless, and the
-        # warnings a real ordonnance would stop on are acknowledged: the drill tests the chain.
-        signing = session.signing(session.signer())
-        plan = session.plan_prescription(view, signing, new_lines=[DRILL_LINE])
-        issued = session.issue_prescription(plan, signing, acknowledged={w.code for w in plan.warnings}, drill=True)
-        document = issued.pdf
+        if signer.is_prescriber:
+            # The same path as a real ordonnance (Session.issue_prescription), signed by the logged-in
+            # prescriber. The drill line is harmless, and the warnings a real ordonnance would stop on are
+            # acknowledged: the drill tests the chain, not a therapeutic decision.
+            signing = session.signing(signer)
+            plan = session.plan_prescription(view, signing, new_lines=[DRILL_LINE])
+            issued = session.issue_prescription(plan, signing, acknowledged={w.code for w in plan.warnings},
+                                                drill=True)
+            document, kind = issued.pdf, "ordonnance"
+        else:
+            document, kind = _drill_summary(session, view), "resume"
     except JournalError:
         raise
     except ContinuityError as error:
-        step("Ordonnance d'exercice", begin, False, error.message_fr)
+        step(name, begin, False, error.message_fr)
         return
-    step("Ordonnance d'exercice", begin, True, f"PDF de {len(document) // 1024} Ko marqué « {DRILL_MENTION} »")
+    step(name, begin, True, f"PDF de {len(document) // 1024} Ko marqué « {DRILL_MENTION} »")
 
     begin = time.monotonic()
     stamp = report.started_at.astimezone(PARIS).strftime("%Y%m%d-%H%M")
     try:
-        outcome = printer(document, out_dir / f"exercice-ordonnance-{stamp}.pdf")
+        outcome = printer(document, out_dir / f"exercice-{kind}-{stamp}.pdf")
     except PrintError as error:
         step("Impression", begin, False, error.message_fr)
         return
     step("Impression", begin, True, outcome)
+
+
+def _drill_summary(session: Session, view: PatientView) -> bytes:
+    """The patient summary marked as a drill, journaled before it is handed out."""
+    import hashlib
+
+    from continuity import pdf
+
+    banner = session.banner()
+    document = pdf.render_summary(view.summary, snapshot_created_at=banner.created_at,
+                                  practice_name=banner.practice_name, drill=True)
+    session.record_print(Action.PRINT_SUMMARY, view.summary.patient.id,
+                         details={"pdf_sha256": hashlib.sha256(document).hexdigest(), "drill": True})
+    return document
 
 
 def _snapshot_line(session: Session) -> str:

@@ -254,8 +254,11 @@ def render_prescription(
     return render_documents(parts)
 
 
-def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime, practice_name: str) -> bytes:
-    """The patient summary hand-out: identity, allergies first, conditions, treatments, measures."""
+def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime, practice_name: str,
+                   drill: bool = False) -> bytes:
+    """The patient summary hand-out: identity, allergies first, conditions, treatments, measures.
+
+    `drill` marks every page "EXERCICE — NE PAS DÉLIVRER" (a reception drill prints this)."""
     patient = summary.patient
     now = dt.datetime.now(dt.UTC)
     weight = summary.latest("weight")
@@ -275,7 +278,8 @@ def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime,
             "elles peuvent être incomplètes ou ne pas refléter les derniers changements."
         ),
         "number": display.fr_number,
-        "drill": False,
+        "drill": drill,
+        "drill_mention": printed.DRILL_MENTION,
     }
     return render_form("summary.html", context)
 

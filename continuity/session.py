@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import logging
 import shutil
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -342,13 +342,14 @@ class Session:
         renew: Iterable[str | Renewal] | str = (),
         new_lines: Iterable[PrescriptionLine] = (),
         prescription_id: str | None = None,
+        options: Mapping[str, Renewal] | None = None,
     ) -> PrescriptionPlan:
         """Apply the ordonnance rules (continuity/prescribing/rules.py) with this snapshot's drug reference."""
         from continuity.prescribing import rules
 
         return rules.build(
             view.summary, signing.practitioner, renew=renew, new_lines=new_lines, now=self.now(),
-            prescription_id=prescription_id, drugs=self.drug_reference(), homonyms=view.homonyms,
+            prescription_id=prescription_id, drugs=self.drug_reference(), homonyms=view.homonyms, options=options,
         )
 
     def issue_prescription(

@@ -22,7 +22,7 @@ import datetime as dt
 import enum
 import re
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from continuity import display
@@ -456,11 +456,13 @@ def build(
     prescription_id: str | None = None,
     drugs: DrugReference | None = None,
     homonyms: int = 0,
+    options: Mapping[str, Renewal] | None = None,
 ) -> PrescriptionPlan:
     """Build the prescription, raise `PrescriptionRefused` (all reasons at once), sort the warnings.
 
     Args:
         renew: treatment ids or `Renewal`s, or "all" for the default selection (`default_selection`).
+        options: with "all", the `Renewal` (duration, route) of a treatment, by id, when it is selected.
         new_lines: free lines; resolved against `drugs` and given a route like renewals.
         now: the issue time (a naive one is taken as French local time); also the reference for ages,
             weights and what remains of acute courses.
@@ -478,7 +480,7 @@ def build(
     renewals: list[Renewal] = []
     if renew == "all":
         ticked, left_out = default_selection(summary, today, has_reference=drugs is not None)
-        renewals = [Renewal(t.id) for t in ticked]
+        renewals = [(options or {}).get(t.id, Renewal(t.id)) for t in ticked]
     elif isinstance(renew, str):  # one id given as a bare string, not its characters
         renewals = [Renewal(renew)]
     else:

@@ -29,7 +29,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Checkbox, Footer, Input, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from continuity import display
@@ -289,6 +289,27 @@ class ChooseScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class TickBox(Static, can_focus=True):
+    """A yes/no field shown with the same text marks as the lines ("[✓]" / "[ ]"), not by colour alone."""
+
+    BINDINGS = [Binding("space", "flip", "Cocher", show=False), Binding("enter", "screen.add", "Ajouter", show=False)]
+
+    def __init__(self, label: str, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, markup=False)
+        self.label = label
+        self.value = False
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        self.update(f"{TICKED if self.value else UNTICKED} {self.label}")
+
+    def action_flip(self) -> None:
+        self.value = not self.value
+        self._show()
+
+
 class DciSuggester(Suggester):
     """Completes a DCI from the snapshot's drug reference (→ accepts the suggestion)."""
 
@@ -306,19 +327,21 @@ class DciSuggester(Suggester):
 
 class AddLineScreen(ModalScreen[PrescriptionLine | None]):
     """A new line, one field each: DCI (completed from the drug reference), dosage, form, route, posology,
-    duration, ALD. Entrée goes to the next field; on the last one it adds the line."""
+    duration, ALD. Entrée goes to the next field; on the last one (ALD, ticked with Espace) it adds the line."""
 
     DEFAULT_CSS = """
     AddLineScreen { align: center middle; }
     AddLineScreen > Vertical { width: 86; max-width: 100%; height: auto; max-height: 100%;
         border: thick $accent; background: $surface; padding: 0 1; }
     AddLineScreen Grid { grid-size: 2; grid-columns: 13 1fr; grid-rows: 1; grid-gutter: 0 1; height: auto; }
-    AddLineScreen Input { border: none; height: 1; padding: 0 1; }
-    AddLineScreen Checkbox { border: none; height: 1; padding: 0; }
+    AddLineScreen Input, AddLineScreen Input:focus { border: none; height: 1; padding: 0 1; }
+    AddLineScreen Input:focus { background: $accent 30%; }
+    AddLineScreen TickBox { height: 1; }
+    AddLineScreen TickBox:focus { background: $accent 30%; }
     AddLineScreen .label { text-style: bold; }
     AddLineScreen #add-error { color: $error; text-style: bold; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Revenir")]
+    BINDINGS = [Binding("escape", "cancel", "Revenir"), Binding("ctrl+s", "add", "Ajouter", show=False)]
     FIELDS = (("dci", "DCI"), ("strength", "Dosage"), ("form", "Forme"), ("route", "Voie"),
               ("posology", "Posologie"), ("duration", "Durée"))
     PLACEHOLDERS = {
@@ -340,10 +363,10 @@ class AddLineScreen(ModalScreen[PrescriptionLine | None]):
                     suggester = DciSuggester(self.drugs) if name == "dci" and self.drugs is not None else None
                     yield Input(placeholder=self.PLACEHOLDERS[name], id=f"add-{name}", suggester=suggester)
                 yield Static("ALD", classes="label")
-                yield Checkbox("en rapport avec l'affection de longue durée", id="add-ald")
+                yield TickBox("en rapport avec l'affection de longue durée (Espace)", id="add-ald")
             yield Static("", id="add-hint", markup=False)
             yield Static("", id="add-error", markup=False)
-            yield Static("Entrée : champ suivant (sur la durée : ajouter) — Espace : cocher ALD — Échap : annuler",
+            yield Static("Entrée : champ suivant ; sur ALD, Espace coche et Entrée ajoute la ligne — Échap : annuler",
                          markup=False)
 
     def on_mount(self) -> None:
@@ -372,7 +395,7 @@ class AddLineScreen(ModalScreen[PrescriptionLine | None]):
         if current != "duration":
             self.query_one(f"#add-{names[names.index(current) + 1]}", Input).focus()
             return
-        self.submit()
+        self.query_one("#add-ald", TickBox).focus()
 
     def submit(self) -> None:
         error = self.query_one("#add-error", Static)
@@ -390,8 +413,11 @@ class AddLineScreen(ModalScreen[PrescriptionLine | None]):
         self.dismiss(PrescriptionLine(
             dci=self.value("dci"), strength=self.value("strength"), form=self.value("form"),
             route=drug_text.route_name(route) or route, posology=self.value("posology"), duration_days=days,
-            ald_related=self.query_one("#add-ald", Checkbox).value,
+            ald_related=self.query_one("#add-ald", TickBox).value,
         ))
+
+    def action_add(self) -> None:
+        self.submit()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
