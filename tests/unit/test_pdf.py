@@ -203,6 +203,18 @@ def test_standard_form_when_no_line_is_ald(tmp_path: Path) -> None:
     assert "MALADIES INTERCURRENTES" not in text
 
 
+def test_a_bizone_zone_continued_on_the_next_page_repeats_its_heading(tmp_path: Path) -> None:
+    lines = [replace(line(f"médicament-{i:02d}"), ald_related=i <= 12) for i in range(1, 15)]
+    pages = [flat(page) for page in pdf_text(_render(prescription(lines)), tmp_path)]
+    assert len(pages) == 2
+    assert "AFFECTION EXONÉRANTE" in pages[0] and "MALADIES INTERCURRENTES" not in pages[0]
+    # Page 2 opens on the ALD zone again, with its heading, before the other zone.
+    second = pages[1]
+    order = [second.index(text) for text in ("AFFECTION EXONÉRANTE", "médicament-12", "MALADIES INTERCURRENTES")]
+    assert order == sorted(order)
+    assert "Dr Hélène Zoé Lefèvre-Çelik — N° RPPS : 10101234567" in second
+
+
 def test_accents_survive(tmp_path: Path) -> None:
     p = prescription([line("lévothyroxine sodique", strength="75 µg", posology="½ comprimé à jeun, œuf évité")])
     text = flat(pdf_text(_render(p), tmp_path)[0])
