@@ -95,7 +95,8 @@ def line_title(line: PrescriptionLine) -> str:
     parts = [" ".join(p for p in (line.dci, decimal_comma(line.strength)) if p)]
     parts += [p for p in (line.form, text.route_label(line.route)) if p]
     title = ", ".join(parts)
-    if line.brand and text.fold(line.brand) != text.fold(line.dci):
+    # The brand adds information only when it is not the DCI's own label ("metformine 1000 mg, comprimé").
+    if line.brand and not text.fold(line.brand).startswith(text.fold(line.dci)):
         title += f" ({line.brand})"
     return title
 

@@ -208,7 +208,23 @@ def resolve_line(line: PrescriptionLine, drugs: DrugReference | None) -> Prescri
     """A new line with the reference's reading of it (unchanged without a reference)."""
     if drugs is None or line.drug is not None:
         return line
-    return replace(line, drug=drugs.resolve(_line_query(line)))
+    return dci_first(replace(line, drug=drugs.resolve(_line_query(line))))
+
+
+def dci_first(line: PrescriptionLine) -> PrescriptionLine:
+    """A line named by its brand prints its DCI first, the brand after (L.5121-1-2 CSP: the DCI is mandatory).
+
+    "CLAMOXYL 1 g, comprimé dispersible" resolved to amoxicilline prints "amoxicilline 1 g, comprimé
+    dispersible, voie orale (CLAMOXYL)"; a line already written with its substances is left as it is.
+    """
+    drug = line.drug
+    if drug is None or not drug.identified:
+        return line
+    written = {text.substance_key(name) for name in text.substance_names(line.dci)}
+    if {text.substance_key(name) for name in drug.substances} <= written:
+        return line
+    brand = line.brand if line.brand and text.fold(line.brand) != text.fold(line.dci) else line.dci
+    return replace(line, dci=" + ".join(drug.substances), brand=brand)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,9 +457,15 @@ def _renewal_line(treatment: Treatment, renewal: Renewal, today: dt.date) -> _Dr
     )
     if course.acute and renewal.duration_days is None and course.remaining_days is not None:
         line = replace(line, duration_days=course.remaining_days)
+    line = dci_first(line)
     decision = decide_route(treatment.drug, form or (treatment.drug.form if treatment.drug else ""),
                             treatment.route, renewal.route)
-    return _Draft(line, f"« {treatment.dci} »", treatment, course, renewal.duration_days is not None, decision)
+    return _Draft(line, _label(treatment.dci, line), treatment, course, renewal.duration_days is not None, decision)
+
+
+def _label(written: str, line: PrescriptionLine) -> str:
+    """How a refusal names a line: as it was written, with its DCI when the reference found one."""
+    return f"« {written} »" if text.fold(written) == text.fold(line.dci) else f"« {written} » ({line.dci})"
 
 
 def build(
@@ -498,7 +520,7 @@ def build(
     for new in new_lines:
         line = resolve_line(new, drugs)
         decision = decide_route(line.drug, line.form, "", line.route)
-        drafts.append(_Draft(line, f"« {line.dci} »", explicit_duration=True, route=decision))
+        drafts.append(_Draft(line, _label(new.dci, line), explicit_duration=True, route=decision))
 
     refusals: list[str] = []
     if len(drafts) > MAX_LINES:
