@@ -17,22 +17,32 @@ from dataclasses import dataclass
 _FOLD = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "’": " ", "'": " ", "ʼ": " ", "µ": "μ"})
 
 
-@functools.lru_cache(maxsize=1 << 14)
+_MICRO = re.compile(r"μ\s*g\b|\bmcg\b|\bug\b")
+_ABBREVIATION_DOT = re.compile(r"\b([a-z])\.(?=[a-z]\b)")
+_DECIMAL_COMMA = re.compile(r"(\d),(\d)")
+_THOUSANDS = re.compile(r"\b(\d{1,3}) (\d{3})\b")
+_PER_CENT = re.compile(r"\bpour cent\b")
+_LONE_DOT = re.compile(r"(?<!\d)\.|\.(?!\d)")
+_SLASH_PERCENT = re.compile(r"([%/])")
+_OTHER = re.compile(r"[^0-9a-z.%/]+")
+
+
+@functools.lru_cache(maxsize=1 << 15)
 def fold(text: str) -> str:
     """Lower-case ASCII words, numbers with a decimal point, and "%" and "/" as their own tokens."""
     text = text.casefold().translate(_FOLD)
-    text = re.sub(r"μ\s*g\b|\bmcg\b|\bug\b", " microgrammes ", text)
+    text = _MICRO.sub(" microgrammes ", text)
     decomposed = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     # Abbreviations with dots: "l.p." -> "lp", "u.i." -> "ui" (the BDPM writes both "LP" and "L.P.").
-    text = re.sub(r"\b([a-z])\.(?=[a-z]\b)", r"\1", text)
-    text = re.sub(r"(\d),(\d)", r"\1.\2", text)
-    while re.search(r"\b(\d{1,3}) (\d{3})\b", text):
-        text = re.sub(r"\b(\d{1,3}) (\d{3})\b", r"\1\2", text)
-    text = re.sub(r"\bpour cent\b", "%", text)
-    text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
-    text = re.sub(r"([%/])", r" \1 ", text)
-    return re.sub(r"[^0-9a-z.%/]+", " ", text).strip()
+    text = _ABBREVIATION_DOT.sub(r"\1", text)
+    text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+    while _THOUSANDS.search(text):
+        text = _THOUSANDS.sub(r"\1\2", text)
+    text = _PER_CENT.sub("%", text)
+    text = _LONE_DOT.sub(" ", text)
+    text = _SLASH_PERCENT.sub(r" \1 ", text)
+    return _OTHER.sub(" ", text).strip()
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -70,6 +80,7 @@ def substance_key(name: str) -> str:
     return " ".join(sorted(kept or [w for w in found if w not in {"de", "d", "du"}]))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def substance_dci(name: str) -> str:
     """The substance as a doctor writes it: 'OXYCODONE (CHLORHYDRATE D')' -> 'oxycodone'.
 

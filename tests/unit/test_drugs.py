@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from continuity import snapshotdb
+from continuity import snapshot_build, snapshotdb
 from continuity.drugs import bdpm, reference, text
 from continuity.drugs.reference import DrugQuery
 from continuity.errors import DrugReferenceError, SnapshotDatabaseError
@@ -299,7 +299,7 @@ def test_the_snapshot_carries_the_reference_and_each_treatment_its_resolution(
     tmp_path: Path, read: bdpm.Bdpm
 ) -> None:
     records = [*small_practice(), Treatment("trt-sk", "pat-qual", "SKENAN LP 30 mg", posology="1 gélule matin et soir")]
-    built = snapshotdb.build_from_records(records, tmp_path / "s.db", drugs=read)
+    built = snapshot_build.build_from_records(records, tmp_path / "s.db", drugs=read)
     assert built.counts["drug_product"] == len(read.products) and built.counts["drug_resolution"] == 3
     db = snapshotdb.open_file(built.path, expected_counts=built.counts)
     try:
@@ -316,7 +316,7 @@ def test_the_snapshot_carries_the_reference_and_each_treatment_its_resolution(
 def test_without_a_reference_the_fallback_list_marks_narcotics(tmp_path: Path) -> None:
     records = [*small_practice(), Treatment("trt-mo", "pat-qual", "sulfate de morphine", "30 mg"),
                Treatment("trt-sk", "pat-qual", "SKENAN LP 30 mg")]
-    built = snapshotdb.build_from_records(records, tmp_path / "s.db")
+    built = snapshot_build.build_from_records(records, tmp_path / "s.db")
     db = snapshotdb.open_file(built.path)
     try:
         treatments = {t.id: t for t in db.summary("pat-qual").treatments}
@@ -343,14 +343,14 @@ def _tamper(path: Path, sql: str) -> bytes:
     "DELETE FROM drug_product",
 ])
 def test_an_inconsistent_reference_is_refused_at_open(tmp_path: Path, read: bdpm.Bdpm, sql: str) -> None:
-    built = snapshotdb.build_from_records(small_practice(), tmp_path / "s.db", drugs=read)
+    built = snapshot_build.build_from_records(small_practice(), tmp_path / "s.db", drugs=read)
     data = _tamper(built.path, sql)
     with pytest.raises(SnapshotDatabaseError):
         snapshotdb.open_bytes(data).close()
 
 
 def test_a_reference_table_with_an_extra_index_is_refused(tmp_path: Path, read: bdpm.Bdpm) -> None:
-    built = snapshotdb.build_from_records(small_practice(), tmp_path / "s.db", drugs=read)
+    built = snapshot_build.build_from_records(small_practice(), tmp_path / "s.db", drugs=read)
     data = _tamper(built.path, "CREATE INDEX sneaky ON drug_product (denomination)")
     with pytest.raises(SnapshotDatabaseError, match="sneaky"):
         snapshotdb.open_bytes(data)
