@@ -289,17 +289,22 @@ def _validate(conn: sqlite3.Connection, expected_counts: Mapping[str, int] | Non
 
 
 def _validate_drugs(conn: sqlite3.Connection) -> None:
-    """A snapshot with a drug reference resolves every treatment, and each resolution is readable."""
+    """A snapshot with a drug reference resolves every treatment, and each resolution is readable.
+
+    One pass over the treatments (the resolutions are few and their ids contiguous from 1).
+    """
     has_reference = conn.execute("SELECT 1 FROM drug_product LIMIT 1").fetchone() is not None
-    unresolved = conn.execute("SELECT count(*) FROM treatment WHERE drug IS NULL").fetchone()[0]
-    resolved = conn.execute("SELECT count(*) FROM treatment WHERE drug IS NOT NULL").fetchone()[0]
+    first, last, resolutions = conn.execute("SELECT min(id), max(id), count(*) FROM drug_resolution").fetchone()
+    if resolutions and (first != 1 or last != resolutions):
+        raise SnapshotDatabaseError(f"drug_resolution ids are not 1..{resolutions}")
+    total, resolved, dangling = conn.execute(
+        "SELECT count(*), count(drug), count(*) FILTER (WHERE drug < 1 OR drug > ?) FROM treatment", (resolutions,)
+    ).fetchone()
+    unresolved = total - resolved
     if has_reference and unresolved:
         raise SnapshotDatabaseError(f"drug reference present but {unresolved} treatment(s) carry no resolution")
     if not has_reference and resolved:
         raise SnapshotDatabaseError(f"{resolved} treatment(s) carry a drug resolution but there is no reference")
-    dangling = conn.execute(
-        "SELECT count(*) FROM treatment WHERE drug IS NOT NULL AND drug NOT IN (SELECT id FROM drug_resolution)"
-    ).fetchone()[0]
     if dangling:
         raise SnapshotDatabaseError(f"{dangling} treatment(s) point to a missing drug_resolution row")
 
