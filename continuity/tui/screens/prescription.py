@@ -83,10 +83,21 @@ def count_text(ticked: int, total: int) -> str:
     return f"{ticked} {noun} sur {total}"
 
 
+def treatment_text(treatment: Treatment) -> str:
+    """A treatment as the list shows it: what it is and how it is taken (the dates are on the patient screen)."""
+    text = " ".join(part for part in (treatment.dci, treatment.strength, treatment.form) if part)
+    if treatment.posology:
+        text += f" — {treatment.posology}"
+    marks = ["ALD"] if treatment.ald_related else []
+    if treatment.non_substitution is not None:
+        marks.append(f"non substituable {treatment.non_substitution.value}")
+    return text + (f" [{', '.join(marks)}]" if marks else "")
+
+
 def row_label(row: Row, route_needed: bool) -> Text:
     label = Text(f"{TICKED if row.ticked else UNTICKED} ", style="bold green" if row.ticked else "bold")
     if row.treatment is not None:
-        label.append(display.treatment_line(row.treatment))
+        label.append(treatment_text(row.treatment))
     elif row.line is not None:
         label.append("+ ", style="bold")
         label.append(printed.line_title(row.line) or row.line.dci)
@@ -441,11 +452,6 @@ class PrescriptionScreen(SessionScreen):
         Binding("pageup", "preview(-1)", "Aperçu ↑", show=False),
     ]
 
-    DEFAULT_CSS = """
-    #rx-lines { height: auto; max-height: 9; }
-    #rx-count { text-style: bold; }
-    """
-
     def __init__(self, view: PatientView, *, renew_all: bool = True,
                  id_factory: Callable[[], str] = new_prescription_id) -> None:
         super().__init__()
@@ -468,9 +474,10 @@ class PrescriptionScreen(SessionScreen):
         with Vertical(id="rx-top"):
             yield Static(f"Ordonnance pour {display.identity_line(patient)}", id="rx-patient", markup=False)
             yield Static("", id="rx-signer", markup=False)
+            # The dangers first: they must be on screen whatever the size of the terminal.
+            yield Static("", id="rx-warnings", markup=False)
             yield LineList(id="rx-lines")
             yield Static("", id="rx-count", markup=False)
-            yield Static("", id="rx-warnings", markup=False)
         with VerticalScroll(id="rx-preview-box"):
             yield Static("", id="rx-preview", markup=False)
         yield Footer()
@@ -564,7 +571,7 @@ class PrescriptionScreen(SessionScreen):
         warnings.set_classes("-warnings" if self.plan.dangers else ("-notes" if shown else ""))
         warnings.display = bool(shown)
         # The rules of the preview must not wrap: as wide as the box (border, padding, scrollbar).
-        width = max(40, min(78, self.app.size.width - 8))
+        width = max(40, min(78, self.app.size.width - 10))
         text = printed.preview_text(self.plan.prescription, snapshot_created_at=self._data_time(), width=width)
         preview.update(text)
         # The prescriber block is the same every time: open the preview on the patient and the lines.
