@@ -354,3 +354,18 @@ def test_a_reference_table_with_an_extra_index_is_refused(tmp_path: Path, read: 
     data = _tamper(built.path, "CREATE INDEX sneaky ON drug_product (denomination)")
     with pytest.raises(SnapshotDatabaseError, match="sneaky"):
         snapshotdb.open_bytes(data)
+
+
+def test_the_demo_subset_identifies_every_drug_the_synthetic_practice_prescribes() -> None:
+    from continuity import demo, synth
+
+    shipped = reference.in_memory(bdpm.read(demo.DEMO_DRUG_REFERENCE))
+    unidentified = [
+        drug.key for drug in synth.DRUGS.values()
+        if not shipped.resolve(DrugQuery(drug.dci, drug.strength, drug.form, drug.label)).identified
+    ]
+    assert unidentified == [], "re-cut the demo subset: .venv/bin/python tests/data/bdpm/cut.py /work/shared/data/bdpm"
+    narcotics = [key for key in ("morphine-lp-30", "oxycodone-5", "fentanyl-25", "tramadol-50")
+                 if shipped.resolve(DrugQuery(synth.DRUGS[key].dci, synth.DRUGS[key].strength,
+                                              synth.DRUGS[key].form)).secure_paper]
+    assert narcotics == ["morphine-lp-30", "oxycodone-5", "fentanyl-25", "tramadol-50"]
