@@ -521,10 +521,12 @@ def resolution_row(resolution: DrugResolution) -> tuple[object, ...]:
     )
 
 
-def _json_list(value: str, kind: type) -> tuple[object, ...]:
+def _json_list(value: str, kind: type, limit: int) -> tuple[object, ...]:
     data = json.loads(value)
     if not isinstance(data, list) or not all(isinstance(item, kind) and not isinstance(item, bool) for item in data):
         raise ValueError(f"expected a JSON list of {kind.__name__}")
+    if len(data) > limit:
+        raise ValueError(f"{len(data)} items, at most {limit}")
     return tuple(data)
 
 
@@ -537,9 +539,9 @@ def resolution_from_row(row: Sequence[object]) -> DrugResolution:
         raise ValueError("drug_resolution: text column holds a non-text value")
     return DrugResolution(
         method=ResolutionMethod(str(method)),
-        products=tuple(int(p) for p in _json_list(str(products), int)),  # type: ignore[call-overload]
-        substances=tuple(str(s) for s in _json_list(str(substances), str)),
-        routes=tuple(str(r) for r in _json_list(str(routes), str)),
+        products=tuple(int(p) for p in _json_list(str(products), int, MAX_STORED_PRODUCTS)),  # type: ignore[call-overload]
+        substances=tuple(str(s) for s in _json_list(str(substances), str, 100)),
+        routes=tuple(str(r) for r in _json_list(str(routes), str, 100)),
         form=str(form),
         secure_paper=bool(secure),
         narcotic=bool(narcotic),

@@ -340,6 +340,7 @@ def _tamper(path: Path, sql: str) -> bytes:
     "UPDATE treatment SET drug = 999 WHERE id = 'trt-1'",
     "UPDATE drug_resolution SET method = 'guessed'",
     "UPDATE drug_resolution SET substances = '{\"a\": 1}'",
+    f"UPDATE drug_resolution SET products = '{list(range(10_000_001, 10_000_301))}'",  # over the 200 stored
     "DELETE FROM drug_product",
 ])
 def test_an_inconsistent_reference_is_refused_at_open(tmp_path: Path, read: bdpm.Bdpm, sql: str) -> None:
