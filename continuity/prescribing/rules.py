@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from continuity import display
+from continuity import display, flags
 from continuity.drugs import classes, fallback, text
 from continuity.drugs.reference import DrugQuery, DrugReference
 from continuity.errors import ConfirmationRequired, NotFound, PrescriptionRefused
@@ -170,12 +170,11 @@ def course_of(treatment: Treatment, today: dt.date) -> Course:
     """Acute when the source says so, when the posology says "pendant N jours", or when it has ended."""
     days = posology_days(treatment.posology)
     started = treatment.start_date or treatment.last_prescribed_on
-    ends_on = getattr(treatment, "end_date", None)  # F's contract: Treatment.end_date
+    ends_on = treatment.end_date
     if ends_on is None and days is not None and started is not None:
         ends_on = started + dt.timedelta(days=days)
     remaining = (ends_on - today).days if ends_on is not None else None
-    course = getattr(treatment, "course", "")  # F's contract: Treatment.course
-    if course == "acute":
+    if treatment.course == "acute":
         return Course(True, "traitement de courte durée (selon l'export)", ends_on, remaining)
     if days is not None:
         return Course(True, f"traitement de courte durée (« pendant {days} jours »)", ends_on, remaining)
@@ -267,12 +266,6 @@ def decide_route(drug: DrugResolution | None, form: str, stated: str, chosen: st
 
 # --- selection ------------------------------------------------------------------------------------
 
-# F's flags that mean the treatment may not be current: never ticked by default (continuity/flags.py).
-UNCERTAIN_FLAGS = {"status-unknown": "statut du traitement inconnu dans l'export",
-                   "possible-absence": "traitement peut-être arrêté (absence signalée dans l'export)",
-                   "unconfirmed": "traitement non confirmé dans l'export"}
-
-
 def not_ticked_reason(treatment: Treatment, today: dt.date, *, has_reference: bool) -> str:
     """Why an emergency renewal does not tick this treatment by default ('' when it does)."""
     drug = treatment.drug
@@ -285,9 +278,9 @@ def not_ticked_reason(treatment: Treatment, today: dt.date, *, has_reference: bo
         return course.why + " : non repris d'office"
     if has_reference and (drug is None or not drug.identified):
         return "substance non identifiée dans la référence des médicaments"
-    for flag in getattr(treatment, "flags", ()):  # F's contract: Treatment.flags
-        if flag in UNCERTAIN_FLAGS:
-            return UNCERTAIN_FLAGS[flag]
+    # What the export left uncertain (status unknown, possibly stopped...): the prescriber decides.
+    if treatment.flags and not flags.renew_by_default(treatment.flags):
+        return "; ".join(flags.label_fr(code) for code in treatment.flags)
     return ""
 
 
@@ -552,21 +545,17 @@ def build(
         other = "autre patient porte" if homonyms == 1 else "autres patients portent"
         warnings.append(Warning(Danger.IDENTITY, f"HOMONYME : {homonyms} {other} le même nom dans le cabinet : "
                                 "vérifiez la date de naissance avec le patient."))
-    for flag in getattr(patient, "flags", ()):  # doubtful or fictitious identity, if the export says so
-        if flag in ("identity-doubtful", "identity-fictitious"):
-            warnings.append(Warning(Danger.IDENTITY, "Identité signalée DOUTEUSE ou FICTIVE dans les données : "
-                                    "vérifiez-la avant toute prescription."))
     if patient.identity_status is IdentityStatus.PROV:
         notes.append("Identité provisoire (non vérifiée sur une pièce d'identité).")
 
     for index, line in enumerate(lines):
         for allergy in summary.allergies:
-            if getattr(allergy, "verification_status", "") in ("refuted", "entered-in-error"):
-                continue
             why = allergy_match(allergy, line, drugs)
             if why:
-                warnings.append(Warning(Danger.ALLERGY, f"ALLERGIE enregistrée à « {allergy.substance} » : la "
-                                        f"ligne « {line.dci} » {why}.", index))
+                # A resolved or unconfirmed allergy still warns (fail closed), saying so.
+                status = f" ({', '.join(flags.label_fr(code) for code in allergy.flags)})" if allergy.flags else ""
+                warnings.append(Warning(Danger.ALLERGY, f"ALLERGIE enregistrée à « {allergy.substance} »{status} : "
+                                        f"la ligne « {line.dci} » {why}.", index))
         if drugs is not None and (line.drug is None or not line.drug.identified):
             warnings.append(Warning(Danger.UNIDENTIFIED, f"SUBSTANCE NON IDENTIFIÉE : « {line.dci} » n'a pas été "
                                     "reconnu dans la référence des médicaments : vérifiez ce que vous prescrivez "

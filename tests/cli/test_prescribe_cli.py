@@ -163,7 +163,7 @@ def test_without_a_prescriber_login_nothing_is_issued(db_path: Path, home: Path,
     out = tmp_path / "o.pdf"
     code, _, stderr = run("prescribe", "pat-1", "--db", str(db_path), "--home", str(home), "--user", "accueil",
                           "--renew", "all", "--out", str(out))  # fmt: skip
-    assert code == 18 and "Seul un médecin prescripteur connecté" in stderr and not out.exists()
+    assert code == 40 and "Seul un médecin prescripteur connecté" in stderr and not out.exists()
 
 
 def test_an_uninitialised_home_prints_nothing_unrecorded(db_path: Path, tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_reception_can_never_issue_through_the_store(tmp_path: Path, monkeypatch
         "prescribe", "pat-qual", "--home", str(home), "--user", USER, "--passphrase-file", str(secret),
         "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
     )  # fmt: skip
-    assert code == 18 and "Seul un médecin prescripteur connecté" in stderr and not out.exists()
+    assert code == 40 and "Seul un médecin prescripteur connecté" in stderr and not out.exists()
     assert not [e for e in journal_module.Journal(home).entries() if e.action == "print_prescription"]
 
 

@@ -441,7 +441,7 @@ def test_posology_days() -> None:
 def test_reception_can_never_sign() -> None:
     with pytest.raises(NotAllowed) as caught:
         issuing.signing_practitioner(issuing.Signer("accueil", False), [practitioner()])
-    assert "Seul un médecin prescripteur connecté" in caught.value.message_fr and caught.value.exit_code == 18
+    assert "Seul un médecin prescripteur connecté" in caught.value.message_fr and caught.value.exit_code == 40
 
 
 def test_the_logged_in_prescriber_signs_not_the_patients_gp() -> None:
