@@ -504,3 +504,30 @@ def test_naive_now_is_french_local_time() -> None:
     plan = rules.build(summary(), practitioner(), new_lines=[line()], now=dt.datetime(2026, 11, 28, 23, 30))
     assert plan.prescription.issued_at.utcoffset() == dt.timedelta(hours=1)
     assert printed.date_fr(plan.prescription.issued_at) == "28/11/2026"
+
+
+def test_a_course_the_source_marks_acute_or_ended_is_not_in_all() -> None:
+    acute = treatment("t-ac", "prednisolone", course="acute", start_date=TODAY - dt.timedelta(days=1),
+                      end_date=TODAY + dt.timedelta(days=4))
+    ended = treatment("t-end", "amlodipine", end_date=TODAY - dt.timedelta(days=3))
+    s = summary(treatments=[acute, ended, treatment("t-p", "paracétamol")])
+    plan = rules.build(s, practitioner(), renew="all", now=NOW)
+    assert [line.source_treatment_id for line in plan.prescription.lines] == ["t-p"]
+    reasons = {left.treatment.id: left.reason for left in plan.left_out}
+    assert "selon l'export" in reasons["t-ac"] and "terminé le 25/11/2026" in reasons["t-end"]
+    explicit = rules.build(s, practitioner(), renew=["t-ac"], now=NOW)
+    assert explicit.prescription.lines[0].duration_days == 4  # what remains until the source's end date
+
+
+def test_a_treatment_the_export_left_uncertain_is_never_ticked_by_default() -> None:
+    unknown = treatment("t-u", "amlodipine", flags=("status-unknown",))
+    plan = rules.build(summary(treatments=[unknown, treatment("t-p", "paracétamol")]), practitioner(),
+                       renew="all", now=NOW)
+    assert [line.source_treatment_id for line in plan.prescription.lines] == ["t-p"]
+    assert "statut inconnu" in plan.left_out[0].reason
+
+
+def test_a_flagged_allergy_still_warns_and_says_so() -> None:
+    flagged = dataclasses.replace(_allergy("Pénicillines"), flags=("resolved",))
+    plan = rules.build(summary(allergies=[flagged]), practitioner(), new_lines=[line("amoxicilline")], now=NOW)
+    assert codes(plan) == [Danger.ALLERGY] and "(résolue)" in plan.dangers[0].text
