@@ -89,6 +89,8 @@ async def on_acknowledge(pilot: Pilot[None]) -> None:
     screen.query_one("#add-duration", Input).focus()
     await pilot.press("enter", "enter")
     await settle(pilot)
+    # The "line added" toast lives a few seconds: how many are left depends on the machine's load.
+    pilot.app.clear_notifications()
     await pilot.press("p")
     await settle(pilot)
 
