@@ -192,6 +192,36 @@ def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | No
     click.echo(f"wrote {out}")
 
 
+def drug_reference_option(function: Any) -> Any:
+    return click.option(
+        "--drug-reference", "drug_reference", type=click.Path(file_okay=False, path_type=Path),
+        help="BDPM folder (CIS_bdpm.txt, CIS_COMPO_bdpm.txt, CIS_CPD_bdpm.txt, CIS_CIP_bdpm.txt) the snapshot "
+             "carries and every treatment is resolved against.",
+    )(function)
+
+
+def read_drug_reference(folder: Path | None, *, strict: bool) -> Any:
+    """The read BDPM (its report on stderr), or None with the warning that the fallback list will be used."""
+    from continuity.drugs import bdpm, fallback
+
+    if folder is None:
+        click.echo(f"WARNING: no --drug-reference: {fallback.NOTICE_FR}", err=True)
+        return None
+    drugs = bdpm.read(folder, strict=strict)
+    report = drugs.report
+    encodings = ", ".join(f"{name} {encoding}" for name, encoding in sorted(report.encodings.items()))
+    click.echo(f"drug reference  {len(drugs.products)} products, {len(drugs.cip13)} CIP13 ({encodings})", err=True)
+    if report.bad_line_count:
+        click.echo(f"  {report.bad_line_count} line(s) skipped, {len(report.dropped_products)} product(s) "
+                   "left out (use --strict to refuse):", err=True)
+        for bad in report.bad_lines[:50]:
+            click.echo(f"    {bad}", err=True)
+    for rule, count in report.later_rule_products.items():
+        if count:
+            click.echo(f"  {count} product(s) marked secure paper by a rule newer than the files: {rule}", err=True)
+    return drugs
+
+
 def _import_options(function: Any) -> Any:
     """`--report`, `--max-rejected`, `--allow-rejected`: the import report and its gate."""
     function = click.option(
@@ -229,9 +259,10 @@ def _show_report(build: Any, report_path: Path | None) -> None:
 @publisher.command("build")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Database file to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource (or BDPM line) instead of skipping it.")
 @click.option("--practice", "practice_id", help="Practice identifier (default: from the export).")
 @_import_options
+@drug_reference_option
 def publisher_build(
     sources: tuple[Path, ...],
     out: Path,
@@ -240,11 +271,13 @@ def publisher_build(
     report_path: Path | None,
     max_rejected: float,
     allow_rejected: bool,
+    drug_reference: Path | None,
 ) -> None:
     """Build a snapshot database from FHIR R4 sources (Bundles, resources, Bulk NDJSON folders)."""
     from continuity import publish
     from continuity.errors import ExportRefused
 
+    drugs = read_drug_reference(drug_reference, strict=strict)
     try:
         result = publish.build(
             list(sources),
@@ -253,6 +286,7 @@ def publisher_build(
             practice_id=practice_id,
             max_rejected=max_rejected / 100,
             allow_rejected=allow_rejected,
+            drugs=drugs,
         )
     except ExportRefused as refused:
         _show_report(refused.build, report_path)
@@ -392,8 +426,9 @@ def publisher_keygen(out: Path) -> None:
 @click.option("--allow-shrink", is_flag=True, help="Publish even when the patient count dropped by more.")
 @click.option("--expires-in", default="48h", show_default=True, help="Validity (e.g. 48h, 7d); at most 31d.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource (or BDPM line) instead of skipping it.")
 @_import_options
+@drug_reference_option
 def publisher_publish(
     sources: tuple[Path, ...],
     key_path: Path,
@@ -409,6 +444,7 @@ def publisher_publish(
     report_path: Path | None,
     max_rejected: float,
     allow_rejected: bool,
+    drug_reference: Path | None,
 ) -> None:
     """Build the snapshot database, check it, compress it, seal it to each appliance and sign it."""
     from continuity import keys, publish
@@ -422,6 +458,7 @@ def publisher_publish(
         raise click.BadParameter(f"{sequence_text!r} is not a sequence number or `auto`", param_hint="--seq")
     signing_key = keys.load_publisher_signing_key(key_path)
     public_keys = [keys.load_appliance_public_key(path) for path in recipients]
+    drugs = read_drug_reference(drug_reference, strict=strict)
     state = publish.PublisherState(state_path) if state_path else publish.PublisherState.beside_key(key_path)
     try:
         result = publish.publish(
@@ -438,6 +475,7 @@ def publisher_publish(
             allow_shrink=allow_shrink,
             max_rejected=max_rejected / 100,
             allow_rejected=allow_rejected,
+            drugs=drugs,
         )
     except ExportRefused as refused:
         _show_report(refused.build, report_path)
@@ -791,25 +829,51 @@ def accept_command(home: Path, sequence: int, user: str, passphrase_file: Path |
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 
 
-def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
-    from continuity.errors import NotFound
+def _signer(opened: OpenedSnapshot, prescriber: str | None, db: Path | None) -> Any:
+    """Who is logged in, as far as signing goes: the keyslot's role and RPPS (docs/prescribing.md)."""
+    from continuity.keys import Role
+    from continuity.prescribing.issuing import Signer
 
-    for practitioner in snapshot.practitioners():
-        if wanted in (practitioner.rpps, practitioner.id):
-            return practitioner
-    raise NotFound(
-        f"no practitioner with RPPS or id {wanted!r}",
-        message_fr=f"Aucun praticien du cabinet n'a le RPPS « {wanted} » dans ces données.",
-    )
+    session = opened.session
+    assert session is not None
+    if db is not None and prescriber and session.member.role is not Role.PRESCRIBER:
+        # A plain development database has no keyslot to carry a role: the practitioner named by
+        # --prescriber signs, and the command says so.
+        click.echo("ATTENTION : base de développement (--db) : aucun rôle authentifié, le signataire est le "
+                   f"praticien de --prescriber ({prescriber}).", err=True)
+        rpps = next((p.rpps for p in opened.db.practitioners() if prescriber in (p.rpps, p.id)), prescriber)
+        return Signer(session.user, True, rpps)
+    return session.signer()
+
+
+def _route_choices(specs: tuple[str, ...]) -> dict[str, str]:
+    choices: dict[str, str] = {}
+    for spec in specs:
+        treatment, sep, route = spec.partition("=")
+        if not sep or not treatment.strip() or not route.strip():
+            raise click.BadParameter(f"« {spec} » : attendu TRAITEMENT=VOIE (ex. t-12=orale)", param_hint="--route")
+        choices[treatment.strip()] = route.strip()
+    return choices
 
 
 @cli.command("prescribe")
 @click.argument("patient_id")
-@click.option("--prescriber", "prescriber_rpps", required=True, help="RPPS (or id) of the prescribing practitioner.")
-@click.option("--renew", "renew", multiple=True, help='"all", or an ongoing treatment id to renew (repeatable).')
-@click.option("--line", "line_specs", multiple=True, help='A new line "DCI|dosage|forme|posologie|durée[|voie]".')
-@click.option("--duration", "renew_duration", default="1 mois", show_default=True, help="Duration of each renewal.")
-@click.option("--confirm", is_flag=True, help="Confirm the warnings (allergy, child weight...); refusals stay refused.")
+@click.option("--renew", "renew", multiple=True,
+              help='"all" (every continuous treatment; narcotics, acute courses... left out, each named), or an '
+                   "ongoing treatment id (repeatable).")
+@click.option("--line", "line_specs", multiple=True,
+              help='A new line "DCI|dosage|forme|posologie|durée[|voie][|ald]" (repeatable).')
+@click.option("--duration", "renew_duration",
+              help="Duration of each renewal (default: 1 month, shortened to the drug's limit; what remains of an "
+                   "acute course).")
+@click.option("--route", "route_specs", multiple=True,
+              help="TREATMENT=VOIE: the route of a renewed product that has several (repeatable).")
+@click.option("--confirm", "confirm", multiple=True, is_flag=False, flag_value="",
+              help="Acknowledge a danger by its code (allergy, unidentified, identity, deceased, child-weight, "
+                   "weight; repeatable); bare, the remarks only. Refusals stay refused.")
+@click.option("--prescriber", "prescriber",
+              help="RPPS (or id) of another practitioner of the practice who signs (journaled); by default the "
+                   "logged-in prescriber.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="PDF to write (unless --preview).")
 @click.option("--preview", is_flag=True, help="Only show what would be printed, with the warnings; write nothing.")
 @click.option("--print", "send_to_printer", is_flag=True, help="Also send it to the printer (CUPS).")
@@ -821,11 +885,12 @@ def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
 @unlock_options
 def prescribe_command(
     patient_id: str,
-    prescriber_rpps: str,
     renew: tuple[str, ...],
     line_specs: tuple[str, ...],
-    renew_duration: str,
-    confirm: bool,
+    renew_duration: str | None,
+    route_specs: tuple[str, ...],
+    confirm: tuple[str, ...],
+    prescriber: str | None,
     out: Path | None,
     preview: bool,
     send_to_printer: bool,
@@ -838,19 +903,30 @@ def prescribe_command(
     user: str | None,
     passphrase_file: Path | None,
 ) -> None:
-    """Print an emergency ordonnance: renew ongoing treatments and/or add lines.
+    """Print an emergency ordonnance, signed by the logged-in prescriber: renew treatments and/or add lines.
 
-    A warning (allergy, child without a recent weight, deceased patient...) stops with exit code 13
-    and writes nothing unless --confirm is given; a refusal (secure-paper drug, over 12 months, no
-    RPPS, sick leave) stops with exit code 12 and cannot be overridden.
+    Each warning prints with its code. A danger (allergy, unidentified substance, identity, deceased,
+    child without a recent weight...) stops with exit code 13 and writes nothing unless acknowledged by
+    its code (--confirm allergy); a remark needs a bare --confirm. A refusal (secure-paper or
+    hospital-only drug, acute course beyond what remains, over the duration limit, no route, reception
+    login...) stops with exit code 12 (40 for a role) and cannot be overridden.
     """
-    from continuity import prescribe, printing
+    from continuity import printing
+    from continuity.prescribing import printed, rules
 
     try:
-        new_lines = [prescribe.parse_line_spec(spec) for spec in line_specs]
-        days = prescribe.parse_duration(renew_duration)
+        new_lines = [rules.parse_line_spec(spec) for spec in line_specs]
+        days = rules.parse_duration(renew_duration) if renew_duration else None
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
+    routes = _route_choices(route_specs)
+    unknown = sorted(set(confirm) - rules.KNOWN_CODES - {""})
+    if unknown:
+        raise click.BadParameter(
+            f"code inconnu : {', '.join(unknown)} (codes : {', '.join(sorted(d.value for d in rules.Danger))})",
+            param_hint="--confirm",
+        )
+    acknowledged = {code for code in confirm if code} | ({rules.REMARK} if "" in confirm else set())
     if not renew and not new_lines:
         raise click.UsageError("rien à prescrire : donnez --renew all, --renew TRAITEMENT ou --line.")
     if "all" in renew and len(renew) > 1:
@@ -859,46 +935,33 @@ def prescribe_command(
         raise click.UsageError("--out FICHIER.pdf est obligatoire (ou --preview pour seulement voir l'ordonnance).")
 
     opened = open_snapshot(db, user, passphrase_file, home=home)
-    snapshot = opened.db
     try:
-        summary = opened.view(patient_id)
-        prescriber = _practitioner_by_rpps(snapshot, prescriber_rpps)
-        renewals = [
-            prescribe.Renewal(treatment.id, duration_days=days)
-            for treatment in summary.treatments
-            if "all" in renew or treatment.id in renew
-        ]
-        missing = set(renew) - {"all"} - {r.treatment_id for r in renewals}
-        plan = prescribe.build(
-            summary,
-            prescriber,
-            renew=[*renewals, *sorted(missing)],  # unknown ids raise NotFound with their name
-            new_lines=new_lines,
-            now=dt.datetime.now(dt.UTC),
-        )
+        session = opened.session
+        if session is None:
+            raise NotInitializedForPrescribing("--db on a home without an appliance key: no journal, no ordonnance")
+        signing = session.signing(_signer(opened, prescriber, db), None if db is not None else prescriber)
+        view = session.open_patient(patient_id)
+        options = {
+            treatment.id: rules.Renewal(treatment.id, duration_days=days, route=routes.get(treatment.id, ""))
+            for treatment in view.summary.treatments
+        }
+        renewals: Any = "all" if "all" in renew else [options.get(item, rules.Renewal(item)) for item in renew]
+        plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines, options=options)
+        if signing.chosen_by:
+            click.echo(f"Signataire choisi : {signing.practitioner.display_name} (journalisé).", err=True)
         for note in plan.notes:
             click.echo(f"Note : {note}", err=True)
         if preview:
-            click.echo(prescribe.preview_text(plan.prescription, snapshot_created_at=snapshot.created_at,
-                                              footer=not no_footer))  # fmt: skip
+            click.echo(printed.preview_text(plan.prescription, snapshot_created_at=session.banner().created_at,
+                                            footer=not no_footer))  # fmt: skip
             for warning in plan.warnings:
-                click.echo(f"À confirmer : {warning}", err=True)
+                click.echo(f"À confirmer [{warning.code}] : {warning.text}", err=True)
             return
-        if plan.warnings and confirm:
-            for warning in plan.warnings:
-                click.echo(f"Confirmé : {warning}", err=True)
-        # Confirm, render, then journal before anything is written or printed (DESIGN.md: nothing
-        # handed out unrecorded).
-        issued = prescribe.issue(
-            plan,
-            confirm=confirm,
-            journal=opened.journal,
-            user=opened.session.user if opened.session else _login(db, user),
-            snapshot_seq=opened.sequence,
-            snapshot_created_at=snapshot.created_at,
-            duplicate=duplicate,
-            drill=drill,
-            footer=not no_footer,
+        for warning in plan.warnings:
+            if warning.code in acknowledged:
+                click.echo(f"Confirmé [{warning.code}] : {warning.text}", err=True)
+        issued = session.issue_prescription(
+            plan, signing, acknowledged=acknowledged, duplicate=duplicate, drill=drill, footer=not no_footer
         )
     finally:
         opened.close()
@@ -912,11 +975,18 @@ def prescribe_command(
 
         raise StoreError(f"cannot write {out}: {error}", message_fr=f"Impossible d'écrire {out}.") from error
     kind = "bizone (ALD)" if prescription.is_bizone else "standard"
-    count = len(prescription.lines)
-    click.echo(f"Ordonnance {kind} de {count} ligne(s) enregistrée dans : {written}")
+    click.echo(f"Ordonnance {kind}, {printed.line_count(len(prescription.lines))}, enregistrée dans : {written}")
     if send_to_printer:
         job = printing.print_pdf(document, save_to=written, printer=printer)
         click.echo(job.message_fr)
+
+
+class NotInitializedForPrescribing(ContinuityError):
+    exit_code = 6
+    default_message_fr = (
+        "Base de développement (--db) sur un poste non initialisé : sans journal, aucune ordonnance n'est "
+        "imprimée (--preview reste possible après « continuity init »)."
+    )
 
 
 @cli.command("summary")
@@ -1049,7 +1119,9 @@ def journal_checkpoint(
     if pdf_path is not None:
         try:
             with pdf_path.open("xb") as handle:
-                handle.write(journal_module.checkpoint_pdf(home))
+                from continuity import pdf
+
+                handle.write(pdf.render_checkpoint(journal_module.checkpoint_fields(home)))
         except FileExistsError as error:
             raise click.BadParameter(f"{pdf_path} existe déjà", param_hint="--pdf") from error
         click.echo(f"Copie PDF : {pdf_path}", err=True)
@@ -1274,14 +1346,14 @@ def demo_command(ctx: click.Context, home: Path | None, patients: int, seed: int
     click.echo(f"\n$ continuity show {patient_id}")
     ctx.invoke(show_command, patient_id=patient_id, as_json_output=False, **unlock)
     out = practice.platform / "ordonnance-demo.pdf"
-    # Reception cannot issue an ordonnance: the doctor logs in for this step.
-    doctor_passphrase_file = practice.platform / "demo-doctor-passphrase.txt"
-    doctor_passphrase_file.write_text(demo.DEMO_DOCTOR_PASSPHRASE + "\n")
-    doctor = {**unlock, "user": demo.DEMO_DOCTOR, "passphrase_file": doctor_passphrase_file}
-    click.echo(f"\n$ continuity prescribe {patient_id} --renew all --out {out} --user {demo.DEMO_DOCTOR}")
+    # An ordonnance is signed by the logged-in prescriber: the demo's doctor, not the reception login.
+    doctor_file = practice.platform / "demo-doctor-passphrase.txt"
+    doctor_file.write_text(demo.DEMO_DOCTOR_PASSPHRASE + "\n")
+    doctor = {**unlock, "user": demo.DEMO_DOCTOR, "passphrase_file": doctor_file}
+    click.echo(f"\n$ continuity prescribe {patient_id} --user {demo.DEMO_DOCTOR} --renew all --confirm --out {out}")
     ctx.invoke(
-        prescribe_command, patient_id=patient_id, prescriber_rpps=practice.synth.demo_practitioner_rpps,
-        renew=("all",), line_specs=(), renew_duration="1 mois", confirm=True, out=out, send_to_printer=False,
+        prescribe_command, patient_id=patient_id, prescriber=None, renew=("all",), line_specs=(),
+        renew_duration=None, route_specs=(), confirm=("",), out=out, preview=False, send_to_printer=False,
         printer=None, duplicate=False, drill=False, no_footer=False, **doctor,
     )
     click.echo(f"\nOuvrir l'interface : continuity tui --home {practice.home}")

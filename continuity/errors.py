@@ -29,6 +29,12 @@ class InputError(ContinuityError):
     default_message_fr = "Un fichier source est illisible ou incomplet."
 
 
+class DrugReferenceError(InputError):
+    """A drug reference folder (BDPM files) that cannot be used: missing file, encoding, layout, bad line."""
+
+    default_message_fr = "La référence des médicaments (BDPM) est illisible ou incomplète."
+
+
 class SnapshotDatabaseError(ContinuityError):
     """A snapshot database that fails validation (schema, integrity, counts)."""
 
@@ -106,6 +112,13 @@ class ConfirmationRequired(ContinuityError):
 
     exit_code = 13
     default_message_fr = "Une confirmation est nécessaire."
+
+
+class NotAllowed(ContinuityError):
+    """The logged-in staff member's role does not allow this (reception issuing an ordonnance)."""
+
+    exit_code = 40  # 18-19 publisher, 20-3x snapshot transport
+    default_message_fr = "Votre rôle ne permet pas cette opération."
 
 
 class PrintError(ContinuityError):
