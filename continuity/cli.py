@@ -375,6 +375,50 @@ def publisher_publish(
     )
 
 
+@publisher.command("witness-serve")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the witness keeps the heads it receives (one folder per appliance).")
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="publisher.key (countersigns the receipts), or the directory holding it.")
+@click.option("--appliance", "appliances", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An appliance.sign.pub to accept (repeat); without it, any appliance key is accepted.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (put TLS in front).")
+@click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535))
+def publisher_witness_serve(
+    directory: Path, key_path: Path, appliances: tuple[Path, ...], host: str, port: int
+) -> None:
+    """Serve the journal witness (POST/GET …/witness/<appliance key id>) for the appliances' nightly pulls."""
+    import socketserver
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    from continuity import keys, witness
+
+    class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    allowed = [bytes(keys.load_appliance_verify_key(path)).hex() for path in appliances] or None
+    ledger = witness.WitnessLedger(directory, keys.load_publisher_signing_key(key_path), allowed=allowed)
+    with make_server(host, port, witness.wsgi_app(ledger), server_class=ThreadingServer) as server:
+        click.echo(f"journal witness on http://{host}:{server.server_port}/…/witness/<appliance key id>, "
+                   f"heads kept in {directory}")  # fmt: skip
+        server.serve_forever()
+
+
+@publisher.command("witness-show")
+@click.option("--dir", "directory", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def publisher_witness_show(directory: Path) -> None:
+    """The last head witnessed from each appliance."""
+    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
+        receipt_path = folder / "receipt.json"
+        if not receipt_path.is_file():
+            continue
+        receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+        continued = folder / "continued-by"
+        note = f"  (continued by {continued.read_text().strip()})" if continued.exists() else ""
+        click.echo(f"{folder.name}  {receipt['received_at']}  checkpoint {receipt['checkpoint']['count']}  "
+                   f"entry {receipt['head']['index']}  receipt {receipt['number']}{note}")
+
+
 def envelope_time(value: dt.datetime) -> str:
     from continuity import envelope
 
@@ -404,6 +448,7 @@ def init_command(home: Path, user: str, role: str, rpps: str | None, passphrase_
     public = keys.appliance_public_key(home)
     click.echo(f"appliance home:        {home}")
     click.echo(f"appliance public key:  {home / keys.APPLIANCE_PUB}  (send it to the publisher)")
+    click.echo(f"journal key:           {home / keys.APPLIANCE_SIGN_PUB}  (the publisher's journal witness)")
     click.echo(f"fingerprint:           {keys.fingerprint(bytes(public))}")
     click.echo(f"administration key:    {keys.fingerprint(bytes(keys.admin_verify_key(home)))}  (write it down)")
     click.echo(f"first staff member:    {user} ({keys.ROLE_LABELS_FR[keys.Role(role)]})")
@@ -522,6 +567,8 @@ def trust_command(home: Path, key_file: Path, add: bool) -> None:
 @click.option("--deadline", default=600.0, show_default=True, help="Seconds for the whole transfer.")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(0, 10), help="Extra attempts.")
 @click.option("--max-size", type=click.IntRange(1), help="Size cap in bytes (default: the store's, 1 GiB).")
+@click.option("--witness", "witness_url", default="auto", show_default=True,
+              help="Where to send the journal head: auto (next to an http(s) source), a URL, or off.")
 def pull_command(
     home: Path,
     source: str,
@@ -531,6 +578,7 @@ def pull_command(
     deadline: float,
     retries: int,
     max_size: int | None,
+    witness_url: str,
 ) -> None:
     """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed)."""
     from continuity import pull, store
@@ -543,11 +591,41 @@ def pull_command(
         ca_file=ca_file,
         max_file_size=max_size,
     )
-    result = pull.Puller(store.Store(home), options).pull(source)
-    if result.outcome == "accepted" and result.header is not None:
-        click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
-    else:
-        click.echo(f"unchanged: {result.source}")
+    try:
+        result = pull.Puller(store.Store(home), options).pull(source)
+        if result.outcome == "accepted" and result.header is not None:
+            click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
+        else:
+            click.echo(f"unchanged: {result.source}")
+    finally:
+        # The journal head goes to the witness every night, whatever became of the snapshot.
+        _send_journal_head(home, source, witness_url, ca_file)
+
+
+def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path | None) -> None:
+    """The journal witness call of the nightly pull (continuity/witness.py): a refusal is an alarm
+    (exit 33), an unreachable witness only a warning (journaled)."""
+    from continuity import journal as journal_module
+    from continuity import witness
+    from continuity.errors import WitnessError
+
+    if witness_url == "off":
+        return
+    key = journal_module.read_verify_key(home)
+    url = witness.witness_url(source, bytes(key).hex()) if witness_url == "auto" and key else witness_url
+    if url is None or url == "auto":
+        return
+    try:
+        sent = witness.send_head(home, url, ca_file=ca_file)
+    except WitnessError as error:
+        click.echo(f"ATTENTION : {error.message_fr}", err=True)
+        log.warning("journal witness: %s", error)
+        if "answered 409" in str(error) or "answered 403" in str(error):
+            raise
+        return
+    if sent is not None:
+        click.echo(f"journal head witnessed by the publisher: entry {sent.receipt['head']['index']}, "
+                   f"receipt {sent.receipt['number']}")  # fmt: skip
 
 
 @cli.command("watch")
@@ -780,8 +858,14 @@ def journal() -> None:
 @journal.command("verify")
 @_home_option
 @click.option("--paper", help="COUNT:HASH from a paper copy of a checkpoint; the journal must match it.")
+@click.option("--witness", "witness_source",
+              help="The publisher's witness (URL, or the pull URL) or a receipt FILE: the journal must extend it.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA to trust for an https witness (as for pull).")
 @click.option("--json", "as_json_output", is_flag=True, help="Print the report as JSON (same exit codes).")
-def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
+def journal_verify(
+    home: Path, paper: str | None, witness_source: str | None, ca_file: Path | None, as_json_output: bool
+) -> None:
     """Check the hash chain and the signed checkpoints. Exit 0 OK, 11 broken, 10 unreadable."""
     from continuity import journal as journal_module
     from continuity.errors import JournalBroken
@@ -792,15 +876,36 @@ def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
         if not count.isdigit() or len(head) != 64:
             raise click.BadParameter("attendu NOMBRE:EMPREINTE (64 caractères hexadécimaux)", param_hint="--paper")
         expected = (int(count), head.lower())
-    report = journal_module.verify_journal(home, paper=expected)
+    witnessed = None
+    if witness_source:
+        from continuity import witness
+
+        receipt: dict[str, Any] | None
+        if witness_source.startswith(("http://", "https://")):
+            receipt = witness.fetch_receipt(witness.resolve_url(witness_source, home), home, ca_file=ca_file)
+        else:
+            receipt = witness.read_receipt(Path(witness_source), witness.trusted_keys(home))
+        assert receipt is not None
+        witnessed = witness.witnessed_head(receipt)
+    report = journal_module.verify_journal(home, paper=expected, witness=witnessed)
+    if report.witnessed is not None and not as_json_output:
+        seen = report.witnessed
+        click.echo(f"Témoin de l'éditeur : journal vu le {journal_module.fr_time(seen.received_at)} "
+                   f"jusqu'à l'entrée n° {seen.reported_index} (signé jusqu'à {seen.signed_count} entrées).")
     if as_json_output:
         fields = {key: getattr(report, key) for key in ("entries", "files", "first_index", "head", "checkpoints")}
         problems = [
             {"file": p.file, "line": p.line, "index": p.index, "kind": p.kind, "message_fr": p.message_fr}
             for p in report.problems
         ]
+        last_seen = report.witnessed
+        seen_json = None if last_seen is None else {
+            "received_at": last_seen.received_at, "signed_count": last_seen.signed_count,
+            "reported_index": last_seen.reported_index,
+        }  # fmt: skip
         click.echo(json.dumps({"ok": report.ok, **fields, "unsigned_tail": report.unsigned_tail,
-                               "problems": problems, "notes_fr": report.notes_fr}, ensure_ascii=False))  # fmt: skip
+                               "witnessed": seen_json, "problems": problems, "notes_fr": report.notes_fr},
+                              ensure_ascii=False))  # fmt: skip
     for note in [] if as_json_output else report.notes_fr:
         click.echo(f"Remarque : {note}")
     if report.ok and as_json_output:
@@ -840,7 +945,7 @@ def journal_checkpoint(
         raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print / --pdf pour le recopier")
     if user is not None:
         secrets = _open_secrets(home, user, read_passphrase(passphrase_file), command="journal checkpoint")
-        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user)
+        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
         click.echo(f"Point de contrôle signé : {entry.details['count']} entrées.", err=print_copy)
     if print_copy:
         click.echo(journal_module.checkpoint_text(home), nl=False)
@@ -888,7 +993,7 @@ def journal_export(
             err=True,
         )
     result = reconcile.export(journal_, secrets.box_key, since, out, user=user, until=until, with_pdf=not no_pdf)
-    journal_.checkpoint(secrets.signing_key, user)
+    journal_.checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
     click.echo(f"{len(result.prescriptions)} ordonnance(s) exportée(s) dans {result.directory} :")
     for path in result.files:
         click.echo(f"  {path}")

@@ -166,6 +166,7 @@ class OpenedSlot:
 
     member: StaffMember
     secrets: ApplianceSecrets
+    roster_serial: int = 0  # the version of the signed roster it was checked against (journaled at unlock)
 
     @property
     def can_manage_staff(self) -> bool:
@@ -269,6 +270,11 @@ def load_publisher_verify_key(path: Path) -> nacl.signing.VerifyKey:
 def load_appliance_public_key(path: Path) -> PublicKey:
     """An appliance's X25519 public key file (a publish recipient)."""
     return PublicKey(_decode_key_line(path, APPLIANCE_PUBLIC_PREFIX))
+
+
+def load_appliance_verify_key(path: Path) -> nacl.signing.VerifyKey:
+    """An appliance's journal verify key file (`appliance.sign.pub`, enrolled with the publisher's witness)."""
+    return nacl.signing.VerifyKey(_decode_key_line(path, APPLIANCE_SIGN_PREFIX))
 
 
 # --- appliance ------------------------------------------------------------------------------------
@@ -550,6 +556,8 @@ class Roster:
     appliance: str  # key id (hex) of the appliance box key the roster belongs to
     admin_key: bytes  # the administration verify key that signs it
     entries: tuple[RosterEntry, ...]
+    signature: bytes = b""  # as read from staff.json (read_roster), for the journal
+    endorsement: bytes | None = None
 
     def signed_content(self) -> dict[str, Any]:
         return {
@@ -646,7 +654,7 @@ def read_roster(home: Path) -> Roster:
             raise _roster_error(path, "signed by another administration key than admin.pub") from error
     if roster.appliance != key_id(bytes(appliance_public_key(home))).hex():
         raise _roster_error(path, "roster of another appliance key (before a rotation, or another appliance)")
-    return roster
+    return replace(roster, signature=signature, endorsement=endorsement)
 
 
 def _parse_roster(document: dict[str, Any]) -> Roster:
@@ -733,7 +741,7 @@ def open_member(home: Path, user: str, passphrase: str) -> OpenedSlot:
     member_key = PrivateKey(personal)
     if bytes(member_key.public_key) != slot.member_key:
         raise KeyslotError(f"keyslot of {user!r}: personal key does not match its public half")
-    return OpenedSlot(entry.member, _open_grant(home, user, member_key, slot.grant))
+    return OpenedSlot(entry.member, _open_grant(home, user, member_key, slot.grant), roster.serial)
 
 
 def _open_grant(home: Path, user: str, member_key: PrivateKey, grant: bytes) -> ApplianceSecrets:

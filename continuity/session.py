@@ -226,11 +226,11 @@ class Session:
             member=slot.member,
         )
         try:
-            details: dict[str, Any] = {"role": slot.member.role.value}
+            details: dict[str, Any] = {"role": slot.member.role.value, "roster_serial": slot.roster_serial}
             if opened.fell_back_from is not None:
                 details["fell_back_from"] = opened.fell_back_from
             session._journal_unlock(details=details)
-            journal.checkpoint(secrets.signing_key, user)
+            journal.checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
         except BaseException:
             session._drop()
             raise
@@ -253,7 +253,7 @@ class Session:
         try:
             self.journal.append(user=self.user, action=Action.LOCK, snapshot_seq=sequence, details={"reason": reason})
             if secrets is not None:
-                self.journal.checkpoint(secrets.signing_key, self.user)
+                self.journal.checkpoint(secrets.signing_key, self.user, box_key=secrets.box_key)
         except JournalError as error:
             log.error("could not journal the lock: %s", error)
 
