@@ -198,9 +198,9 @@ def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | No
 @click.option("--practice", "practice_id", help="Practice identifier (default: from the export).")
 def publisher_build(sources: tuple[Path, ...], out: Path, strict: bool, practice_id: str | None) -> None:
     """Build a snapshot database from FHIR R4 sources (Bundles, resources, Bulk NDJSON folders)."""
-    from continuity import snapshotdb
+    from continuity import publish
 
-    result = snapshotdb.build(list(sources), out, strict=strict, practice_id=practice_id)
+    result = publish.build(list(sources), out, strict=strict, practice_id=practice_id)
     for table, count in result.counts.items():
         click.echo(f"{table:20} {count:>9}")
     report = result.report

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from continuity import snapshotdb
+from continuity import snapshot_build, snapshotdb
 from continuity.errors import AuthenticationError, JournalError
 from continuity.journal import Journal
 from continuity.keys import Role, StaffMember
@@ -31,7 +31,7 @@ CREATED = dt.datetime(2026, 11, 28, 1, 13, tzinfo=dt.UTC)
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return snapshotdb.build_from_records(small_practice(TODAY), tmp_path / "s.db", created_at=CREATED).path
+    return snapshot_build.build_from_records(small_practice(TODAY), tmp_path / "s.db", created_at=CREATED).path
 
 
 def session_at(db_path: Path, home: Path, now: dt.datetime, journal: Journal | None = None) -> Session:
