@@ -533,13 +533,49 @@ def staff_add(
 @click.option("--user", required=True, help="A prescriber who unlocks to confirm.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="That member's passphrase (first line) instead of asking.")
-def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None) -> None:
-    """Remove NAME's keyslot (never the last one, never the last prescriber)."""
+@click.option("--rotate/--no-rotate", default=None,
+              help="Rotate the appliance key right after (asked when not given and a terminal is there).")
+def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None, rotate: bool | None) -> None:
+    """Remove NAME's keyslot (never the last one, never the last prescriber), then rotate the appliance key."""
     from continuity import staff as staff_module
 
     admin = _administrator(home, user, passphrase_file, "staff remove")
     staff_module.remove(home, admin, name)
-    click.echo(f"{name} can no longer unlock this appliance.")
+    click.echo(f"{name} can no longer unlock this appliance with this file.")
+    click.echo(
+        f"IMPORTANT : si {name} a gardé une copie de son accès, il détient encore la clé du poste et pourrait "
+        "lire les prochaines données. Changez la clé du poste (continuity staff rotate) et envoyez la "
+        "nouvelle clé à l'éditeur.",
+        err=True,
+    )
+    if rotate is None:
+        rotate = sys.stdin.isatty() and click.confirm("Changer la clé du poste maintenant ?", default=True, err=True)
+    if rotate:
+        _rotate(home, admin)
+    else:
+        click.echo(f"Not rotated: run `continuity staff rotate --home {home} --user {user}` soon.", err=True)
+
+
+@staff.command("rotate")
+@_home_option
+@click.option("--user", required=True, help="A prescriber who unlocks to rotate.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="That member's passphrase (first line) instead of asking.")
+def staff_rotate(home: Path, user: str, passphrase_file: Path | None) -> None:
+    """New appliance keys for the remaining staff (after a removal); prints the appliance.pub for the publisher."""
+    _rotate(home, _administrator(home, user, passphrase_file, "staff rotate"))
+
+
+def _rotate(home: Path, admin: Any) -> None:
+    from continuity import rotation
+
+    result = rotation.rotate(home, admin)
+    click.echo(f"New appliance key: {result.appliance_pub}  fingerprint {result.fingerprint}")
+    click.echo(f"Re-granted to: {', '.join(result.regranted)}")
+    click.echo(
+        "À faire : envoyez ce nouveau appliance.pub à l'éditeur (empreinte lue au téléphone) ; tant qu'il "
+        "chiffre encore pour l'ancienne clé, « continuity status » affiche WARNING « rotation en attente ».",
+    )
 
 
 @cli.command("trust")
@@ -992,7 +1028,7 @@ def journal_export(
             "Lancez « continuity journal verify ».",
             err=True,
         )
-    result = reconcile.export(journal_, secrets.box_key, since, out, user=user, until=until, with_pdf=not no_pdf)
+    result = reconcile.export(journal_, secrets.all_box_keys, since, out, user=user, until=until, with_pdf=not no_pdf)
     journal_.checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
     click.echo(f"{len(result.prescriptions)} ordonnance(s) exportée(s) dans {result.directory} :")
     for path in result.files:

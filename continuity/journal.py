@@ -88,7 +88,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypedDict, cast
@@ -417,18 +417,26 @@ class JournalEntry:
             hash=raw["hash"],
         )
 
-    def open_sealed(self, box_key: nacl.public.PrivateKey) -> Any:
-        """The sealed details, decrypted with the appliance private key (None if there are none)."""
+    def open_sealed(self, box_key: nacl.public.PrivateKey | Sequence[nacl.public.PrivateKey]) -> Any:
+        """The sealed details, decrypted with the appliance private key (None if there are none).
+
+        Several keys may be given: the current one and those before the appliance key rotations
+        (`ApplianceSecrets.all_box_keys`); entries written before a rotation were sealed to an older one.
+        """
         if self.sealed is None:
             return None
-        try:
-            plain = nacl.public.SealedBox(box_key).decrypt(base64.b64decode(self.sealed, validate=True))
-            return json.loads(plain.decode("utf-8"))
-        except (nacl.exceptions.CryptoError, binascii.Error, ValueError) as error:
-            raise JournalError(
-                f"entry {self.index}: sealed details do not open with this key ({error})",
-                message_fr="Les détails chiffrés du journal ne s'ouvrent pas avec la clé de ce poste.",
-            ) from error
+        candidates = [box_key] if isinstance(box_key, nacl.public.PrivateKey) else list(box_key)
+        error: Exception = ValueError("no key")
+        for key in candidates:
+            try:
+                plain = nacl.public.SealedBox(key).decrypt(base64.b64decode(self.sealed, validate=True))
+                return json.loads(plain.decode("utf-8"))
+            except (nacl.exceptions.CryptoError, binascii.Error, ValueError) as failure:
+                error = failure
+        raise JournalError(
+            f"entry {self.index}: sealed details do not open with this key ({error})",
+            message_fr="Les détails chiffrés du journal ne s'ouvrent pas avec la clé de ce poste.",
+        ) from error
 
 
 def checkpoint_message(
@@ -452,6 +460,22 @@ def checkpoint_message(
             "appliance_key": bytes(appliance_key).hex(),
         }
     )
+
+
+def resealed_checkpoint_key(
+    home: Path, old_box_key: nacl.public.PrivateKey, new_public: nacl.public.PublicKey
+) -> bytes | None:
+    """`journal-key.json` sealed to a new appliance box key (a rotation), None if there is none to carry."""
+    state = _read_checkpoint_key_state(Path(home) / CHECKPOINT_KEY_FILE)
+    if state is None:
+        return None
+    try:
+        seed = nacl.public.SealedBox(old_box_key).decrypt(base64.b64decode(state["sealed_seed"], validate=True))
+    except (nacl.exceptions.CryptoError, binascii.Error, ValueError) as error:
+        log.warning("checkpoint key not resealed (%s): the chain will restart", error)
+        return None
+    state["sealed_seed"] = base64.b64encode(nacl.public.SealedBox(new_public).encrypt(seed)).decode("ascii")
+    return canonical_json(state) + b"\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -975,25 +999,6 @@ class Journal:
                         return entry
         return None
 
-    def reseal_checkpoint_key(self, old_box_key: nacl.public.PrivateKey, new_public: nacl.public.PublicKey) -> None:
-        """After an appliance key rotation: the forward checkpoint key, sealed to the new box key."""
-        with self._locked():
-            key_file = self.home / CHECKPOINT_KEY_FILE
-            state = _read_checkpoint_key_state(key_file)
-            if state is None:
-                return
-            try:
-                seed = nacl.public.SealedBox(old_box_key).decrypt(base64.b64decode(state["sealed_seed"], validate=True))
-            except (nacl.exceptions.CryptoError, binascii.Error, ValueError) as error:
-                log.warning("checkpoint key not resealed (%s): the chain will restart", error)
-                return
-            state["sealed_seed"] = base64.b64encode(nacl.public.SealedBox(new_public).encrypt(seed)).decode("ascii")
-            try:
-                files.write_atomic(key_file, canonical_json(state) + b"\n", 0o600)
-            except OSError as error:
-                raise _write_failure(key_file, error) from error
-            self._public_key = new_public
-
     def last_checkpoint(self) -> JournalEntry | None:
         return self._last_checkpoint_entry()
 
@@ -1200,6 +1205,8 @@ class _Walk:
     unchecked_appliance_signatures: list[tuple[JournalEntry, str, int]] = field(default_factory=list)
     retentions: list[tuple[JournalEntry, str, int, dt.datetime | None]] = field(default_factory=list)
     admin_key: str | None = None  # the administration key of the last journaled roster (base64)
+    current_key: str | None = None  # appliance.sign.pub (hex)
+    rotations: list[tuple[str, str]] = field(default_factory=list)  # (old, new) appliance keys, signed
     roster: tuple[int, str, int] | None = None  # serial, digest, entry index of the last journaled roster
     repairs: list[tuple[JournalEntry, str, int]] = field(default_factory=list)
     valid_checkpoints: list[JournalEntry] = field(default_factory=list)
@@ -1241,7 +1248,8 @@ def verify_journal(
     report.files = [path.name for path in files_found]
     walk = _Walk()
     if verify_key is not None:
-        walk.appliance_keys.add(bytes(verify_key).hex())
+        walk.current_key = bytes(verify_key).hex()
+        walk.appliance_keys.add(walk.current_key)
     expected_prev: str | None = None  # None until the first entry: it may follow a purge
     expected_index: int | None = None
     first: tuple[str, JournalEntry] | None = None
@@ -1334,6 +1342,9 @@ def verify_journal(
                 kind="reordered",
                 message_fr=f"Entrées dans le désordre : n° {low} à {high} déplacée(s) plus loin dans le journal.",
             )
+    for old, new in reversed(walk.rotations):  # the keys this appliance had, back from the current one
+        if new in walk.appliance_keys:
+            walk.appliance_keys.add(old)
     for entry, file_name, number in walk.unchecked_appliance_signatures if verify_key is not None else []:
         if not _check_appliance_signature(entry, walk, file_name, number, problem):
             walk.valid_checkpoints.remove(entry)
@@ -1433,7 +1444,7 @@ def _verify_checkpoint(entry: JournalEntry, walk: _Walk, file: str, line: int, p
     except (ValueError, TypeError, nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError):
         problem(file, line, entry.index, "checkpoint", "Signature du point de contrôle invalide.")
         return False
-    if appliance_key in walk.appliance_keys:
+    if appliance_key == walk.current_key:
         return _check_appliance_signature(entry, walk, file, line, problem)
     # Perhaps a key of this appliance before a rotation journaled further on: checked at the end.
     walk.unchecked_appliance_signatures.append((entry, file, line))
@@ -1473,9 +1484,19 @@ def _verify_roster_change(entry: JournalEntry, walk: _Walk, file: str, line: int
     (no administration key) or an administration key swapped on the disk then shows."""
     details = entry.details
     if entry.action == APPLIANCE_KEY_ROTATED:
-        for name in ("old_appliance_key", "new_appliance_key"):
-            if isinstance(details.get(name), str):
-                walk.appliance_keys.add(str(details[name]))
+        # The old appliance key's signed word that the new one continues this journal (witness.py).
+        statement = details.get("statement")
+        old, new = details.get("old_appliance_key"), details.get("new_appliance_key")
+        try:
+            assert isinstance(statement, dict) and statement.get("old_key") == old and statement.get("new_key") == new
+            content = {name: statement[name] for name in ("purpose", "old_key", "new_key")}
+            nacl.signing.VerifyKey(bytes.fromhex(str(old))).verify(
+                canonical_json(content), bytes.fromhex(str(statement["signature"]))
+            )
+            walk.rotations.append((str(old), str(new)))
+        except (AssertionError, KeyError, ValueError, TypeError, nacl.exceptions.BadSignatureError):
+            problem(file, line, entry.index, "roster",
+                    "Changement de clé du poste sans la signature de l'ancienne clé.")  # fmt: skip
     roster, signature = details.get("roster"), details.get("roster_signature")
     if not isinstance(roster, dict) or not isinstance(signature, str):
         if entry.action != APPLIANCE_KEY_ROTATED:

@@ -55,6 +55,7 @@ APPLIANCE_PUB = "appliance.pub"
 APPLIANCE_SIGN_PUB = "appliance.sign.pub"
 ADMIN_PUB = "admin.pub"
 ROSTER = "staff.json"
+ARCHIVE = "previous-keys.json"  # earlier appliance box keys, sealed to the current one (after rotations)
 KEYSLOTS = "keyslots"
 TRUSTED = "trusted"
 
@@ -140,13 +141,25 @@ class ApplianceSecrets:
     box_key: PrivateKey
     signing_key: nacl.signing.SigningKey
     admin_key: nacl.signing.SigningKey | None = None
+    # Box keys of this appliance before its rotations, newest first (previous-keys.json): snapshots
+    # sealed before the publisher switched and older journal details stay readable.
+    previous_box_keys: tuple[PrivateKey, ...] = ()
+
+    @property
+    def all_box_keys(self) -> tuple[PrivateKey, ...]:
+        return (self.box_key, *self.previous_box_keys)
+
+    def box_key_for(self, recipient_key_ids: Iterable[bytes]) -> PrivateKey:
+        """The box key a file was sealed to (the current one when none matches: the error says so)."""
+        wanted = set(recipient_key_ids)
+        return next((key for key in self.all_box_keys if key_id(bytes(key.public_key)) in wanted), self.box_key)
 
     def to_bytes(self) -> bytes:
         admin = bytes(self.admin_key) if self.admin_key is not None else b""
         return bytes(self.box_key) + bytes(self.signing_key) + admin
 
     def without_admin(self) -> ApplianceSecrets:
-        return replace(self, admin_key=None)
+        return replace(self, admin_key=None, previous_box_keys=())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ApplianceSecrets:
@@ -194,6 +207,11 @@ def fingerprint(key_bytes: bytes) -> str:
 
 def _encode_key_line(prefix: str, key_bytes: bytes) -> str:
     return f"{prefix}:{base64.b64encode(key_bytes).decode('ascii')}\n"
+
+
+def key_line(prefix: str, key_bytes: bytes) -> bytes:
+    """A one-line key file's content (§6)."""
+    return _encode_key_line(prefix, key_bytes).encode()
 
 
 def _decode_key_line(path: Path, prefix: str) -> bytes:
@@ -599,6 +617,14 @@ def _roster_bytes(roster: Roster, admin: nacl.signing.SigningKey, endorsement: b
     return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def roster_file_bytes(
+    roster: Roster, admin: nacl.signing.SigningKey, *, previous_admin: nacl.signing.SigningKey | None = None
+) -> bytes:
+    """`staff.json` for `roster`, signed by `admin` and endorsed by the previous administration key."""
+    endorsement = previous_admin.sign(roster.signed_bytes()).signature if previous_admin is not None else None
+    return _roster_bytes(roster, admin, endorsement)
+
+
 def _roster_error(path: Path, reason: str) -> KeyslotError:
     return KeyslotError(
         f"{path}: {reason}",
@@ -715,9 +741,12 @@ def open_member(home: Path, user: str, passphrase: str) -> OpenedSlot:
     Raises AuthenticationError (wrong passphrase or unknown user), KeyslotRefused (a slot the signed
     roster does not list as it is: removed member, restored or replaced file) or KeyslotError.
     """
+    from continuity import rotation  # rotation builds on this module
+
     path = _slot_path(home, user)
     if not (home / APPLIANCE_PUB).exists():
         raise NotInitialized(f"{home}: no appliance key (run `continuity init`)")
+    rotation.finish_interrupted(home)
     if not path.is_file():
         # Same message and about the same delay as a wrong passphrase: nothing tells which names exist.
         _derive(passphrase, bytes(SALT_BYTES), default_limits())
@@ -756,7 +785,48 @@ def _open_grant(home: Path, user: str, member_key: PrivateKey, grant: bytes) -> 
     if secrets.admin_key is not None and bytes(secrets.admin_key.verify_key) != bytes(admin_verify_key(home)):
         # A stale administration key (the first member's, once a prescriber was enrolled): no power.
         secrets = secrets.without_admin()
-    return secrets
+    return replace(secrets, previous_box_keys=_previous_box_keys(home, secrets.box_key))
+
+
+def regrant_keyslot(path: Path, entry: RosterEntry, secrets: ApplianceSecrets) -> bytes:
+    """The keyslot file of `entry` with a new grant of `secrets` (a rotation: no passphrase needed)."""
+    slot = _read_slot(path, entry.member.name)
+    if slot.digest != entry.slot or slot.member_key != entry.member_key:
+        raise KeyslotRefused(f"{path}: not the keyslot the staff roster lists; not re-granted")
+    return _slot_bytes(replace(slot, grant=_grant(PublicKey(slot.member_key), secrets)))
+
+
+def archive_bytes(box_keys: Sequence[PrivateKey], current: PublicKey) -> bytes:
+    """`previous-keys.json`: earlier box keys (newest first), each sealed to the current box key."""
+    content = {
+        "format": "continuity-previous-keys",
+        "version": 1,
+        "keys": [
+            {"key_id": key_id(bytes(key.public_key)).hex(), "sealed": _b64text(SealedBox(current).encrypt(bytes(key)))}
+            for key in box_keys
+        ],
+    }
+    return (json.dumps(content, sort_keys=True, indent=1) + "\n").encode()
+
+
+def _previous_box_keys(home: Path, box_key: PrivateKey) -> tuple[PrivateKey, ...]:
+    path = home / ARCHIVE
+    try:
+        content = json.loads(path.read_bytes()[:MAX_ROSTER_FILE])
+    except FileNotFoundError:
+        return ()
+    except (OSError, ValueError) as error:
+        log.error("%s unreadable (%s): older snapshots and journal details will not open", path, error)
+        return ()
+    found = []
+    for item in content.get("keys", []) if isinstance(content, dict) else []:
+        try:
+            key = PrivateKey(SealedBox(box_key).decrypt(base64.b64decode(item["sealed"], validate=True)))
+        except (KeyError, TypeError, ValueError, binascii.Error, nacl.exceptions.CryptoError) as error:
+            log.error("%s: an archived key does not open (%s)", path, error)
+            continue
+        found.append(key)
+    return tuple(found)
 
 
 def open_keyslot(home: Path, user: str, passphrase: str) -> ApplianceSecrets:

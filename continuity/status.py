@@ -170,4 +170,10 @@ def compute_status(
         reason = report.last_attempt.get("reason")
         if reason not in ALARM_REASONS:
             raise_to(WARNING, f"last pull {report.last_attempt.get('outcome')} ({reason})")
+    # Security side (continuity/rotation.py): a key rotation the publisher has not followed yet.
+    from continuity import rotation
+
+    waiting = rotation.status_problem(home)
+    if waiting:
+        raise_to(WARNING, waiting)
     return report
