@@ -142,7 +142,7 @@ def open_snapshot(
             return OpenedSnapshot(database, None)
         return OpenedSnapshot(database, Session.from_database(database, _login(db, user), Journal(home), home=home))
     login = _login(None, user)
-    session = Session.unlock(home, login, read_passphrase(passphrase_file))
+    session = Session.unlock(home, login, read_passphrase(passphrase_file), on_wait=announce_wait)
     banner = session.banner()
     if banner.fell_back_from:
         click.echo(
@@ -153,6 +153,11 @@ def open_snapshot(
     click.echo(f"Données du {display.fr_datetime(banner.created_at.astimezone(display.PRACTICE_TZ))} "
                f"(instantané n° {banner.sequence}).", err=True)
     return OpenedSnapshot(session.db, session)
+
+
+def announce_wait(failures: int, seconds: float) -> None:
+    """What the person at the keyboard reads while the delay after wrong passphrases runs."""
+    click.echo(f"Trop d'essais incorrects ({failures}) : patientez {seconds:.0f} s avant le prochain essai…", err=True)
 
 
 def _login(db: Path | None, user: str | None) -> str:
@@ -249,7 +254,9 @@ def search_command(
     opened = open_snapshot(db, user, passphrase_file, home=home)
     today = dt.date.today()
     try:
-        results = opened.db.search(" ".join(query), limit=limit)
+        # Through the session: journaled (the query sealed) and capped, like the interface's searches.
+        text = " ".join(query)
+        results = opened.session.search(text, limit=limit) if opened.session else opened.db.search(text, limit=limit)
     finally:
         opened.close()
     if as_json_output:
@@ -442,7 +449,7 @@ def init_command(home: Path, user: str, role: str, rpps: str | None, passphrase_
 
     keys.make_member(user, role, rpps)  # refuse a bad name, role or RPPS before asking anything
     passphrase = read_passphrase(passphrase_file, prompt="Nouvelle phrase de passe", confirm=True)
-    keys.check_passphrase(passphrase)
+    keys.check_passphrase(passphrase, user)
     store.Store(home).create()
     staff.initialise(home, user, passphrase, role=role, rpps=rpps)
     public = keys.appliance_public_key(home)
@@ -483,7 +490,7 @@ def _administrator(home: Path, user: str, passphrase_file: Path | None, command:
     from continuity.session import authenticate
 
     opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
-                          command=command)
+                          command=command, on_wait=announce_wait)
     if not opened.can_manage_staff:
         from continuity.journal import Action, Journal
 
@@ -883,7 +890,7 @@ def _open_secrets(home: Path, user: str, passphrase: str, *, command: str) -> An
     """Open the staff keyslot for a journal command; a failure is journaled like any failed unlock."""
     from continuity.session import authenticate
 
-    return authenticate(home, user, passphrase, command=command).secrets
+    return authenticate(home, user, passphrase, command=command, on_wait=announce_wait).secrets
 
 
 @cli.group(cls=ContinuityGroup)

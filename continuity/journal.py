@@ -87,6 +87,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -572,6 +573,85 @@ def _write_failure(path: Path, error: OSError) -> JournalError:
     )
 
 
+class _LineNotWritten(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# --- the disk reserve ------------------------------------------------------------------------------
+
+RESERVE_FILE: Final = "journal-reserve"
+RESERVE_USED_FILE: Final = "journal-reserve.used"
+RESERVE_BYTES = 4 * 1024 * 1024  # thousands of entries: a day of work while someone frees space
+RESERVE_MARGIN = 16 * 1024 * 1024  # re-created only when this much is free besides it
+
+
+def ensure_reserve(home: Path, size: int | None = None, margin: int | None = None) -> bool:
+    """Preallocate the journal's disk reserve in the home (or re-create it once space is back).
+
+    Returns True when the reserve is in place. Never makes a nearly full disk fuller: without
+    `size + RESERVE_MARGIN` free, nothing is written and a used reserve stays marked used.
+    """
+    home = Path(home)
+    size = RESERVE_BYTES if size is None else size
+    margin = RESERVE_MARGIN if margin is None else margin
+    path = home / RESERVE_FILE
+    with contextlib.suppress(OSError):
+        if path.stat().st_size >= size and not (home / RESERVE_USED_FILE).exists():
+            return True
+    try:
+        if shutil.disk_usage(home).free < size + margin:
+            return False
+        temp = home / f".{RESERVE_FILE}.{os.getpid()}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse file
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+        with contextlib.suppress(FileNotFoundError):
+            (home / RESERVE_USED_FILE).unlink()
+        _fsync_dir(home)
+    except OSError as error:
+        log.warning("journal disk reserve not created in %s: %s", home, error)
+        with contextlib.suppress(OSError):
+            (home / f".{RESERVE_FILE}.{os.getpid()}.tmp").unlink()
+        return False
+    return True
+
+
+def release_reserve(home: Path, writing: str) -> bool:
+    """Give the reserve's space back to the journal (disk full). False when there was none to give."""
+    home = Path(home)
+    try:
+        (home / RESERVE_FILE).unlink()
+        _fsync_dir(home)
+    except OSError:
+        return False
+    log.critical("disk full: the journal disk reserve was released so that the journal can go on; free space now")
+    marker = {"released_at": _now().isoformat(timespec="seconds"), "while_writing": writing}
+    with contextlib.suppress(OSError):
+        (home / RESERVE_USED_FILE).write_bytes(canonical_json(marker) + b"\n")
+    return True
+
+
+def reserve_problem(home: Path) -> str | None:
+    """For `continuity status` (CRITICAL): the reserve was used, the disk is (nearly) full."""
+    marker = Path(home) / RESERVE_USED_FILE
+    if not marker.exists():
+        return None
+    try:
+        since = json.loads(marker.read_bytes()[:1024]).get("released_at", "")
+    except (OSError, ValueError, AttributeError):
+        since = ""
+    return (
+        f"disque plein : la réserve du journal est utilisée{' depuis ' + since if since else ''} ; libérez "
+        "de la place dans le dossier de l'application (elle se reconstitue ensuite à l'ouverture de session)"
+    )
+
+
 def _last_line(path: Path) -> tuple[bytes, int]:
     """The last complete line of a file (without its newline) and the length of a torn line after it."""
     with path.open("rb") as handle:
@@ -844,11 +924,24 @@ class Journal:
             log.warning("journal head record not updated (entry %d is durable): %s", entry.index, error)
 
     def _write_line(self, path: Path, line: bytes) -> None:
+        try:
+            self._write_line_once(path, line)
+        except _LineNotWritten as failure:
+            # Disk full: release the reserve to the journal and try once more, so care can go on
+            # (every access still journaled) while someone frees space; status is CRITICAL meanwhile.
+            if failure.error.errno != errno.ENOSPC or not release_reserve(self.home, path.name):
+                raise _write_failure(path, failure.error) from failure.error
+            try:
+                self._write_line_once(path, line)
+            except _LineNotWritten as again:
+                raise _write_failure(path, again.error) from again.error
+
+    def _write_line_once(self, path: Path, line: bytes) -> None:
         created = not path.exists()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as error:
-            raise _write_failure(path, error) from error
+            raise _LineNotWritten(error) from error
         try:
             size = os.fstat(fd).st_size
             try:
@@ -866,7 +959,7 @@ class Journal:
                 if created:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
-                raise _write_failure(path, error) from error
+                raise _LineNotWritten(error) from error
         finally:
             os.close(fd)
 

@@ -327,11 +327,59 @@ def check_user(user: str) -> str:
     return user
 
 
-def check_passphrase(passphrase: str) -> str:
+MIN_PASSPHRASE_SCORE = 3  # zxcvbn: 3 = "safely unguessable", with argon2id making each guess costly
+# zxcvbn knows English words; these are what a French practice would reach for first.
+PRACTICE_WORDS = (
+    "continuity", "continuite", "accueil", "secretariat", "secretaire", "cabinet", "medecin", "medical",
+    "docteur", "ordonnance", "patient", "urgence", "sante", "infirmier", "demo", "motdepasse", "azerty",
+    "soleil", "bonjour", "doudou", "loulou", "chouchou", "marseille", "paris", "france", "amour",
+)  # fmt: skip
+_WEAK_PARTS_FR = {
+    "repeat": "des répétitions (« aaaa », « abcabc »)",
+    "sequence": "des suites (« abcd », « 1234 »)",
+    "spatial": "une suite de touches du clavier (« azerty », « qsdf »)",
+    "date": "une date ou une année",
+    "passwords": "un mot de passe très courant",
+    "user_inputs": "un mot lié au cabinet, à ce logiciel ou à votre nom",
+}
+
+
+def _plain(text: str) -> str:
+    """Lowercase, accents and separators removed: "Dr. Garnier" and "drgarnier" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if ch.isalnum())
+
+
+def check_passphrase(passphrase: str, user: str | None = None) -> str:
+    """Refuse a passphrase that is short, contains the login, or is easy to guess (zxcvbn), in French."""
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise StaffError(
             f"passphrase too short: at least {MIN_PASSPHRASE_LENGTH} characters",
             message_fr=f"Phrase de passe trop courte : au moins {MIN_PASSPHRASE_LENGTH} caractères.",
+        )
+    names = [part for part in re.split(r"[._-]", user or "") if len(part) >= 3] + ([user] if user else [])
+    plain = _plain(passphrase)
+    if any(_plain(name) and _plain(name) in plain for name in names):
+        raise StaffError(
+            "passphrase contains the user name",
+            message_fr="La phrase de passe contient votre nom d'utilisateur : choisissez-en une autre.",
+        )
+    from zxcvbn import zxcvbn  # lazily: its dictionaries take a moment to load
+
+    result = zxcvbn(passphrase[:100], user_inputs=[*names, *PRACTICE_WORDS])
+    if result["score"] < MIN_PASSPHRASE_SCORE:
+        kinds = []
+        for match in result["sequence"]:
+            kind = match.get("dictionary_name") if match.get("pattern") == "dictionary" else match.get("pattern")
+            if kind in _WEAK_PARTS_FR and _WEAK_PARTS_FR[kind] not in kinds:
+                kinds.append(_WEAK_PARTS_FR[kind])
+        why = f" : elle contient {', '.join(kinds)}" if kinds else ""
+        raise StaffError(
+            f"passphrase too easy to guess (zxcvbn score {result['score']}, minimum {MIN_PASSPHRASE_SCORE})",
+            message_fr=(
+                f"Phrase de passe trop facile à deviner{why}. Choisissez trois ou quatre mots sans lien entre "
+                "eux, par exemple « lampe girafe tambour », sans votre nom ni celui du cabinet."
+            ),
         )
     return passphrase
 
@@ -860,7 +908,7 @@ def init_appliance(
     others; when they are reception, enrolling the first prescriber replaces that key (add_staff).
     """
     member = make_member(user, role, rpps)
-    check_passphrase(passphrase)
+    check_passphrase(passphrase, user)
     if (home / APPLIANCE_PUB).exists():
         raise StaffError(
             f"{home} is already initialised (appliance.pub exists)",
@@ -916,7 +964,7 @@ def add_staff(
 ) -> Roster:
     """Enrol a new staff member with the (already unlocked) secrets of an administrator; returns the new roster."""
     member = make_member(user, role, rpps)
-    check_passphrase(passphrase)
+    check_passphrase(passphrase, user)
     admin = _require_admin(home, secrets)
     roster = read_roster(home)
     if roster.find(user) is not None:

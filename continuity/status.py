@@ -170,9 +170,13 @@ def compute_status(
         reason = report.last_attempt.get("reason")
         if reason not in ALARM_REASONS:
             raise_to(WARNING, f"last pull {report.last_attempt.get('outcome')} ({reason})")
-    # Security side (continuity/rotation.py): a key rotation the publisher has not followed yet.
-    from continuity import rotation
+    # Security side (issue 13): the journal's disk reserve in use (the disk is full), a key rotation the
+    # publisher has not followed yet (continuity/journal.py, continuity/rotation.py).
+    from continuity import journal, rotation
 
+    reserve = journal.reserve_problem(home)
+    if reserve:
+        raise_to(CRITICAL, reserve)
     waiting = rotation.status_problem(home)
     if waiting:
         raise_to(WARNING, waiting)
