@@ -634,18 +634,21 @@ def pull_command(
         ca_file=ca_file,
         max_file_size=max_size,
     )
+    pulled = False
     try:
         result = pull.Puller(store.Store(home), options).pull(source)
+        pulled = True
         if result.outcome == "accepted" and result.header is not None:
             click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
         else:
             click.echo(f"unchanged: {result.source}")
     finally:
-        # The journal head goes to the witness every night, whatever became of the snapshot.
-        _send_journal_head(home, source, witness_url, ca_file)
+        # The journal head goes to the witness every night, whatever became of the snapshot; a
+        # rejected snapshot keeps its own exit code.
+        _send_journal_head(home, source, witness_url, ca_file, alarm=pulled)
 
 
-def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path | None) -> None:
+def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path | None, *, alarm: bool) -> None:
     """The journal witness call of the nightly pull (continuity/witness.py): a refusal is an alarm
     (exit 33), an unreachable witness only a warning (journaled)."""
     from continuity import journal as journal_module
@@ -663,7 +666,7 @@ def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path 
     except WitnessError as error:
         click.echo(f"ATTENTION : {error.message_fr}", err=True)
         log.warning("journal witness: %s", error)
-        if "answered 409" in str(error) or "answered 403" in str(error):
+        if alarm and ("answered 409" in str(error) or "answered 403" in str(error)):
             raise
         return
     if sent is not None:
@@ -1055,6 +1058,8 @@ _ACTION_LABELS_FR = {
     "print_summary": "a imprimé le résumé",
     "export": "a exporté les ordonnances",
     "unlock": "a ouvert une session",
+    "unlock_failed": "a échoué à ouvrir une session",
+    "search": "a cherché des patients",
     "lock": "a fermé la session",
 }
 

@@ -178,7 +178,7 @@ PATIENT_ACCESS_ACTIONS: Final = frozenset(
 )
 
 
-SESSION_ACTIONS: Final = frozenset({Action.UNLOCK, Action.LOCK, Action.UNLOCK_FAILED, Action.DRILL})
+SESSION_ACTIONS: Final = frozenset({Action.UNLOCK, Action.LOCK, Action.UNLOCK_FAILED, Action.DRILL, Action.SEARCH})
 
 
 # --- the sealed payload of a printed prescription --------------------------------------------------
@@ -695,6 +695,14 @@ class Journal:
             path = self.home / APPLIANCE_PUBLIC_KEY_FILE
             self._public_key = nacl.public.PublicKey(_read_key_file(path, APPLIANCE_PUBLIC_PREFIX))
         return self._public_key
+
+    def can_seal(self) -> bool:
+        """True when the appliance public key is there to seal patient details to."""
+        try:
+            self.public_key  # noqa: B018 - reads and caches the key file
+        except JournalError:
+            return False
+        return True
 
     def seal(self, value: Mapping[str, Any]) -> str:
         ciphertext = nacl.public.SealedBox(self.public_key).encrypt(canonical_json(dict(value)))

@@ -309,8 +309,11 @@ class Session:
         limit = max(1, min(limit, MAX_SEARCH_RESULTS))
         results = live.db.search(text, limit=limit)
         if results:
+            # Without an appliance key (dev mode on a plain database) the query cannot be sealed: it
+            # is left out, never written in clear; the search itself is still journaled.
+            sealed = {"query": text} if self.journal.can_seal() else None
             self.journal.append(user=self.user, action=Action.SEARCH, snapshot_seq=live.sequence,
-                                details={"results": len(results), "limit": limit}, sealed={"query": text})  # fmt: skip
+                                details={"results": len(results), "limit": limit}, sealed=sealed)  # fmt: skip
         return results
 
     def open_patient(self, patient_id: str) -> PatientView:

@@ -22,7 +22,7 @@ from tests.transport_helpers import NOW, PASSPHRASE, USER, Rig, make_rig, use_we
 from tests.unit.journal_helpers import make_prescription
 
 DOCTOR, DOCTOR_PASSPHRASE, RPPS = "dr.martin", "ordonnance urgente bleue", "10101010105"
-LEAVER, LEAVER_PASSPHRASE = "remplacant", "phrase du remplacant parti"
+LEAVER, LEAVER_PASSPHRASE = "remplacant", "phrase du locum parti"
 
 
 @pytest.fixture
