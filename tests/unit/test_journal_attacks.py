@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from continuity import journal as journal_module
 from continuity import keys, pull, staff
 from continuity.cli import cli
-from continuity.journal import Action, Journal, JournalEntry, canonical_json, verify_journal
+from continuity.journal import Action, Journal, JournalEntry, verify_journal
 from continuity.session import Session
 from tests.transport_helpers import NOW, PASSPHRASE, USER, Rig, make_rig, use_weak_kdf
 
@@ -222,9 +222,8 @@ def test_a_staff_member_cannot_remove_entries_and_re_sign_the_checkpoints(rig: R
         path.write_bytes(b"".join(e.to_line() for e in rewritten))
         # the local head record rewritten too, as a careful attacker would
         last = rewritten[-1]
-        record = {"format": "continuity-journal-head", "version": 1, "index": last.index, "hash": last.hash,
-                  "ts": last.timestamp}  # fmt: skip
-        (rig.home / journal_module.HEAD_FILE).write_bytes(canonical_json(record) + b"\n")
+        (rig.home / journal_module.HEAD_FILE).unlink()  # rewritten by one who knows its format
+        journal_module.write_head_record(rig.home, last)
         problems = verify_journal(rig.home).problems
         assert "checkpoint" in {p.kind for p in problems}, strategy
         assert problems[0].index is not None and problems[0].index < victim.index + 3
@@ -315,3 +314,18 @@ def test_a_reception_user_swapping_the_administration_key_is_reported(rig: Rig) 
 
 def test_now_is_used_for_the_purge_date(rig: Rig) -> None:
     assert verify_journal(rig.home, now=NOW + dt.timedelta(days=400)).ok
+
+
+def test_a_head_record_slot_spoiled_by_a_power_cut_falls_back_on_the_other(rig: Rig) -> None:
+    head = rig.home / journal_module.HEAD_FILE
+    recorded = journal_module.read_head_record(rig.home)
+    assert recorded is not None
+    data = bytearray(head.read_bytes())
+    spoiled = (recorded.index % 2) * journal_module.HEAD_SLOT
+    data[spoiled + 20 : spoiled + 40] = b"\0" * 20  # the slot being written when the power went
+    head.write_bytes(bytes(data))
+    fallback = journal_module.read_head_record(rig.home)
+    assert fallback is not None and fallback.index == recorded.index - 1
+    assert verify_journal(rig.home).ok  # a record one entry behind is what a crash leaves
+    head.write_bytes(b"\0" * len(data))  # both slots gone: that is no power cut
+    assert "head" in kinds(rig.home)

@@ -87,9 +87,8 @@ def truncate_carefully(rig: Rig, keep: int) -> None:
     kept = lines(path)[:keep]
     path.write_bytes(b"".join(kept))
     last = JournalEntry.from_line(kept[-1])
-    record = {"format": "continuity-journal-head", "version": 1, "index": last.index, "hash": last.hash,
-              "ts": last.timestamp}  # fmt: skip
-    (rig.home / journal_module.HEAD_FILE).write_bytes(canonical_json(record) + b"\n")
+    (rig.home / journal_module.HEAD_FILE).unlink()  # rewritten by one who knows its format
+    journal_module.write_head_record(rig.home, last)
     (rig.home / journal_module.CHECKPOINT_KEY_FILE).unlink(missing_ok=True)
 
 
