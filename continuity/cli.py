@@ -143,7 +143,7 @@ def open_snapshot(
             return OpenedSnapshot(database, None)
         return OpenedSnapshot(database, Session.from_database(database, _login(db, user), Journal(home), home=home))
     login = _login(None, user)
-    session = Session.unlock(home, login, read_passphrase(passphrase_file))
+    session = Session.unlock(home, login, read_passphrase(passphrase_file), on_wait=announce_wait)
     banner = session.banner()
     if banner.fell_back_from:
         click.echo(
@@ -154,6 +154,11 @@ def open_snapshot(
     click.echo(f"Données du {display.fr_datetime(banner.created_at.astimezone(display.PRACTICE_TZ))} "
                f"(instantané n° {banner.sequence}).", err=True)
     return OpenedSnapshot(session.db, session)
+
+
+def announce_wait(failures: int, seconds: float) -> None:
+    """What the person at the keyboard reads while the delay after wrong passphrases runs."""
+    click.echo(f"Trop d'essais incorrects ({failures}) : patientez {seconds:.0f} s avant le prochain essai…", err=True)
 
 
 def _login(db: Path | None, user: str | None) -> str:
@@ -333,7 +338,9 @@ def search_command(
     opened = open_snapshot(db, user, passphrase_file, home=home)
     today = dt.date.today()
     try:
-        results = opened.db.search(" ".join(query), limit=limit)
+        # Through the session: journaled (the query sealed) and capped, like the interface's searches.
+        text = " ".join(query)
+        results = opened.session.search(text, limit=limit) if opened.session else opened.db.search(text, limit=limit)
     finally:
         opened.close()
     if as_json_output:
@@ -491,6 +498,50 @@ def publisher_publish(
     )
 
 
+@publisher.command("witness-serve")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the witness keeps the heads it receives (one folder per appliance).")
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="publisher.key (countersigns the receipts), or the directory holding it.")
+@click.option("--appliance", "appliances", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An appliance.sign.pub to accept (repeat); without it, any appliance key is accepted.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (put TLS in front).")
+@click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535))
+def publisher_witness_serve(
+    directory: Path, key_path: Path, appliances: tuple[Path, ...], host: str, port: int
+) -> None:
+    """Serve the journal witness (POST/GET …/witness/<appliance key id>) for the appliances' nightly pulls."""
+    import socketserver
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    from continuity import keys, witness
+
+    class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    allowed = [bytes(keys.load_appliance_verify_key(path)).hex() for path in appliances] or None
+    ledger = witness.WitnessLedger(directory, keys.load_publisher_signing_key(key_path), allowed=allowed)
+    with make_server(host, port, witness.wsgi_app(ledger), server_class=ThreadingServer) as server:
+        click.echo(f"journal witness on http://{host}:{server.server_port}/…/witness/<appliance key id>, "
+                   f"heads kept in {directory}")  # fmt: skip
+        server.serve_forever()
+
+
+@publisher.command("witness-show")
+@click.option("--dir", "directory", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def publisher_witness_show(directory: Path) -> None:
+    """The last head witnessed from each appliance."""
+    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
+        receipt_path = folder / "receipt.json"
+        if not receipt_path.is_file():
+            continue
+        receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+        continued = folder / "continued-by"
+        note = f"  (continued by {continued.read_text().strip()})" if continued.exists() else ""
+        click.echo(f"{folder.name}  {receipt['received_at']}  checkpoint {receipt['checkpoint']['count']}  "
+                   f"entry {receipt['head']['index']}  receipt {receipt['number']}{note}")
+
+
 def envelope_time(value: dt.datetime) -> str:
     from continuity import envelope
 
@@ -514,12 +565,13 @@ def init_command(home: Path, user: str, role: str, rpps: str | None, passphrase_
 
     keys.make_member(user, role, rpps)  # refuse a bad name, role or RPPS before asking anything
     passphrase = read_passphrase(passphrase_file, prompt="Nouvelle phrase de passe", confirm=True)
-    keys.check_passphrase(passphrase)
+    keys.check_passphrase(passphrase, user)
     store.Store(home).create()
     staff.initialise(home, user, passphrase, role=role, rpps=rpps)
     public = keys.appliance_public_key(home)
     click.echo(f"appliance home:        {home}")
     click.echo(f"appliance public key:  {home / keys.APPLIANCE_PUB}  (send it to the publisher)")
+    click.echo(f"journal key:           {home / keys.APPLIANCE_SIGN_PUB}  (the publisher's journal witness)")
     click.echo(f"fingerprint:           {keys.fingerprint(bytes(public))}")
     click.echo(f"administration key:    {keys.fingerprint(bytes(keys.admin_verify_key(home)))}  (write it down)")
     click.echo(f"first staff member:    {user} ({keys.ROLE_LABELS_FR[keys.Role(role)]})")
@@ -554,7 +606,7 @@ def _administrator(home: Path, user: str, passphrase_file: Path | None, command:
     from continuity.session import authenticate
 
     opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
-                          command=command)
+                          command=command, on_wait=announce_wait)
     if not opened.can_manage_staff:
         from continuity.journal import Action, Journal
 
@@ -604,13 +656,49 @@ def staff_add(
 @click.option("--user", required=True, help="A prescriber who unlocks to confirm.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="That member's passphrase (first line) instead of asking.")
-def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None) -> None:
-    """Remove NAME's keyslot (never the last one, never the last prescriber)."""
+@click.option("--rotate/--no-rotate", default=None,
+              help="Rotate the appliance key right after (asked when not given and a terminal is there).")
+def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None, rotate: bool | None) -> None:
+    """Remove NAME's keyslot (never the last one, never the last prescriber), then rotate the appliance key."""
     from continuity import staff as staff_module
 
     admin = _administrator(home, user, passphrase_file, "staff remove")
     staff_module.remove(home, admin, name)
-    click.echo(f"{name} can no longer unlock this appliance.")
+    click.echo(f"{name} can no longer unlock this appliance with this file.")
+    click.echo(
+        f"IMPORTANT : si {name} a gardé une copie de son accès, il détient encore la clé du poste et pourrait "
+        "lire les prochaines données. Changez la clé du poste (continuity staff rotate) et envoyez la "
+        "nouvelle clé à l'éditeur.",
+        err=True,
+    )
+    if rotate is None:
+        rotate = sys.stdin.isatty() and click.confirm("Changer la clé du poste maintenant ?", default=True, err=True)
+    if rotate:
+        _rotate(home, admin)
+    else:
+        click.echo(f"Not rotated: run `continuity staff rotate --home {home} --user {user}` soon.", err=True)
+
+
+@staff.command("rotate")
+@_home_option
+@click.option("--user", required=True, help="A prescriber who unlocks to rotate.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="That member's passphrase (first line) instead of asking.")
+def staff_rotate(home: Path, user: str, passphrase_file: Path | None) -> None:
+    """New appliance keys for the remaining staff (after a removal); prints the appliance.pub for the publisher."""
+    _rotate(home, _administrator(home, user, passphrase_file, "staff rotate"))
+
+
+def _rotate(home: Path, admin: Any) -> None:
+    from continuity import rotation
+
+    result = rotation.rotate(home, admin)
+    click.echo(f"New appliance key: {result.appliance_pub}  fingerprint {result.fingerprint}")
+    click.echo(f"Re-granted to: {', '.join(result.regranted)}")
+    click.echo(
+        "À faire : envoyez ce nouveau appliance.pub à l'éditeur (empreinte lue au téléphone) ; tant qu'il "
+        "chiffre encore pour l'ancienne clé, « continuity status » affiche WARNING « rotation en attente ».",
+    )
 
 
 @cli.command("trust")
@@ -649,6 +737,8 @@ def trust_command(home: Path, key_file: Path, add: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Credentials file (default: $NETRC, the systemd credential 'netrc', ~/.netrc).",
 )
+@click.option("--witness", "witness_url", default="auto", show_default=True,
+              help="Where to send the journal head: auto (next to an http(s) source), a URL, or off.")
 def pull_command(
     home: Path,
     source: str,
@@ -659,6 +749,7 @@ def pull_command(
     retries: int,
     max_size: int | None,
     netrc_file: Path | None,
+    witness_url: str,
 ) -> None:
     """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed).
 
@@ -677,16 +768,46 @@ def pull_command(
         netrc_file=netrc_file,
     )
     appliance = store.Store(home)
-    result = pull.Puller(appliance, options).pull(source)
-    # Witness (issue #13, engineer S): once continuity.witness is on main, send the signed journal head to
-    # the publisher here, after every pull whatever its outcome, with the same transport rules:
-    #     witness.send_head(appliance, source, options)
-    if result.outcome == "quarantined" and result.header is not None:
-        raise Quarantined(f"quarantined: {result.detail}")
-    if result.outcome == "accepted" and result.header is not None:
-        click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
-    else:
-        click.echo(f"unchanged: {result.source}")
+    pulled = False
+    try:
+        result = pull.Puller(appliance, options).pull(source)
+        pulled = True
+        if result.outcome == "quarantined" and result.header is not None:
+            raise Quarantined(f"quarantined: {result.detail}")
+        if result.outcome == "accepted" and result.header is not None:
+            click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
+        else:
+            click.echo(f"unchanged: {result.source}")
+    finally:
+        # The journal head goes to the witness every night, whatever became of the snapshot; a
+        # rejected or quarantined snapshot keeps its own exit code unless the witness refuses the head.
+        _send_journal_head(home, source, witness_url, ca_file, alarm=pulled)
+
+
+def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path | None, *, alarm: bool) -> None:
+    """The journal witness call of the nightly pull (continuity/witness.py): a refusal is an alarm
+    (exit 34), an unreachable witness only a warning (journaled)."""
+    from continuity import journal as journal_module
+    from continuity import witness
+    from continuity.errors import WitnessError
+
+    if witness_url == "off":
+        return
+    key = journal_module.read_verify_key(home)
+    url = witness.witness_url(source, bytes(key).hex()) if witness_url == "auto" and key else witness_url
+    if url is None or url == "auto":
+        return
+    try:
+        sent = witness.send_head(home, url, ca_file=ca_file)
+    except WitnessError as error:
+        click.echo(f"ATTENTION : {error.message_fr}", err=True)
+        log.warning("journal witness: %s", error)
+        if alarm and ("answered 409" in str(error) or "answered 403" in str(error)):
+            raise
+        return
+    if sent is not None:
+        click.echo(f"journal head witnessed by the publisher: entry {sent.receipt['head']['index']}, "
+                   f"receipt {sent.receipt['number']}")  # fmt: skip
 
 
 @cli.command("watch")
@@ -1041,7 +1162,7 @@ def _open_secrets(home: Path, user: str, passphrase: str, *, command: str) -> An
     """Open the staff keyslot for a journal command; a failure is journaled like any failed unlock."""
     from continuity.session import authenticate
 
-    return authenticate(home, user, passphrase, command=command).secrets
+    return authenticate(home, user, passphrase, command=command, on_wait=announce_wait).secrets
 
 
 @cli.group(cls=ContinuityGroup)
@@ -1052,8 +1173,14 @@ def journal() -> None:
 @journal.command("verify")
 @_home_option
 @click.option("--paper", help="COUNT:HASH from a paper copy of a checkpoint; the journal must match it.")
+@click.option("--witness", "witness_source",
+              help="The publisher's witness (URL, or the pull URL) or a receipt FILE: the journal must extend it.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA to trust for an https witness (as for pull).")
 @click.option("--json", "as_json_output", is_flag=True, help="Print the report as JSON (same exit codes).")
-def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
+def journal_verify(
+    home: Path, paper: str | None, witness_source: str | None, ca_file: Path | None, as_json_output: bool
+) -> None:
     """Check the hash chain and the signed checkpoints. Exit 0 OK, 11 broken, 10 unreadable."""
     from continuity import journal as journal_module
     from continuity.errors import JournalBroken
@@ -1064,15 +1191,36 @@ def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
         if not count.isdigit() or len(head) != 64:
             raise click.BadParameter("attendu NOMBRE:EMPREINTE (64 caractères hexadécimaux)", param_hint="--paper")
         expected = (int(count), head.lower())
-    report = journal_module.verify_journal(home, paper=expected)
+    witnessed = None
+    if witness_source:
+        from continuity import witness
+
+        receipt: dict[str, Any] | None
+        if witness_source.startswith(("http://", "https://")):
+            receipt = witness.fetch_receipt(witness.resolve_url(witness_source, home), home, ca_file=ca_file)
+        else:
+            receipt = witness.read_receipt(Path(witness_source), witness.trusted_keys(home))
+        assert receipt is not None
+        witnessed = witness.witnessed_head(receipt)
+    report = journal_module.verify_journal(home, paper=expected, witness=witnessed)
+    if report.witnessed is not None and not as_json_output:
+        seen = report.witnessed
+        click.echo(f"Témoin de l'éditeur : journal vu le {journal_module.fr_time(seen.received_at)} "
+                   f"jusqu'à l'entrée n° {seen.reported_index} (signé jusqu'à {seen.signed_count} entrées).")
     if as_json_output:
         fields = {key: getattr(report, key) for key in ("entries", "files", "first_index", "head", "checkpoints")}
         problems = [
             {"file": p.file, "line": p.line, "index": p.index, "kind": p.kind, "message_fr": p.message_fr}
             for p in report.problems
         ]
+        last_seen = report.witnessed
+        seen_json = None if last_seen is None else {
+            "received_at": last_seen.received_at, "signed_count": last_seen.signed_count,
+            "reported_index": last_seen.reported_index,
+        }  # fmt: skip
         click.echo(json.dumps({"ok": report.ok, **fields, "unsigned_tail": report.unsigned_tail,
-                               "problems": problems, "notes_fr": report.notes_fr}, ensure_ascii=False))  # fmt: skip
+                               "witnessed": seen_json, "problems": problems, "notes_fr": report.notes_fr},
+                              ensure_ascii=False))  # fmt: skip
     for note in [] if as_json_output else report.notes_fr:
         click.echo(f"Remarque : {note}")
     if report.ok and as_json_output:
@@ -1112,7 +1260,7 @@ def journal_checkpoint(
         raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print / --pdf pour le recopier")
     if user is not None:
         secrets = _open_secrets(home, user, read_passphrase(passphrase_file), command="journal checkpoint")
-        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user)
+        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
         click.echo(f"Point de contrôle signé : {entry.details['count']} entrées.", err=print_copy)
     if print_copy:
         click.echo(journal_module.checkpoint_text(home), nl=False)
@@ -1161,8 +1309,8 @@ def journal_export(
             "Lancez « continuity journal verify ».",
             err=True,
         )
-    result = reconcile.export(journal_, secrets.box_key, since, out, user=user, until=until, with_pdf=not no_pdf)
-    journal_.checkpoint(secrets.signing_key, user)
+    result = reconcile.export(journal_, secrets.all_box_keys, since, out, user=user, until=until, with_pdf=not no_pdf)
+    journal_.checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
     click.echo(f"{len(result.prescriptions)} ordonnance(s) exportée(s) dans {result.directory} :")
     for path in result.files:
         click.echo(f"  {path}")
@@ -1181,6 +1329,8 @@ _ACTION_LABELS_FR = {
     "print_summary": "a imprimé le résumé",
     "export": "a exporté les ordonnances",
     "unlock": "a ouvert une session",
+    "unlock_failed": "a échoué à ouvrir une session",
+    "search": "a cherché des patients",
     "lock": "a fermé la session",
 }
 

@@ -18,9 +18,9 @@ from continuity.errors import StoreError
 from continuity.store import Store
 
 DEMO_USER = "accueil"
-DEMO_PASSPHRASE = "continuite demo"
+DEMO_PASSPHRASE = "continuite demo lilas"
 DEMO_DOCTOR = "dr.garnier"
-DEMO_DOCTOR_PASSPHRASE = "ordonnance demo"
+DEMO_DOCTOR_PASSPHRASE = "ordonnance demo tilleul"
 DEMO_PRACTICE_ID = "cabinet-demo"
 DEMO_DRUG_REFERENCE = Path(__file__).resolve().parent / "drugs" / "demo_bdpm"
 # A marker that makes `prepare` willing to wipe a home: it never deletes a real appliance's data.

@@ -138,6 +138,14 @@ class StoreError(ContinuityError):
     default_message_fr = "Le dossier de l'application est inaccessible ou plein."
 
 
+class WitnessError(ContinuityError):
+    """The publisher's journal witness could not be reached, refused the head, or sent something that
+    does not verify (continuity/witness.py)."""
+
+    exit_code = 34
+    default_message_fr = "Le témoin de l'éditeur n'a pas enregistré la fin du journal."
+
+
 class NoSnapshot(ContinuityError):
     exit_code = 17
     default_message_fr = "Aucune donnée n'a encore été reçue sur ce poste."

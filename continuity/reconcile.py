@@ -126,7 +126,7 @@ def window_start(day: dt.date | dt.datetime) -> dt.datetime:
 
 def collect(
     journal: Journal,
-    box_key: nacl.public.PrivateKey,
+    box_key: nacl.public.PrivateKey | Sequence[nacl.public.PrivateKey],
     since: dt.date | dt.datetime,
     until: dt.date | dt.datetime | None = None,
 ) -> tuple[list[IssuedPrescription], list[Skipped]]:
@@ -462,7 +462,7 @@ def _write_new(path: Path, data: bytes) -> None:
 
 def export(
     journal: Journal,
-    box_key: nacl.public.PrivateKey,
+    box_key: nacl.public.PrivateKey | Sequence[nacl.public.PrivateKey],
     since: dt.date | dt.datetime,
     out_dir: Path,
     *,

@@ -90,6 +90,7 @@ def test_a_full_drill(rig: Rig, tmp_path: Path) -> None:
     assert actions == [
         ("unlock", None),
         ("checkpoint", None),
+        ("search", None),  # searches are journaled too (issue 13)
         ("view_patient", "pat-oeuvray"),
         ("drill_prescription", "pat-oeuvray"),
         ("lock", None),
