@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from continuity import display
+from continuity import __version__, display, logs
 from continuity.errors import ContinuityError
 
 if TYPE_CHECKING:
@@ -31,22 +31,25 @@ class ContinuityGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ContinuityError as error:
-            # Precise English detail for the log and the administrator, French for the person at the desk.
-            log.error("%s: %s", type(error).__name__, error)
-            click.echo(f"Erreur : {error.message_fr}", err=True)
-            click.echo(f"  détail : {error}", err=True)
+            report_error(error)
             ctx.exit(error.exit_code)
 
 
+def report_error(error: ContinuityError) -> None:
+    """One English log line (journal, cron mail, -v) and one French sentence for a person: never both
+    on a terminal, never the French one in the journal (continuity/logs.py)."""
+    if logs.wants_english_error():
+        log.error("%s: %s", type(error).__name__, error)
+    if logs.wants_french_error():
+        click.echo(f"Erreur : {error.message_fr}", err=True)
+
+
 @click.group(cls=ContinuityGroup)
+@click.version_option(__version__, "--version", prog_name="continuity", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 def cli(verbose: bool) -> None:
     """Continuity: read patient summaries and print emergency ordonnances while the practice software is down."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(verbose=verbose)
 
 
 @cli.group(cls=ContinuityGroup)
@@ -55,7 +58,13 @@ def publisher() -> None:
 
 
 def main() -> None:
-    cli(prog_name="continuity")
+    try:
+        cli(prog_name="continuity")
+    except Exception as error:  # a bug: one log line with the traceback folded in, one French sentence
+        log.critical("unexpected %s: %s", type(error).__name__, error, exc_info=True)
+        if logs.wants_french_error():
+            click.echo("Erreur inattendue : notez l'heure et appelez le support (continuity doctor).", err=True)
+        sys.exit(70)  # EX_SOFTWARE
 
 
 # --- shared: unlock options for every command that reads patient data (transport owns these) ---
@@ -718,7 +727,9 @@ def trust_command(home: Path, key_file: Path, add: bool) -> None:
 
 @cli.command("pull")
 @_home_option
-@click.argument("source")
+# The installed unit gives the source through the environment (/etc/continuity/continuity.env), so
+# the URL is not in the unit nor in `ps`.
+@click.argument("source", envvar="CONTINUITY_SOURCE")
 @click.option(
     "--ca-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -820,6 +831,12 @@ def watch_command(home: Path, once: bool) -> None:
     inbox_watch = watch.InboxWatcher(store.Store(home))
     if once:
         inbox_watch.scan(settle=True)
+        rejected = [outcome for outcome in inbox_watch.outcomes if outcome.outcome == "rejected"]
+        if rejected:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
+            from continuity.errors import REJECTION_CLASSES, SnapshotRejected
+
+            codes = {kind.reason: kind.exit_code for kind in REJECTION_CLASSES}
+            raise click.exceptions.Exit(codes.get(rejected[0].reason or "", SnapshotRejected.exit_code))
         return
     watch.run_until_signalled(inbox_watch)
 
@@ -1381,7 +1398,7 @@ def journal_retention(home: Path, months: int) -> None:
 @_home_option
 @click.option("--json", "as_json_output", is_flag=True, help="Print the checks as JSON (same exit code).")
 def doctor_command(home: Path, as_json_output: bool) -> None:
-    """Check keys, publisher, data freshness, journal, printer, disk and clock. Exit 1 if a check fails."""
+    """Check keys, data, journal, printer, PDF, schedule, ownership, disk, clock. Exit 0 OK, 1 WARNING, 2 FAILED."""
     from continuity import doctor
 
     checks = doctor.run_checks(home)
@@ -1393,8 +1410,7 @@ def doctor_command(home: Path, as_json_output: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False))
     else:
         click.echo(doctor.checklist_text(checks), nl=False)
-    if any(check.status is doctor.Status.FAILED for check in checks):
-        raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(doctor.exit_code(checks))
 
 
 @cli.command("drill")

@@ -125,7 +125,9 @@ class InboxWatcher:
             outcome = self._handle(path, final)
         if outcome.outcome != "ignored":
             self.outcomes.append(outcome)
-            log.info(
+            # A refusal is a WARNING (journald priority), an accepted or deferred file INFO.
+            log.log(
+                logging.WARNING if outcome.outcome == "rejected" else logging.INFO,
                 "inbox %s: %s%s%s",
                 printable(outcome.name, 200),
                 outcome.outcome,

@@ -220,4 +220,4 @@ def test_verify_and_doctor_json_for_monitoring(home: Path) -> None:
     code, out, _ = run("doctor", "--home", str(home), "--json")
     checks = {row["name_fr"]: row for row in json.loads(out)}
     assert checks["Journal d'accès"]["status"] == "failed"
-    assert code == 1
+    assert code == 2  # monitoring-plugin CRITICAL: a check failed (doctor.exit_code)
