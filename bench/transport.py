@@ -225,7 +225,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
+def measure(size: int, runs: int, cache: Path, work: Path, drug_reference: Path | None = None) -> dict[str, Any]:
     from continuity import keys, publish, snapshotdb, synth
     from continuity.errors import SnapshotDatabaseError
     from continuity.store import Store
@@ -236,11 +236,14 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
         shutil.rmtree(sources, ignore_errors=True)
         synth.write_practice(sources, patients=size, seed=1, today=dt.date(2026, 11, 28))
         (sources / ".complete").write_text("ok")
-    database = cache / f"db-{size}.sqlite"
+    database = cache / f"db-{size}{'-drugs' if drug_reference else ''}.sqlite"
     try:
         db = snapshotdb.open_file(database)
     except SnapshotDatabaseError:  # missing, or built by an older schema: build it again
-        publish.build([sources], database, practice_id="bench")
+        from continuity.drugs import bdpm
+
+        drugs = bdpm.read(drug_reference) if drug_reference else None
+        publish.build([sources], database, practice_id="bench", drugs=drugs)
         db = snapshotdb.open_file(database)
     counts = db.counts()
     query = "DUPONT"  # a showcase patient of every synthetic practice
@@ -427,6 +430,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "results" / "transport-cache")
     parser.add_argument("--write-doc", action="store_true")
+    parser.add_argument("--drug-reference", type=Path, help="publish the snapshots with this BDPM folder")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
@@ -441,7 +445,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="continuity-bench-") as work:
         for size in (int(s) for s in args.sizes.split(",")):
-            result = measure(size, args.runs, args.cache, Path(work))
+            result = measure(size, args.runs, args.cache, Path(work), args.drug_reference)
             print(json.dumps(result, indent=1), file=sys.stderr)
             results.append(result)
     text = markdown(results)

@@ -29,6 +29,12 @@ class InputError(ContinuityError):
     default_message_fr = "Un fichier source est illisible ou incomplet."
 
 
+class DrugReferenceError(InputError):
+    """A drug reference folder (BDPM files) that cannot be used: missing file, encoding, layout, bad line."""
+
+    default_message_fr = "La référence des médicaments (BDPM) est illisible ou incomplète."
+
+
 class SnapshotDatabaseError(ContinuityError):
     """A snapshot database that fails validation (schema, integrity, counts)."""
 
@@ -108,6 +114,13 @@ class ConfirmationRequired(ContinuityError):
     default_message_fr = "Une confirmation est nécessaire."
 
 
+class NotAllowed(ContinuityError):
+    """The logged-in staff member's role does not allow this (reception issuing an ordonnance)."""
+
+    exit_code = 40  # 18-19 publisher, 20-3x snapshot transport
+    default_message_fr = "Votre rôle ne permet pas cette opération."
+
+
 class PrintError(ContinuityError):
     exit_code = 14
     default_message_fr = "L'impression a échoué."
@@ -123,6 +136,14 @@ class StoreError(ContinuityError):
 
     exit_code = 16
     default_message_fr = "Le dossier de l'application est inaccessible ou plein."
+
+
+class WitnessError(ContinuityError):
+    """The publisher's journal witness could not be reached, refused the head, or sent something that
+    does not verify (continuity/witness.py)."""
+
+    exit_code = 34
+    default_message_fr = "Le témoin de l'éditeur n'a pas enregistré la fin du journal."
 
 
 class NoSnapshot(ContinuityError):

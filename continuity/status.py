@@ -266,6 +266,16 @@ def _compute(
             report.raise_to(WARNING, f"last pull {last.get('outcome')} ({reason}): {last.get('detail')}")
 
     _free_space(home, report, current, min_free)
+    # Security side (issue 13): the journal's disk reserve in use (the disk is full), a key rotation the
+    # publisher has not followed yet (continuity/journal.py, continuity/rotation.py).
+    from continuity import journal, rotation
+
+    reserve = journal.reserve_problem(home)
+    if reserve:
+        report.raise_to(CRITICAL, reserve)
+    waiting = rotation.status_problem(home)
+    if waiting:
+        report.raise_to(WARNING, waiting)
     return report
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from continuity import envelope, files, keys
+from continuity import envelope, files, keys, rotation
 from continuity.errors import (
     ContinuityError,
     Equivocation,
@@ -462,14 +462,15 @@ class Store:
         config = self.config
         now = now or utcnow()
         trusted = self.trusted_keys()
-        appliance_id = self.appliance_key_id()
+        # While a key rotation waits for the publisher, files sealed to the previous key are still accepted.
+        appliance_ids = rotation.accepted_key_ids(self.home)
         self.cleanup_staging()
 
         def decide(header: envelope.Header, state: dict[str, Any]) -> IngestResult | None:
             """None for a new file to store; otherwise what to answer without storing anything."""
             is_new = envelope.check_policy(
                 header,
-                appliance_key_id=appliance_id,
+                appliance_key_id=next((i for i in appliance_ids if header.for_recipient(i)), appliance_ids[0]),
                 previous=self.previous(state),
                 now=now,
                 max_sequence_jump=config.max_sequence_jump,
@@ -729,7 +730,7 @@ class Store:
                 raise SnapshotDatabaseError(
                     f"snapshot schema version {header.schema_version}, this appliance reads {SCHEMA_VERSION}"
                 )
-            image = envelope.decrypt_payload(handle, header, secrets.box_key)
+            image = envelope.decrypt_payload(handle, header, secrets.box_key_for(r.key_id for r in header.recipients))
         try:
             # open_bytes only reads the buffer (len, startswith, deserialize): no 100 MB copy to bytes.
             db = open_bytes(cast(bytes, image), expected_counts=header.counts)

@@ -156,7 +156,7 @@ def test_status_warn_and_crit_ages(practice: Practice) -> None:
 
 def test_staff_commands(practice: Practice) -> None:
     bob = practice.tmp / "bob.pass"
-    bob.write_text("la phrase de bob est longue\n")
+    bob.write_text("la phrase du docteur est longue\n")
     # alice (reception, the first member) enrols the first prescriber, who then manages staff.
     run(
         "staff", "add", "--home", practice.home, "bob", "--role", "prescriber", "--rpps", "10101010105",
