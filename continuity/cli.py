@@ -888,7 +888,8 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
     if as_json_output:
         for entry in entries:
             fields = {"index": entry.index, "time": entry.timestamp, "user": entry.user, "action": entry.action}
-            click.echo(json.dumps({**fields, "patient": entry.patient_id, "snapshot_seq": entry.snapshot_seq}))
+            where = {"desk": entry.desk} if entry.desk else {}
+            click.echo(json.dumps({**fields, "patient": entry.patient_id, "snapshot_seq": entry.snapshot_seq, **where}))
         return
     if not entries:
         click.echo("Aucun accès trouvé dans le journal conservé.")
@@ -898,7 +899,8 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
         label = _ACTION_LABELS_FR.get(entry.action, entry.action)
         target = f" {entry.patient_id}" if entry.patient_id else ""
         seq = f" (instantané n° {entry.snapshot_seq})" if entry.snapshot_seq is not None else ""
-        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}  [entrée {entry.index}]")
+        where = f" depuis le poste {entry.desk}" if entry.desk else ""
+        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}{where}  [entrée {entry.index}]")
 
 
 @journal.command("retention")
@@ -1163,8 +1165,12 @@ def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minut
     if desk_name is not None:
         if db is not None:
             raise click.UsageError("--desk ouvre l'appareil lui-même : pas de --db")
-        _open_desk(home or _default_home_path(), desk_name)
-    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today).run()
+        home = home or _default_home_path()
+        _open_desk(home, desk_name)
+    app = make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, desk=desk_name)
+    app.run()
+    if app.farewell:
+        click.echo(app.farewell, err=True)
 
 
 @cli.command("demo")

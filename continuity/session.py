@@ -91,6 +91,7 @@ class BannerInfo:
     sequence: int | None = None
     fell_back_from: str | None = None  # why the newest stored snapshot could not be opened
     pull_notice: str = ""  # a failed or rejected pull since the snapshot on screen was stored
+    desk: str | None = None  # the desk (room) of an SSH session, continuity/desk.py
 
     @property
     def headline(self) -> str:
@@ -191,15 +192,17 @@ class Session:
         passphrase: str,
         *,
         clock: Clock = system_clock,
+        desk: str | None = None,
     ) -> Session:
         """Open `user`'s keyslot, decrypt the newest good snapshot, journal the unlock.
 
         Raises AuthenticationError (wrong passphrase), NoSnapshot, JournalError, or the rejection of
         every stored snapshot. A wrong passphrase is journaled as `unlock_failed` (best effort).
+        `desk`: the desk of an SSH session; every journal entry of the session names it.
         """
         from continuity import keys, store  # lazily: argon2 and the store are not needed by dev mode
 
-        journal = Journal(home)
+        journal = Journal(home, desk=desk)
         try:
             secrets = keys.open_keyslot(home, user, passphrase)
         except ContinuityError as error:
@@ -282,6 +285,11 @@ class Session:
     def dev_mode(self) -> bool:
         return self._live.secrets is None
 
+    @property
+    def desk(self) -> str | None:
+        """The desk of an SSH session (continuity/desk.py), None on the appliance's own screen."""
+        return self.journal.desk
+
     # -- time
 
     def now(self) -> dt.datetime:
@@ -333,6 +341,7 @@ class Session:
             sequence=live.sequence,
             fell_back_from=live.fell_back_from,
             pull_notice=self._pull_notice(),
+            desk=self.desk,
         )
 
     def status(self) -> StatusInfo:
@@ -599,10 +608,15 @@ LAST_USER_FILE = "tui-last-user"
 class HomeUnlocker(Unlocker):
     """The real path: a staff keyslot opens the appliance key, which decrypts the newest snapshot."""
 
-    def __init__(self, home: Path, *, clock: Clock = system_clock, preselect: str | None = None) -> None:
+    def __init__(
+        self, home: Path, *, clock: Clock = system_clock, preselect: str | None = None, desk: str | None = None
+    ) -> None:
         self.home = home
         self.clock = clock
         self.preselect = preselect  # who to preselect when nobody has unlocked here yet (the demo)
+        self.desk = desk  # an SSH desk (continuity/desk.py): journaled, and remembers its own last user
+        # Each desk preselects who last unlocked *there*: the doctor of room 2, not the receptionist.
+        self.last_user_file = f"{LAST_USER_FILE}-{desk}" if desk else LAST_USER_FILE
 
     def staff(self) -> list[str]:
         from continuity import keys
@@ -612,15 +626,19 @@ class HomeUnlocker(Unlocker):
     def last_user(self) -> str | None:
         # Only a staff login, never patient data: it may sit in clear next to the keyslots.
         try:
-            name = (self.home / LAST_USER_FILE).read_text(encoding="utf-8").strip()
+            name = (self.home / self.last_user_file).read_text(encoding="utf-8").strip()
         except OSError:
             name = self.preselect or ""
         return name if name in self.staff() else None
 
     def unlock(self, user: str, passphrase: str) -> Session:
-        session = Session.unlock(self.home, user, passphrase, clock=self.clock)
+        if self.desk is not None:
+            from continuity import desk
+
+            desk.require_listed(self.home, self.desk)  # a desk removed meanwhile unlocks nothing
+        session = Session.unlock(self.home, user, passphrase, clock=self.clock, desk=self.desk)
         try:
-            (self.home / LAST_USER_FILE).write_text(user + "\n", encoding="utf-8")
+            (self.home / self.last_user_file).write_text(user + "\n", encoding="utf-8")
         except OSError as error:
             log.warning("cannot remember the last user: %s", error)
         return session

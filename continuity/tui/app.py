@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import gc
 import logging
+import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on, work
 from textual.app import App
@@ -29,9 +34,16 @@ from continuity.tui.screens.search import SearchScreen
 from continuity.tui.screens.status import StatusScreen
 from continuity.tui.screens.unlock import UnlockScreen
 
+if TYPE_CHECKING:
+    from continuity.desk import DeskPresence
+
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_MINUTES = 5.0
+# After a hang-up the session is locked and journaled first; if leaving then stalls on the dead
+# terminal, the process is ended after this long all the same.
+HANGUP_EXIT_SECONDS = 5.0
+DESK_REMOVED_FR = "Ce poste a été retiré de Continuity : la session est fermée. Adressez-vous au responsable."
 # A newer snapshot is switched to only after this long without a key press, on a screen that allows it.
 SWITCH_AFTER_QUIET_SECONDS = 2.0
 
@@ -84,8 +96,12 @@ class ContinuityApp(App[None]):
         watch_store: bool = True,
         print_directory: Path | None = None,
         unlock_hint: str = "",
+        desk: DeskPresence | None = None,
     ) -> None:
         super().__init__()
+        self.desk = desk  # an SSH desk (continuity/desk.py): its removal ends the program at the next key
+        self._ended = False
+        self.farewell = ""  # why the program ended, for the launcher to print once the screen is restored
         self.unlock_hint = unlock_hint  # e.g. the demo's user and passphrase, shown on the unlock screen
         self.unlocker = unlocker
         self.session: Session | None = None
@@ -110,6 +126,12 @@ class ContinuityApp(App[None]):
     # -- lifecycle
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            # A dropped SSH connection (or a closed window) sends SIGHUP; a shutdown sends SIGTERM.
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signum, self._hung_up, signum)
         self.set_interval(min(1.0, max(0.1, self.idle_seconds / 4)) if self.idle_seconds else 1.0, self._tick)
         if self._initial_session is not None:
             session, self._initial_session = self._initial_session, None
@@ -127,7 +149,31 @@ class ContinuityApp(App[None]):
         # Every key press and click from the terminal passes here first: that is our activity clock.
         if isinstance(event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp):
             self._last_input = time.monotonic()
+            if self.desk is not None and not self.desk.listed():
+                self.end("desk_removed", DESK_REMOVED_FR)  # the key does nothing else
+                return
         await super().on_event(event)
+
+    def end(self, reason: str, message_fr: str = "") -> None:
+        """Lock (journaled with `reason`), drop the data, and leave the program."""
+        if self._ended:
+            return
+        self._ended = True
+        session, self.session = self.session, None
+        self._stop_watching()
+        if session is not None:
+            session.lock(reason=reason)
+        gc.unfreeze()
+        gc.collect()
+        self.farewell = message_fr
+        self.exit(return_code=0 if reason == "quit" else 1)
+
+    def _hung_up(self, signum: int) -> None:
+        # The journal entry and the dropping of the data come first; a dead terminal must not stop us leaving.
+        timer = threading.Timer(HANGUP_EXIT_SECONDS, os._exit, args=(1,))
+        timer.daemon = True
+        timer.start()
+        self.end("hangup" if signum == signal.SIGHUP else "terminated")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in {"search", "agenda", "status", "lock"} and self.session is None:
@@ -137,6 +183,9 @@ class ContinuityApp(App[None]):
     # -- sessions
 
     def start_session(self, session: Session) -> None:
+        if self._ended:  # unlocked in a worker while the program was ending (a hang-up during unlock)
+            session.lock(reason="hangup")
+            return
         self.session = session
         self._last_input = time.monotonic()
         self.pending_sequence = None
@@ -452,8 +501,12 @@ def make_app(
     idle_minutes: float = DEFAULT_IDLE_MINUTES,
     today: str | None = None,
     unlock_hint: str = "",
+    desk: str | None = None,
 ) -> ContinuityApp:
-    """The app on an appliance home (keyslots, store), or in dev mode on a plain database file."""
+    """The app on an appliance home (keyslots, store), or in dev mode on a plain database file.
+
+    `desk`: the SSH desk this program serves (`continuity tui --desk`, the desk key's forced command).
+    """
     from continuity import store
     from continuity.session import DatabaseUnlocker, HomeUnlocker, fixed_clock, system_clock
 
@@ -464,5 +517,12 @@ def make_app(
         home.mkdir(parents=True, exist_ok=True)
         unlocker = DatabaseUnlocker(db, home, user=user or "dev", clock=clock)
     else:
-        unlocker = HomeUnlocker(home, clock=clock, preselect=user)
-    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint)
+        unlocker = HomeUnlocker(home, clock=clock, preselect=user, desk=desk)
+    presence = None
+    if desk is not None:
+        from continuity.desk import DeskPresence
+
+        presence = DeskPresence(home, desk)
+        # The unlock screen has no banner yet: say there which desk this is.
+        unlock_hint = "\n".join(filter(None, [f"Poste : {desk}", unlock_hint]))
+    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint, desk=presence)

@@ -97,6 +97,7 @@ class DeskServer:
     keys: dict[str, Path] = field(default_factory=dict)  # desk name (or "inconnu") -> private key
     printer: str | None = None
     passphrases: dict[str, str] = field(default_factory=dict)
+    practice: demo.DemoPractice | None = None
 
     def ssh_options(self, key: Path) -> list[str]:
         return [
@@ -144,8 +145,10 @@ def desk_server(*, system_like: bool = False, patients: int = 200) -> Iterator[D
     base = strict_modes_base()
     process: subprocess.Popen[bytes] | None = None
     try:
+        # Real key derivation: sshd gives the forced command a clean environment, and a keyslot made with
+        # the weak test parameters is refused outside the test process (as it should be).
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv(keys.WEAK_KDF_ENV, "1")
+            patch.delenv(keys.WEAK_KDF_ENV, raising=False)
             practice = demo.prepare(base / "home", patients=patients, today=dt.date.today())
         home = practice.home
         user = getpass.getuser()
@@ -177,7 +180,7 @@ def desk_server(*, system_like: bool = False, patients: int = 200) -> Iterator[D
             process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log_file, stderr=log_file)
         wait_for_port(port, process, log)
         yield DeskServer(base, home, port, user, known_hosts, log, process, server_keys, printer,
-                         dict(practice.users))  # fmt: skip
+                         dict(practice.users), practice)  # fmt: skip
     finally:
         if process is not None:
             process.terminate()
