@@ -899,8 +899,8 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
         label = _ACTION_LABELS_FR.get(entry.action, entry.action)
         target = f" {entry.patient_id}" if entry.patient_id else ""
         seq = f" (instantané n° {entry.snapshot_seq})" if entry.snapshot_seq is not None else ""
-        where = f" depuis le poste {entry.desk}" if entry.desk else ""
-        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}{where}  [entrée {entry.index}]")
+        from_desk = f" depuis le poste {entry.desk}" if entry.desk else ""
+        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}{from_desk}  [entrée {entry.index}]")
 
 
 @journal.command("retention")
