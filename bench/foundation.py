@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from continuity import snapshotdb, synth
+from continuity import publish, snapshot_build, snapshotdb, synth
 from continuity.display import fr_date
 
 TODAY = dt.date(2026, 11, 28)
@@ -85,8 +85,8 @@ def bench_size(patients: int, queries: int, workdir: Path) -> dict[str, object]:
     export = workdir / f"fhir-{patients}"
     synth_seconds = timed(lambda: synth.write_practice(export, patients=patients, seed=1, today=TODAY))
     out = workdir / f"snapshot-{patients}.db"
-    result: list[snapshotdb.BuildResult] = []
-    publish_seconds = timed(lambda: result.append(snapshotdb.build([export], out)))
+    result: list[snapshot_build.BuildResult] = []
+    publish_seconds = timed(lambda: result.append(publish.build([export], out)))
     counts = result[0].counts
     data = out.read_bytes()
     open_times = []

@@ -24,7 +24,7 @@ PASSPHRASE = "phrase de passe du poste"
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(keys.WEAK_KDF_ENV, "1")
     practice = demo.prepare(tmp_path / "home", patients=300, today=dt.date.today())
-    secrets = keys.open_keyslot(practice.home, demo.DEMO_USER, demo.DEMO_PASSPHRASE)
+    secrets = keys.open_keyslot(practice.home, demo.DEMO_DOCTOR, demo.DEMO_DOCTOR_PASSPHRASE)  # an administrator
     registry = desk.DeskRegistry(practice.home, executable=Path("/usr/bin/true"))
     for number, name in enumerate(DESKS):
         keys.add_staff(practice.home, secrets, f"staff-{number}", PASSPHRASE)
