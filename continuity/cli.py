@@ -1208,10 +1208,7 @@ def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minut
             raise click.UsageError("--desk ouvre l'appareil lui-même : pas de --db")
         home = home or _default_home_path()
         _open_desk(home, desk_name)
-    app = make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, desk=desk_name)
-    app.run()
-    if app.farewell:
-        click.echo(app.farewell, err=True)
+    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, desk=desk_name).run()
 
 
 @cli.command("demo")

@@ -43,6 +43,7 @@ DEFAULT_IDLE_MINUTES = 5.0
 # After a hang-up the session is locked and journaled first; if leaving then stalls on the dead
 # terminal, the process is ended after this long all the same.
 HANGUP_EXIT_SECONDS = 5.0
+FAREWELL_SECONDS = 10.0  # how long the reason the session ended stays on screen (any key closes it)
 DESK_REMOVED_FR = "Ce poste a été retiré de Continuity : la session est fermée. Adressez-vous au responsable."
 # A newer snapshot is switched to only after this long without a key press, on a screen that allows it.
 SWITCH_AFTER_QUIET_SECONDS = 2.0
@@ -101,7 +102,6 @@ class ContinuityApp(App[None]):
         super().__init__()
         self.desk = desk  # an SSH desk (continuity/desk.py): its removal ends the program at the next key
         self._ended = False
-        self.farewell = ""  # why the program ended, for the launcher to print once the screen is restored
         self.unlock_hint = unlock_hint  # e.g. the demo's user and passphrase, shown on the unlock screen
         self.unlocker = unlocker
         self.session: Session | None = None
@@ -149,6 +149,9 @@ class ContinuityApp(App[None]):
         # Every key press and click from the terminal passes here first: that is our activity clock.
         if isinstance(event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp):
             self._last_input = time.monotonic()
+            if self._ended:
+                self.exit(return_code=1)  # a key on the farewell screen closes it at once
+                return
             if self.desk is not None and not self.desk.listed():
                 self.end("desk_removed", DESK_REMOVED_FR)  # the key does nothing else
                 return
@@ -165,7 +168,12 @@ class ContinuityApp(App[None]):
             session.lock(reason=reason)
         gc.unfreeze()
         gc.collect()
-        self.farewell = message_fr
+        if message_fr:
+            # Say why on the screen (no patient data is left to show), then leave: over SSH the desk's
+            # window closes with the program, so a message printed afterwards might never be seen.
+            self._reset_to(UnlockScreen(notice=message_fr))
+            self.set_timer(FAREWELL_SECONDS, lambda: self.exit(return_code=1))
+            return
         self.exit(return_code=0 if reason == "quit" else 1)
 
     def _hung_up(self, signum: int) -> None:

@@ -170,10 +170,11 @@ def test_removing_a_desk_ends_its_session_at_the_next_key(server: DeskServer, te
     interface = tui_pid(server, "salle-2")
     registry.remove("salle-2")
     try:
-        terminal.type("salle-2", "martin")
+        terminal.type("salle-2", "m")
+        screen = terminal.wait_for("salle-2", "Ce poste a été retiré", timeout=10)
+        assert "Votre phrase de passe" in screen and "MARTIN" not in screen  # locked; the search never ran
+        terminal.press("salle-2", "Enter")  # any key closes the farewell screen and the connection
         wait_gone(interface)
-        terminal.wait_for("salle-2", "Ce poste a été retiré", timeout=10)
-        assert "MARTIN" not in terminal.screen("salle-2")  # the search never ran
         last = list(Journal(server.home).entries())[-2:]
         assert [(e.action, e.desk) for e in last] == [("lock", "salle-2"), ("checkpoint", "salle-2")]
         assert last[0].details == {"reason": "desk_removed"}
