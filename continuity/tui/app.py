@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_MINUTES = 5.0
 # After a hang-up the session is locked and journaled first; if leaving then stalls on the dead
-# terminal, the process is ended after this long all the same.
+# terminal, the process is ended after this long all the same. The last resort holds even if the lock
+# itself never gets to run (a stuck disk): the data then goes with the process.
 HANGUP_EXIT_SECONDS = 5.0
+HANGUP_LAST_RESORT_SECONDS = 60.0
 FAREWELL_SECONDS = 10.0  # how long the reason the session ended stays on screen (any key closes it)
 DESK_REMOVED_FR = "Ce poste a été retiré de Continuity : la session est fermée. Adressez-vous au responsable."
 # A newer snapshot is switched to only after this long without a key press, on a screen that allows it.
@@ -129,9 +131,16 @@ class ContinuityApp(App[None]):
         if not self.is_headless:
             # A dropped SSH connection (or a closed window) sends SIGHUP; a shutdown sends SIGTERM.
             loop = asyncio.get_running_loop()
+
+            def hung_up(signum: int, frame: object) -> None:
+                # A plain signal handler runs at once in the main thread, whatever the loop is doing:
+                # arm the last-resort deadline here, and let the loop lock and leave.
+                _exit_after(HANGUP_LAST_RESORT_SECONDS)
+                loop.call_soon_threadsafe(self._hung_up, signum)
+
             for signum in (signal.SIGHUP, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(signum, self._hung_up, signum)
+                with contextlib.suppress(ValueError):  # not the main thread (embedded in another program)
+                    signal.signal(signum, hung_up)
         self.set_interval(min(1.0, max(0.1, self.idle_seconds / 4)) if self.idle_seconds else 1.0, self._tick)
         if self._initial_session is not None:
             session, self._initial_session = self._initial_session, None
@@ -178,10 +187,8 @@ class ContinuityApp(App[None]):
 
     def _hung_up(self, signum: int) -> None:
         # The journal entry and the dropping of the data come first; a dead terminal must not stop us leaving.
-        timer = threading.Timer(HANGUP_EXIT_SECONDS, os._exit, args=(1,))
-        timer.daemon = True
-        timer.start()
         self.end("hangup" if signum == signal.SIGHUP else "terminated")
+        _exit_after(HANGUP_EXIT_SECONDS)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in {"search", "agenda", "status", "lock"} and self.session is None:
@@ -485,6 +492,13 @@ class ContinuityApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, SessionScreen):
                 screen.refresh_banner()
+
+
+def _exit_after(seconds: float) -> None:
+    """End the process after `seconds` whatever the main thread is doing (a daemon timer thread)."""
+    timer = threading.Timer(seconds, os._exit, args=(1,))
+    timer.daemon = True
+    timer.start()
 
 
 def parse_today(text: str) -> dt.datetime:

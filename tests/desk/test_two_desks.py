@@ -52,10 +52,12 @@ def connect(terminal: Terminal, server: DeskServer, name: str) -> None:
 
 def unlock(terminal: Terminal, server: DeskServer, name: str) -> None:
     login, position = USERS[name]
-    terminal.press(name, "Enter")  # open the name list
-    terminal.wait_for(name, login)
-    terminal.press(name, *["Down"] * position, "Enter")
-    time.sleep(0.5)  # the name list closes, and the passphrase field takes the focus
+    if "Choisissez votre nom" in terminal.screen(name):  # else the desk preselects who unlocked there last
+        terminal.press(name, "Enter")  # open the name list
+        terminal.wait_for(name, login)
+        terminal.press(name, *["Down"] * position, "Enter")
+        time.sleep(0.5)  # the name list closes, and the passphrase field takes the focus
+    assert login in terminal.screen(name)
     passphrase = server.passphrases[login]
     terminal.type(name, passphrase)
     terminal.wait_for(name, "•" * len(passphrase), timeout=10)
@@ -69,7 +71,7 @@ def tui_pid(server: DeskServer, name: str) -> int:
     return int(found[0])
 
 
-def wait_gone(pid: int, timeout: float = 20) -> None:
+def wait_gone(pid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -183,3 +185,20 @@ def test_removing_a_desk_ends_its_session_at_the_next_key(server: DeskServer, te
         assert "Permission denied (publickey)" in result.stderr
     finally:
         registry.add("salle-2", kept.key, printer=kept.printer)
+
+
+def test_a_shutdown_locks_too(server: DeskServer, terminal: Terminal) -> None:
+    """SIGTERM (the appliance shutting down, systemd stopping sshd's sessions) ends the session the same way."""
+    from continuity import desk as desk_module
+
+    command = [str(desk_module.continuity_executable()), "tui", "--home", str(server.home), "--desk", "salle-1"]
+    terminal.open("salle-1", command)  # on the appliance's own terminal: no ssh in between
+    terminal.wait_for("salle-1", "Votre nom", timeout=30)
+    unlock(terminal, server, "salle-1")
+    terminal.wait_for("salle-1", "poste : salle-1", timeout=60)
+    interface = tui_pid(server, "salle-1")
+    os.kill(interface, 15)
+    wait_gone(interface)
+    last = list(Journal(server.home).entries())[-2:]
+    assert [(e.action, e.desk) for e in last] == [("lock", "salle-1"), ("checkpoint", "salle-1")]
+    assert last[0].details == {"reason": "terminated"}
