@@ -52,7 +52,8 @@ def connect(terminal: Terminal, server: DeskServer, name: str) -> None:
 
 def unlock(terminal: Terminal, server: DeskServer, name: str) -> None:
     login, position = USERS[name]
-    if "Choisissez votre nom" in terminal.screen(name):  # else the desk preselects who unlocked there last
+    screen = terminal.wait_for(name, "Phrase de passe puis Entrée", timeout=30)  # every field is drawn
+    if "Choisissez votre nom" in screen:  # else the desk preselects who unlocked there last
         terminal.press(name, "Enter")  # open the name list
         terminal.wait_for(name, login)
         terminal.press(name, *["Down"] * position, "Enter")
