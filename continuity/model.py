@@ -88,6 +88,7 @@ class Patient:
     active: bool = True
     general_practitioner_id: str = ""
     allergy_status: AllergyStatus = AllergyStatus.NO_INFORMATION
+    flags: tuple[str, ...] = ()  # what the export left uncertain (continuity.flags), e.g. an incomplete record
 
     def __post_init__(self) -> None:
         if self.ins and self.identity_status is not IdentityStatus.QUAL:
@@ -114,6 +115,9 @@ class Allergy:
     criticality: str = ""  # low | high | unable-to-assess
     reaction: str = ""
     category: str = ""  # food | medication | environment | biologic
+    clinical_status: str = ""  # active | inactive | resolved, "" when the source does not say
+    verification_status: str = ""  # confirmed | unconfirmed | presumed, "" when the source does not say
+    flags: tuple[str, ...] = ()  # continuity.flags codes: shown with the allergy, never a reason to hide it
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class Condition:
     is_ald: bool = False  # recognised affection de longue durée (exonérante)
     onset_date: dt.date | None = None
     clinical_status: str = "active"
+    flags: tuple[str, ...] = ()  # continuity.flags codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,10 @@ class Treatment:
     renewals_left: int | None = None
     last_prescriber_id: str = ""
     last_prescribed_on: dt.date | None = None
+    codes: tuple[str, ...] = ()  # every coding of the medication, "system|code" (system as written in the source)
+    course: str = ""  # "acute" | "continuous" | "seasonal", "" when the source does not say
+    end_date: dt.date | None = None  # when the treatment ends, as the source says it (docs/fhir-input.md)
+    flags: tuple[str, ...] = ()  # continuity.flags codes: shown with the line, never a reason to hide it
 
 
 @dataclass(frozen=True, slots=True)
