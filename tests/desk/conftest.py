@@ -134,6 +134,21 @@ def printer_available() -> bool:
     return result.returncode == 0 and " disabled " not in f" {result.stdout} "
 
 
+def wait_for_printer_idle(timeout: float = 180) -> None:
+    """Leave the shared test queue empty: cups-pdf finishing our jobs later would land in another test's
+    output folder (tests/unit/test_printing.py reads the newest PDF cups-pdf writes)."""
+    if not printer_available():
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = subprocess.run(["lpstat", "-o", TEST_PRINTER], capture_output=True, text=True, check=False,
+                              env={**os.environ, "LC_ALL": "C"}).stdout.strip()  # fmt: skip
+        if not jobs:
+            time.sleep(2)  # the last job's PDF is being written after it leaves the queue
+            return
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def desk_server(*, system_like: bool = False, patients: int = 200) -> Iterator[DeskServer]:
     """An appliance home with two desks, and a real sshd running the generated configuration."""
@@ -182,6 +197,7 @@ def desk_server(*, system_like: bool = False, patients: int = 200) -> Iterator[D
         yield DeskServer(base, home, port, user, known_hosts, log, process, server_keys, printer,
                          dict(practice.users), practice)  # fmt: skip
     finally:
+        wait_for_printer_idle()
         if process is not None:
             process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -14,6 +14,7 @@ import pytest
 
 from continuity import demo, desk, keys
 from continuity.journal import Action, Journal, verify_journal
+from tests.desk.conftest import wait_for_printer_idle
 
 DESKS = ("accueil", "salle-1", "salle-2", "salle-3", "salle-4")
 ROUNDS = 12
@@ -55,6 +56,7 @@ def test_five_desks_at_once_keep_one_chain(home: Path, tmp_path: Path) -> None:
         assert worker.returncode == 0, stderr
         result = json.loads(stdout.strip().splitlines()[-1])
         outputs[result["desk"]] = result
+    wait_for_printer_idle()
 
     report = verify_journal(home)
     assert report.ok, report.problems

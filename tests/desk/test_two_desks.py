@@ -72,15 +72,20 @@ def tui_pid(server: DeskServer, name: str) -> int:
     return int(found[0])
 
 
-def wait_gone(pid: int, timeout: float = 30) -> None:
+def wait_gone(pid: int, timeout: float = 30, *, server: DeskServer | None = None) -> None:
     deadline = time.monotonic() + timeout
+    state = ""
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = next((line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if line.startswith("State:")), "")  # fmt: skip
+        except OSError:
+            return
+        if "zombie" in state:  # ended; its parent (tmux, sshd) has not collected it yet
             return
         time.sleep(0.1)
-    raise AssertionError(f"process {pid} still running {timeout} s after its connection dropped")
+    tail = [(e.action, e.desk, dict(e.details)) for e in Journal(server.home).entries()][-3:] if server else []
+    raise AssertionError(f"process {pid} ({state}) still there {timeout} s after it was told to end; journal {tail}")
 
 
 def test_two_desks_at_once(server: DeskServer, terminal: Terminal) -> None:
@@ -150,7 +155,7 @@ def test_a_dropped_connection_locks_and_journals_the_end(server: DeskServer, ter
     temporary_before = _temporary_leftovers()
     client = terminal.pane_pid("salle-1")  # the ssh client
     os.kill(client, 9)  # the network cable is pulled: the client vanishes without a word
-    wait_gone(interface)
+    wait_gone(interface, server=server)
 
     last = list(Journal(server.home).entries())[-2:]
     assert [(e.action, e.desk, e.user) for e in last] == [("lock", "salle-1", "accueil"),
@@ -199,7 +204,7 @@ def test_a_shutdown_locks_too(server: DeskServer, terminal: Terminal) -> None:
     terminal.wait_for("salle-1", "poste : salle-1", timeout=60)
     interface = tui_pid(server, "salle-1")
     os.kill(interface, 15)
-    wait_gone(interface)
+    wait_gone(interface, server=server)
     last = list(Journal(server.home).entries())[-2:]
     assert [(e.action, e.desk) for e in last] == [("lock", "salle-1"), ("checkpoint", "salle-1")]
     assert last[0].details == {"reason": "terminated"}
