@@ -95,7 +95,7 @@ _HOW_TO_MAKE_A_KEY_FR: Final = (
 class DeskError(ContinuityError):
     """A desk name, key file or printer is refused, or the desk registry cannot be read or written."""
 
-    exit_code = 33
+    exit_code = 41  # 40 is NotAllowed (errors.py)
     default_message_fr = "Poste refusé."
 
 
