@@ -74,8 +74,11 @@ def ssh_background(command: list[str]) -> Iterator[subprocess.Popen[str]]:
         yield process
     finally:
         process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # an ssh stuck in its forwarding loop: make sure it is gone
+            process.kill()
+            process.communicate()
 
 
 def wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 10) -> None:
