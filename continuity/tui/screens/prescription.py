@@ -39,7 +39,7 @@ from continuity.errors import ContinuityError, NotAllowed
 from continuity.model import PrescriptionLine, Treatment
 from continuity.prescribing import printed, rules
 from continuity.prescribing.issuing import SigningChoice
-from continuity.prescribing.rules import Danger, PrescriptionPlan, Warning
+from continuity.prescribing.rules import Alert, Danger, PrescriptionPlan
 from continuity.session import PatientView
 from continuity.tui import printer
 from continuity.tui.screens.base import SessionScreen
@@ -139,7 +139,7 @@ class LineList(OptionList):
 class Step:
     """One acknowledgement: the warning, what must be typed, and how the prompt says it."""
 
-    warning: Warning
+    warning: Alert
     expected: str  # folded
     prompt: str
 
