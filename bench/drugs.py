@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,9 +64,11 @@ def measure(patients: int, runs: int, reference: Path, cache: Path) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="bench-drugs-", dir=cache) as work:
         plain, with_drugs = Path(work) / "plain.db", Path(work) / "drugs.db"
         timings: dict[str, list[float]] = {"plain": [], "drugs": []}
-        for _ in range(runs):
-            timings["plain"].append(build_once(sources, plain, None))
-            timings["drugs"].append(build_once(sources, with_drugs, reference))
+        for run in range(runs):
+            for name, out, folder in (("plain", plain, None), ("drugs", with_drugs, reference)):
+                timings[name].append(build_once(sources, out, folder))
+                # Printed as it goes: on a loaded machine a run can be long, and a partial result is a result.
+                print(f"run {run + 1}: publish {name} {timings[name][-1]:.1f} s", file=sys.stderr, flush=True)
         sizes = {}
         for name, path in (("plain", plain), ("drugs", with_drugs)):
             data = path.read_bytes()
