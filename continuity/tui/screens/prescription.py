@@ -499,6 +499,13 @@ class PrescriptionScreen(SessionScreen):
                 treatment.drug.secure_paper or treatment.drug.hospital_only))
             self.rows.append(Row(ticked=self.renew_all and not reason, treatment=treatment, reason=reason,
                                  tickable=not untickable))
+        if sum(row.ticked for row in self.rows) > rules.MAX_LINES:
+            # More continuous treatments than one ordonnance may carry (a broken or hostile export):
+            # nothing is ticked, the prescriber picks what to renew.
+            for row in self.rows:
+                row.ticked = False
+            self.notify(f"{len(self.rows)} traitements : aucun n'est coché d'office, cochez ceux à renouveler "
+                        f"({rules.MAX_LINES} lignes au plus par ordonnance).", severity="warning", timeout=15)
         box = self.query_one("#rx-lines", LineList)
         box.border_title = "Lignes (Espace : cocher — a : ajouter — v : voie)"
         self.query_one("#rx-preview-box").border_title = "Aperçu — ce qui sera imprimé"
