@@ -6,8 +6,12 @@ docs/performance.md (see their --write-doc option). Run on an otherwise idle mac
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+# The drug reference benchmark reads a full BDPM folder (CONTINUITY_BDPM; the development copy by default).
+BDPM = os.environ.get("CONTINUITY_BDPM", "/work/shared/data/bdpm")
 
 BENCHES = [
     ["bench.foundation", "--sizes", "2000,20000,100000"],
@@ -15,6 +19,7 @@ BENCHES = [
     ["bench.tui", "--patients", "100000"],
     ["bench.pdf"],
     ["bench.desks", "--patients", "100000"],
+    ["bench.drugs", "--bdpm", BDPM, "--patients", "100000"],
 ]
 
 

@@ -152,7 +152,8 @@ class Product:
 class BadLine:
     file: str
     line: int
-    reason: str
+    reason: str  # French, for the publisher's output
+    detail: str = ""  # English, for the log and the error
 
     def __str__(self) -> str:
         return f"{self.file}, ligne {self.line} : {self.reason}"
@@ -248,8 +249,9 @@ def _rows(folder: Path, name: str, report: ReadReport, *, strict: bool) -> Itera
                     f"au lieu de {accepted.start} à {accepted.stop - 1} (format inconnu).",
                 )
             bad += 1
-            _bad(report, BadLine(name, number, f"{len(columns)} colonnes au lieu de "
-                                 f"{accepted.start} à {accepted.stop - 1}"), strict=strict)
+            _bad(report, BadLine(name, number, f"{len(columns)} colonnes au lieu de {accepted.start} à "
+                                 f"{accepted.stop - 1}", f"{len(columns)} columns, expected "
+                                 f"{accepted.start}-{accepted.stop - 1}"), strict=strict)
             cis = columns[0].strip()
             if _CIS.fullmatch(cis) and name in (COMPOSITION_FILE, CONDITIONS_FILE, PRODUCTS_FILE):
                 report.dropped_products.add(int(cis))
@@ -267,7 +269,8 @@ def _rows(folder: Path, name: str, report: ReadReport, *, strict: bool) -> Itera
 def _bad(report: ReadReport, bad: BadLine, *, strict: bool) -> None:
     if strict:
         raise DrugReferenceError(
-            f"{bad.file}, line {bad.line}: {bad.reason}", message_fr=f"Référence des médicaments : {bad}."
+            f"{bad.file}, line {bad.line}: {bad.detail or bad.reason}",
+            message_fr=f"Référence des médicaments : {bad}.",
         )
     report.add_bad(bad)
 
@@ -290,11 +293,13 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
     for number, columns in _rows(folder, PRODUCTS_FILE, report, strict=strict):
         cis_text, denomination, form, routes = columns[:4]
         if not _CIS.fullmatch(cis_text) or not denomination:
-            _bad(report, BadLine(PRODUCTS_FILE, number, f"code CIS « {cis_text[:20]} » ou dénomination invalide"),
+            _bad(report, BadLine(PRODUCTS_FILE, number, f"code CIS « {cis_text[:20]} » ou dénomination invalide",
+                                 f"invalid CIS code {cis_text[:20]!r} or empty denomination"),
                  strict=strict)
             continue
         if int(cis_text) in products:
-            _bad(report, BadLine(PRODUCTS_FILE, number, f"CIS {cis_text} en double"), strict=strict)
+            _bad(report, BadLine(PRODUCTS_FILE, number, f"CIS {cis_text} en double", f"duplicate CIS {cis_text}"),
+                 strict=strict)
             report.dropped_products.add(int(cis_text))
             continue
         route_list = tuple(dict.fromkeys(text.route_name(r) or r.strip() for r in routes.split(";") if r.strip()))
@@ -308,7 +313,8 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
     for number, columns in _rows(folder, COMPOSITION_FILE, report, strict=strict):
         cis_text, _element, _code, name, strength, _per, nature, link = columns[:8]
         if not _CIS.fullmatch(cis_text) or nature not in ("SA", "FT") or not name:
-            _bad(report, BadLine(COMPOSITION_FILE, number, "ligne de composition illisible"), strict=strict)
+            _bad(report, BadLine(COMPOSITION_FILE, number, "ligne de composition illisible",
+                                 "unreadable composition line (CIS, nature SA/FT or substance)"), strict=strict)
             if _CIS.fullmatch(cis_text):
                 report.dropped_products.add(int(cis_text))
             continue
@@ -340,7 +346,8 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
     for number, columns in _rows(folder, CONDITIONS_FILE, report, strict=strict):
         cis_text, condition = columns[:2]
         if not _CIS.fullmatch(cis_text):
-            _bad(report, BadLine(CONDITIONS_FILE, number, f"code CIS « {cis_text[:20]} » invalide"), strict=strict)
+            _bad(report, BadLine(CONDITIONS_FILE, number, f"code CIS « {cis_text[:20]} » invalide",
+                                 f"invalid CIS code {cis_text[:20]!r}"), strict=strict)
             continue
         conditioned = products.get(int(cis_text))
         if conditioned is not None and condition:
@@ -350,7 +357,8 @@ def read(folder: Path, *, strict: bool = False) -> Bdpm:
     for number, columns in _rows(folder, PRESENTATIONS_FILE, report, strict=strict):
         cis_text, code = columns[0], columns[6]
         if not _CIS.fullmatch(cis_text) or not _CIP13.fullmatch(code):
-            _bad(report, BadLine(PRESENTATIONS_FILE, number, f"code CIS ou CIP13 « {code[:20]} » invalide"),
+            _bad(report, BadLine(PRESENTATIONS_FILE, number, f"code CIS ou CIP13 « {code[:20]} » invalide",
+                                 f"invalid CIS or CIP13 code {code[:20]!r}"),
                  strict=strict)
             continue
         if int(cis_text) in products:

@@ -77,7 +77,7 @@ REMARK = "remarque"  # the code printed beside a remark; a bare --confirm acknow
 
 
 @dataclass(frozen=True, slots=True)
-class Warning:
+class Alert:
     """A danger (code is a Danger) or a remark (code REMARK), in French, with the line it concerns."""
 
     code: str
@@ -117,23 +117,23 @@ class PrescriptionPlan:
     """A prescription that passed every refusal, with its dangers, remarks and notes."""
 
     prescription: Prescription
-    warnings: tuple[Warning, ...] = ()
+    warnings: tuple[Alert, ...] = ()
     notes: tuple[str, ...] = ()
     left_out: tuple[LeftOut, ...] = ()
 
     @property
-    def dangers(self) -> tuple[Warning, ...]:
+    def dangers(self) -> tuple[Alert, ...]:
         return tuple(w for w in self.warnings if w.is_danger)
 
     @property
-    def remarks(self) -> tuple[Warning, ...]:
+    def remarks(self) -> tuple[Alert, ...]:
         return tuple(w for w in self.warnings if not w.is_danger)
 
     @property
     def danger_codes(self) -> frozenset[str]:
         return frozenset(w.code for w in self.dangers)
 
-    def missing(self, acknowledged: Collection[str]) -> tuple[Warning, ...]:
+    def missing(self, acknowledged: Collection[str]) -> tuple[Alert, ...]:
         """The warnings `acknowledged` does not cover (REMARK covers every remark)."""
         return tuple(w for w in self.warnings if w.code not in acknowledged)
 
@@ -534,16 +534,16 @@ def build(
         )
     lines = [draft.line for draft in drafts]
 
-    warnings: list[Warning] = []
+    warnings: list[Alert] = []
     if patient.deceased:
-        warnings.append(Warning(Danger.DECEASED, "Ce patient est signalé DÉCÉDÉ dans les données : vérifiez "
+        warnings.append(Alert(Danger.DECEASED, "Ce patient est signalé DÉCÉDÉ dans les données : vérifiez "
                                 "l'identité avant toute prescription."))
     if not patient.active:
-        warnings.append(Warning(Danger.DECEASED, "Le dossier de ce patient est INACTIF (archivé) dans les "
+        warnings.append(Alert(Danger.DECEASED, "Le dossier de ce patient est INACTIF (archivé) dans les "
                                 "données : vérifiez l'identité."))
     if homonyms:
         other = "autre patient porte" if homonyms == 1 else "autres patients portent"
-        warnings.append(Warning(Danger.IDENTITY, f"HOMONYME : {homonyms} {other} le même nom dans le cabinet : "
+        warnings.append(Alert(Danger.IDENTITY, f"HOMONYME : {homonyms} {other} le même nom dans le cabinet : "
                                 "vérifiez la date de naissance avec le patient."))
     if patient.identity_status is IdentityStatus.PROV:
         notes.append("Identité provisoire (non vérifiée sur une pièce d'identité).")
@@ -554,14 +554,14 @@ def build(
             if why:
                 # A resolved or unconfirmed allergy still warns (fail closed), saying so.
                 status = f" ({', '.join(flags.label_fr(code) for code in allergy.flags)})" if allergy.flags else ""
-                warnings.append(Warning(Danger.ALLERGY, f"ALLERGIE enregistrée à « {allergy.substance} »{status} : "
+                warnings.append(Alert(Danger.ALLERGY, f"ALLERGIE enregistrée à « {allergy.substance} »{status} : "
                                         f"la ligne « {line.dci} » {why}.", index))
         if drugs is not None and (line.drug is None or not line.drug.identified):
-            warnings.append(Warning(Danger.UNIDENTIFIED, f"SUBSTANCE NON IDENTIFIÉE : « {line.dci} » n'a pas été "
+            warnings.append(Alert(Danger.UNIDENTIFIED, f"SUBSTANCE NON IDENTIFIÉE : « {line.dci} » n'a pas été "
                                     "reconnu dans la référence des médicaments : vérifiez ce que vous prescrivez "
                                     "(allergies et stupéfiants n'ont pas pu être contrôlés sur cette ligne).", index))
         if not line.strength.strip():
-            warnings.append(Warning(REMARK, f"Dosage non précisé pour « {line.dci} » (mention obligatoire).", index))
+            warnings.append(Alert(REMARK, f"Dosage non précisé pour « {line.dci} » (mention obligatoire).", index))
 
     age = patient.age_on(today)
     weight = summary.latest("weight")
@@ -571,17 +571,17 @@ def build(
     if is_child and age is not None:
         limit = INFANT_WEIGHT_MAX_DAYS if age < INFANT_AGE else CHILD_WEIGHT_MAX_DAYS
         if not _recent(weight, today, limit):
-            warnings.append(Warning(Danger.CHILD_WEIGHT, f"Enfant de {age_text(patient, today)} sans poids mesuré "
+            warnings.append(Alert(Danger.CHILD_WEIGHT, f"Enfant de {age_text(patient, today)} sans poids mesuré "
                                     f"depuis moins de {_days_text(limit)} ({_weight_seen(weight)}) : vérifiez la "
                                     "posologie selon le poids."))
     if weight_based and not _recent(weight, today, WEIGHT_BASED_MAX_DAYS) and not (
         is_child and any(w.code == Danger.CHILD_WEIGHT for w in warnings)
     ):
         names = ", ".join(f"« {line.dci} »" for line in weight_based)
-        warnings.append(Warning(Danger.WEIGHT, f"Posologie selon le poids pour {names} sans poids mesuré depuis "
+        warnings.append(Alert(Danger.WEIGHT, f"Posologie selon le poids pour {names} sans poids mesuré depuis "
                                 f"moins de {_days_text(WEIGHT_BASED_MAX_DAYS)} ({_weight_seen(weight)})."))
     if patient.birth_date is None:
-        warnings.append(Warning(REMARK, "Date de naissance inconnue : c'est une mention obligatoire de "
+        warnings.append(Alert(REMARK, "Date de naissance inconnue : c'est une mention obligatoire de "
                                 "l'ordonnance."))
     missing = [
         label
@@ -594,7 +594,7 @@ def build(
         if not value
     ]
     if missing:
-        warnings.append(Warning(REMARK, f"Coordonnées du prescripteur incomplètes ({', '.join(missing)}) : "
+        warnings.append(Alert(REMARK, f"Coordonnées du prescripteur incomplètes ({', '.join(missing)}) : "
                                 "mentions obligatoires."))
     if not summary.allergies and patient.allergy_status.value == "no_information":
         notes.append("Aucune information sur les allergies dans les données.")
@@ -749,7 +749,7 @@ def check_acknowledged(plan: PrescriptionPlan, acknowledged: Collection[str]) ->
     return plan.prescription
 
 
-def acknowledgement_hint(missing: Sequence[Warning]) -> str:
+def acknowledgement_hint(missing: Sequence[Alert]) -> str:
     codes = sorted({w.code for w in missing if w.is_danger})
     parts = [f"--confirm {code}" for code in codes]
     if any(not w.is_danger for w in missing):

@@ -318,3 +318,24 @@ async def test_agenda_day_list_is_journaled_and_saved(make_app: AppMaker, home: 
         assert "Dr Hélène Garnier" in text and "09:20  N'DIAYE Moussa" in text and "+33 6 12 34 56 78" in text
     exports = [e for e in Journal(home).entries() if e.action == "export"]
     assert len(exports) == 1 and exports[0].details == {"what": "day_list", "day": "2026-11-28"}
+
+
+async def test_thousands_of_treatments_tick_nothing_and_the_cap_refuses_clearly(make_app: AppMaker,
+                                                                                  tmp_path: Path) -> None:
+    many = [Treatment(f"trt-{i:04d}", "pat-qual", "paracétamol", "1 g", "comprimé", posology="1 comprimé le soir",
+                      chronic=True) for i in range(5000)]
+    db = snapshot_build.build_from_records([*small_practice(TODAY), *many], tmp_path / "many.db",
+                                           created_at=CREATED_AT).path
+    app = make_app(prescriber=True, db=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "rousseau")
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, PrescriptionScreen)
+        assert text_of(screen.query_one("#rx-count", Static)) == "Aucune ligne cochée sur 5002"
+        for row in screen.rows[:31]:
+            row.ticked = True
+        screen.rebuild()
+        assert screen.plan is None
+        assert "31 lignes : une ordonnance en compte au plus 30" in text_of(screen.query_one("#rx-warnings", Static))

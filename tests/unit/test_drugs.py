@@ -370,3 +370,34 @@ def test_the_demo_subset_identifies_every_drug_the_synthetic_practice_prescribes
                  if shipped.resolve(DrugQuery(synth.DRUGS[key].dci, synth.DRUGS[key].strength,
                                               synth.DRUGS[key].form)).secure_paper]
     assert narcotics == ["morphine-lp-30", "oxycodone-5", "fentanyl-25", "tramadol-50"]
+
+
+def test_an_export_coded_by_cip13_is_resolved_at_publish_time(tmp_path: Path) -> None:
+    """FHIR export → publisher build with the reference → the treatment carries its resolution."""
+    import json
+
+    from continuity import publish
+
+    patient = {"resourceType": "Patient", "id": "p1", "name": [{"family": "MARTIN", "given": ["Jeanne"]}]}
+
+    def request(rid: str, concept: dict[str, object]) -> dict[str, object]:
+        return {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order",
+                "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-10-01",
+                "medicationCodeableConcept": concept}
+
+    coded = request("mr-coded", {"coding": [{"system": "urn:oid:1.2.250.1.213.2.3.1", "code": "3400935421500"}],
+                                 "text": "antalgique LP"})
+    brand = request("mr-brand", {"text": "SKENAN LP 30 mg"})
+    export = tmp_path / "export.ndjson"
+    export.write_text("".join(json.dumps(r) + "\n" for r in (patient, coded, brand)), encoding="utf-8")
+    built = publish.build([export], tmp_path / "s.db", drugs=bdpm.read(FIXTURE))
+    db = snapshotdb.open_file(built.path, expected_counts=built.counts)
+    try:
+        treatments = {t.id.rsplit("/", 1)[-1]: t for t in db.summary("p1").treatments}
+        by_code = next(t for key, t in treatments.items() if key.endswith("mr-coded"))
+        by_brand = next(t for key, t in treatments.items() if key.endswith("mr-brand"))
+        assert by_code.drug is not None and by_code.drug.method is ResolutionMethod.CODE
+        assert by_code.drug.substances == ("oxycodone",) and by_code.narcotic
+        assert by_brand.drug is not None and by_brand.drug.substances == ("morphine",) and by_brand.narcotic
+    finally:
+        db.close()

@@ -39,7 +39,7 @@ from continuity.errors import ContinuityError, NotAllowed
 from continuity.model import PrescriptionLine, Treatment
 from continuity.prescribing import printed, rules
 from continuity.prescribing.issuing import SigningChoice
-from continuity.prescribing.rules import Danger, PrescriptionPlan, Warning
+from continuity.prescribing.rules import Alert, Danger, PrescriptionPlan
 from continuity.session import PatientView
 from continuity.tui import printer
 from continuity.tui.screens.base import SessionScreen
@@ -139,7 +139,7 @@ class LineList(OptionList):
 class Step:
     """One acknowledgement: the warning, what must be typed, and how the prompt says it."""
 
-    warning: Warning
+    warning: Alert
     expected: str  # folded
     prompt: str
 
@@ -499,6 +499,13 @@ class PrescriptionScreen(SessionScreen):
                 treatment.drug.secure_paper or treatment.drug.hospital_only))
             self.rows.append(Row(ticked=self.renew_all and not reason, treatment=treatment, reason=reason,
                                  tickable=not untickable))
+        if sum(row.ticked for row in self.rows) > rules.MAX_LINES:
+            # More continuous treatments than one ordonnance may carry (a broken or hostile export):
+            # nothing is ticked, the prescriber picks what to renew.
+            for row in self.rows:
+                row.ticked = False
+            self.notify(f"{len(self.rows)} traitements : aucun n'est coché d'office, cochez ceux à renouveler "
+                        f"({rules.MAX_LINES} lignes au plus par ordonnance).", severity="warning", timeout=15)
         box = self.query_one("#rx-lines", LineList)
         box.border_title = "Lignes (Espace : cocher — a : ajouter — v : voie)"
         self.query_one("#rx-preview-box").border_title = "Aperçu — ce qui sera imprimé"
