@@ -1900,18 +1900,3 @@ def checkpoint_text(home: Path) -> str:
     lines = ["CONTINUITY — point de contrôle du journal d'accès", "À conserver hors du poste (classeur, coffre).", ""]
     lines += [f"{label:<{width}} : {value}" for label, value in fields.items()]
     return "\n".join(lines) + "\n"
-
-
-def checkpoint_pdf(home: Path) -> bytes:
-    """The same paper copy as a printable page (forms/checkpoint.html)."""
-    from continuity import pdf
-
-    fields = checkpoint_fields(home)
-    return pdf.render_form(
-        "checkpoint.html",
-        {
-            "title": "Point de contrôle du journal d'accès",
-            "fields": fields,
-            "snapshot_line": "Copie papier d'un point de contrôle signé : à conserver hors du poste.",
-        },
-    )

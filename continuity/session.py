@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,11 +23,14 @@ from continuity import display
 from continuity.errors import ContinuityError, JournalError
 from continuity.journal import Action, Journal, ensure_reserve
 from continuity.keys import Role, StaffMember
-from continuity.model import PatientSummary, Practitioner
+from continuity.model import PatientSummary, Practitioner, PrescriptionLine
 from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
 
 if TYPE_CHECKING:
+    from continuity.drugs.reference import DrugReference
     from continuity.keys import ApplianceSecrets, OpenedSlot
+    from continuity.prescribing.issuing import IssuedDocument, Signer, SigningChoice
+    from continuity.prescribing.rules import PrescriptionPlan, Renewal
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +333,63 @@ class Session:
         """Journal a printout; call it before sending anything to the printer."""
         self.journal.append(user=self.user, action=action, patient_id=patient_id,
                             snapshot_seq=self._live.sequence, details=details, sealed=sealed)
+
+    # -- ordonnances: the one path the CLI, the TUI and the drill take (continuity/prescribing/)
+
+    def drug_reference(self) -> DrugReference | None:
+        return self._live.db.drug_reference()
+
+    def signer(self) -> Signer:
+        """The logged-in member as a signer: their role and RPPS come from their authenticated keyslot."""
+        from continuity.prescribing.issuing import Signer
+
+        return Signer(self.member.name, self.member.role is Role.PRESCRIBER, self.member.rpps)
+
+    def signing(self, signer: Signer, chosen: str | None = None) -> SigningChoice:
+        """Who signs an ordonnance issued in this session (NotAllowed for reception)."""
+        from continuity.prescribing import issuing
+
+        return issuing.signing_practitioner(signer, self._live.practitioners.values(), chosen=chosen)
+
+    def plan_prescription(
+        self,
+        view: PatientView,
+        signing: SigningChoice,
+        *,
+        renew: Iterable[str | Renewal] | str = (),
+        new_lines: Iterable[PrescriptionLine] = (),
+        prescription_id: str | None = None,
+        options: Mapping[str, Renewal] | None = None,
+    ) -> PrescriptionPlan:
+        """Apply the ordonnance rules (continuity/prescribing/rules.py) with this snapshot's drug reference."""
+        from continuity.prescribing import rules
+
+        return rules.build(
+            view.summary, signing.practitioner, renew=renew, new_lines=new_lines, now=self.now(),
+            prescription_id=prescription_id, drugs=self.drug_reference(), homonyms=view.homonyms, options=options,
+        )
+
+    def issue_prescription(
+        self,
+        plan: PrescriptionPlan,
+        signing: SigningChoice,
+        *,
+        acknowledged: Collection[str],
+        duplicate: bool = False,
+        drill: bool = False,
+        footer: bool = True,
+    ) -> IssuedDocument:
+        """Acknowledgements, render, journal: the PDF is returned only once the journal holds it."""
+        from continuity.prescribing import issuing
+
+        live = self._live
+        if plan.prescription.prescriber != signing.practitioner:
+            raise ValueError("the plan was built for another prescriber than the signing one")
+        return issuing.issue(
+            plan, acknowledged=acknowledged, journal=self.journal, user=self.user, snapshot_seq=live.sequence,
+            snapshot_created_at=live.data_time, chosen_by=signing.chosen_by, duplicate=duplicate, drill=drill,
+            footer=footer,
+        )
 
     def agenda(self, day_from: dt.date, day_to: dt.date) -> list[AgendaEntry]:
         return self.db.agenda(day_from, day_to)

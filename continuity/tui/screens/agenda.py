@@ -43,7 +43,7 @@ def day_list_text(day: dt.date, today: dt.date, entries: list[AgendaEntry],
         for entry in group:
             phone = ", ".join(entry.patient.phones) or "pas de téléphone"
             lines.append(
-                f"  {entry.appointment.start:%H:%M}  {display.names_label(entry.patient)} "
+                f"  {entry.appointment.start:%H:%M}  {display.patient_name(entry.patient)} "
                 f"({display.born_label(entry.patient)})  tél. {phone}"
                 + (f"  — {entry.appointment.description}" if entry.appointment.description else "")
             )
@@ -105,7 +105,7 @@ class AgendaScreen(SessionScreen):
             for entry in group:
                 table.add_row(
                     Text(f"{entry.appointment.start:%H:%M}"),
-                    Text(display.names_label(entry.patient), style="bold"),
+                    Text(display.patient_name(entry.patient), style="bold"),
                     Text(", ".join(entry.patient.phones) or "—"),
                     Text(display.fr_date(entry.patient.birth_date)),
                     Text(entry.appointment.description),

@@ -27,16 +27,20 @@ Recherche
   Échap       effacer la recherche
 
 Dossier patient
-  o           ordonnance (tout est coché ; Entrée : imprimer)
+  o           ordonnance (traitements au long cours cochés ; Entrée : imprimer)
   p           imprimer le résumé du dossier
   ↑ ↓         faire défiler
 
-Ordonnance
-  Espace      cocher / décocher le traitement surligné
-  a           ajouter une ligne (DCI|dosage|forme|posologie|durée)
-  m           choisir le prescripteur
-  Entrée / p  imprimer ce que montre l'aperçu ; s'il y a des alertes,
-              une confirmation demande de taper o
+Ordonnance (médecin prescripteur connecté ; l'accueil n'en établit pas)
+  Espace      cocher [✓] / décocher [ ] la ligne surlignée ; les
+              stupéfiants et les produits hospitaliers ne se cochent pas
+  a           ajouter une ligne (DCI complétée d'après la référence,
+              dosage, forme, voie, posologie, durée, ALD)
+  Suppr       retirer une ligne ajoutée        v  choisir la voie
+  m           faire signer un autre praticien du cabinet (journalisé)
+  Entrée / p  imprimer ce que montre l'aperçu ; chaque alerte se
+              confirme à part, en tapant ce qu'elle demande
+  Échap       revenir (une ordonnance modifiée demande confirmation)
 
 Agenda
   ← →         jour précédent / suivant     t  aujourd'hui
