@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (`make bench`): foundation, transport, TUI, ordonnance PDF.
+"""Run every benchmark in turn (`make bench`): foundation, transport, TUI, ordonnance PDF, desks.
 
 Each prints its own table; the transport and TUI ones can also rewrite their section of
 docs/performance.md (see their --write-doc option). Run on an otherwise idle machine.
@@ -14,6 +14,7 @@ BENCHES = [
     ["bench.transport", "--sizes", "10000,100000"],
     ["bench.tui", "--patients", "100000"],
     ["bench.pdf"],
+    ["bench.desks", "--patients", "100000"],
 ]
 
 

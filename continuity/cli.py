@@ -831,12 +831,12 @@ def watch_command(home: Path, once: bool) -> None:
     inbox_watch = watch.InboxWatcher(store.Store(home))
     if once:
         inbox_watch.scan(settle=True)
-        rejected = [outcome for outcome in inbox_watch.outcomes if outcome.outcome == "rejected"]
-        if rejected:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
+        refused = [o for o in inbox_watch.outcomes if o.outcome in ("rejected", "quarantined") and not o.deferred]
+        if refused:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
             from continuity.errors import REJECTION_CLASSES, SnapshotRejected
 
             codes = {kind.reason: kind.exit_code for kind in REJECTION_CLASSES}
-            raise click.exceptions.Exit(codes.get(rejected[0].reason or "", SnapshotRejected.exit_code))
+            raise click.exceptions.Exit(codes.get(refused[0].reason or "", SnapshotRejected.exit_code))
         return
     watch.run_until_signalled(inbox_watch)
 
@@ -1370,7 +1370,8 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
     if as_json_output:
         for entry in entries:
             fields = {"index": entry.index, "time": entry.timestamp, "user": entry.user, "action": entry.action}
-            click.echo(json.dumps({**fields, "patient": entry.patient_id, "snapshot_seq": entry.snapshot_seq}))
+            where = {"desk": entry.desk} if entry.desk else {}
+            click.echo(json.dumps({**fields, "patient": entry.patient_id, "snapshot_seq": entry.snapshot_seq, **where}))
         return
     if not entries:
         click.echo("Aucun accès trouvé dans le journal conservé.")
@@ -1380,7 +1381,8 @@ def journal_access(home: Path, patient_id: str | None, user: str | None, as_json
         label = _ACTION_LABELS_FR.get(entry.action, entry.action)
         target = f" {entry.patient_id}" if entry.patient_id else ""
         seq = f" (instantané n° {entry.snapshot_seq})" if entry.snapshot_seq is not None else ""
-        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}  [entrée {entry.index}]")
+        from_desk = f" depuis le poste {entry.desk}" if entry.desk else ""
+        click.echo(f"{moment}  {entry.user:<16} {label}{target}{seq}{from_desk}  [entrée {entry.index}]")
 
 
 @journal.command("retention")
@@ -1450,6 +1452,174 @@ def drill_command(
         raise click.exceptions.Exit(1)
 
 
+# --- desks over SSH: desk add/remove/list/config (continuity/desk.py, docs/desks.md) ---------------
+
+
+@cli.group(cls=ContinuityGroup)
+def desk() -> None:
+    """Desks in other rooms: each opens the interface over SSH with its own key (docs/desks.md)."""
+
+
+def _require_initialised(home: Path) -> None:
+    from continuity import keys
+    from continuity.errors import NotInitialized
+
+    if not (home / keys.APPLIANCE_PUB).is_file():
+        raise NotInitialized(f"{home} is not an initialised appliance home (no {keys.APPLIANCE_PUB})")
+
+
+def _journal_desk_change(home: Path, action: str, details: dict[str, Any]) -> None:
+    from continuity.journal import SYSTEM_USER, Journal
+
+    Journal(home).append(user=SYSTEM_USER, action=action, details=details)
+
+
+@desk.command("add")
+@click.argument("name")
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The desk PC's public key (the .pub file made by ssh-keygen on that PC).")
+@click.option("--printer", help="CUPS queue of the printer beside that desk (default: the appliance's default).")
+@click.option("--replace", is_flag=True, help="Change the key or printer of an existing desk.")
+@_home_option
+def desk_add(name: str, key_file: Path, printer: str | None, replace: bool, home: Path) -> None:
+    """Authorise a desk: its key opens the Continuity interface, and nothing else."""
+    from continuity import desk as desk_module
+
+    desk_module.check_desk_name(name)
+    _require_initialised(home)
+    key = desk_module.read_key_file(key_file)
+    added = desk_module.DeskRegistry(home).add(name, key, printer=printer, replace=replace)
+    _journal_desk_change(home, "desk_added", {"desk": name, "fingerprint": key.fingerprint, "printer": printer,
+                                              "replaced": replace})  # fmt: skip
+    click.echo(f"Poste « {added.name} » autorisé.")
+    click.echo(f"  empreinte de sa clé : {key.fingerprint}")
+    click.echo("  (comparez-la avec celle affichée sur le poste : ssh-keygen -lf FICHIER.pub)")
+    if printer:
+        click.echo(f"  imprimante par défaut : {printer}")
+        if not _queue_known(printer):
+            click.echo(f"ATTENTION : l'imprimante « {printer} » n'est pas (encore) connue de CUPS sur cet appareil "
+                       "(lpstat -p) : les impressions de ce poste seront enregistrées en PDF.", err=True)  # fmt: skip
+    click.echo(f"  commande : ssh -t {_service_user()}@APPAREIL  (docs/desks.md)")
+
+
+def _queue_known(queue: str) -> bool:
+    import os
+    import subprocess
+
+    try:
+        result = subprocess.run(["lpstat", "-p", queue], capture_output=True, text=True, timeout=10, check=False,
+                                env={**os.environ, "LC_ALL": "C"})  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.startswith(f"printer {queue} ")
+
+
+def _service_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+@desk.command("remove")
+@click.argument("name")
+@_home_option
+def desk_remove(name: str, home: Path) -> None:
+    """Withdraw a desk: its key no longer connects, and a session open there ends at its next key press."""
+    from continuity import desk as desk_module
+
+    removed = desk_module.DeskRegistry(home).remove(name)
+    _journal_desk_change(home, "desk_removed", {"desk": name, "fingerprint": removed.key.fingerprint})
+    click.echo(f"Poste « {name} » retiré : sa clé n'ouvre plus rien ; une session ouverte s'y termine à la "
+               "prochaine touche.")  # fmt: skip
+
+
+@desk.command("list")
+@_home_option
+@click.option("--json", "as_json_output", is_flag=True, help="Print a JSON list.")
+def desk_list(home: Path, as_json_output: bool) -> None:
+    """The authorised desks: name, key fingerprint, printer, date added."""
+    from continuity import desk as desk_module
+
+    desks = desk_module.DeskRegistry(home).desks()
+    if as_json_output:
+        rows = [{**d.as_json(), "fingerprint": d.key.fingerprint, "key_type": d.key.type} for d in desks]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not desks:
+        click.echo("Aucun poste autorisé (continuity desk add NOM --key POSTE.pub).")
+        return
+    for item in desks:
+        added = dt.datetime.fromisoformat(item.added_at).astimezone(display.PRACTICE_TZ)
+        printer = item.printer or "(imprimante par défaut)"
+        click.echo(f"{item.name:<20} {item.key.fingerprint}  {printer:<24} ajouté le {display.fr_datetime(added)}")
+
+
+@desk.command("config")
+@click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port sshd listens on.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for sshd_config, the include fragment and the host key.")
+@click.option("--user", "service_user", help="The service user desks log in as (default: the current user).")
+@click.option("--listen", multiple=True, help="Address to listen on (repeatable; default: all).")
+@click.option("--also-allow", multiple=True, help="Another user sshd may let in (e.g. an administrator).")
+@_home_option
+def desk_config(port: int, out: Path, service_user: str | None, listen: tuple[str, ...],
+                also_allow: tuple[str, ...], home: Path) -> None:  # fmt: skip
+    """Write an sshd configuration for the desks (include fragment + complete server + host key)."""
+    from continuity import desk as desk_module
+
+    user = service_user or _service_user()
+    written = desk_module.write_sshd_config(out, home=home.absolute(), port=port, user=user, listen=listen,
+                                            also_allow=also_allow)  # fmt: skip
+    click.echo("Configuration sshd des postes écrite :")
+    click.echo(f"  à inclure dans le sshd du système : {written.fragment}  (→ /etc/ssh/sshd_config.d/)")
+    click.echo(f"  serveur complet (essais, démo) :    {written.config}")
+    click.echo(f"      lancer : /usr/sbin/sshd -D -f {written.config}")
+    state = "nouvelle" if written.created_host_key else "conservée"
+    click.echo(f"  clé d'hôte ({state}) : {written.host_key}")
+    click.echo("Empreinte à vérifier par téléphone à la première connexion de chaque poste :")
+    click.echo(f"  serveur complet : {written.host_fingerprint}")
+    system_key = Path("/etc/ssh/ssh_host_ed25519_key.pub")
+    if system_key.is_file():
+        try:
+            fingerprint = desk_module.parse_public_key(system_key.read_bytes()).fingerprint
+            click.echo(f"  sshd du système : {fingerprint}")
+        except (OSError, desk_module.DeskError) as error:
+            log.warning("cannot read %s: %s", system_key, error)
+    for warning in written.warnings_fr:
+        click.echo(f"ATTENTION : {warning}", err=True)
+    problem = desk_module.check_sshd_config(written.config)
+    if problem is None:
+        click.echo("Vérification « sshd -t » : configuration acceptée.")
+    else:
+        click.echo(f"Vérification « sshd -t » impossible ou refusée : {problem}", err=True)
+
+
+def _default_home_path() -> Path:
+    from continuity import store
+
+    return store.default_home()
+
+
+def _open_desk(home: Path, name: str) -> None:
+    """Before a desk's interface opens: the desk is still listed, and a terminal is all it asked for."""
+    import os
+
+    from continuity import desk as desk_module
+    from continuity.journal import SYSTEM_USER, Journal
+
+    listed = desk_module.require_listed(home, name)
+    refused = desk_module.refusal(os.environ, terminal=sys.stdin.isatty() and sys.stdout.isatty())
+    if refused is not None:
+        detail, message_fr = refused
+        reason = "command" if "SSH_ORIGINAL_COMMAND" in os.environ else "no_terminal"
+        try:
+            Journal(home).append(user=SYSTEM_USER, action="desk_refused", details={"desk": name, "reason": reason})
+        except ContinuityError as error:
+            log.error("could not journal a refused desk request: %s", error)
+        raise desk_module.DeskError(f"desk {name}: {detail}", message_fr=message_fr)
+    desk_module.use_printer(listed)
+
+
 # --- tui, demo ------------------------------------------------------------------------------------
 
 
@@ -1462,7 +1632,9 @@ def drill_command(
 @click.option("--idle-minutes", type=float, default=5.0, show_default=True,
               help="Lock after this many minutes without a key press (0: never).")
 @click.option("--today", help="Fixed clock for tests and demos: AAAA-MM-JJ or an ISO date-time.")
-def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minutes: float, today: str | None) -> None:
+@click.option("--desk", "desk_name", help="The desk this interface serves (the forced command of an SSH desk key).")
+def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minutes: float, today: str | None,
+                desk_name: str | None) -> None:  # fmt: skip
     """Open the receptionist's screen: unlock, search a patient, read the summary, agenda, ordonnance."""
     from continuity.tui.app import make_app, parse_today
 
@@ -1471,7 +1643,12 @@ def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minut
             parse_today(today)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--today") from error
-    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today).run()
+    if desk_name is not None:
+        if db is not None:
+            raise click.UsageError("--desk ouvre l'appareil lui-même : pas de --db")
+        home = home or _default_home_path()
+        _open_desk(home, desk_name)
+    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, desk=desk_name).run()
 
 
 @cli.command("demo")

@@ -9,6 +9,9 @@ canonical form (sorted keys, no whitespace, UTF-8). Every line is an entry::
      "patient": "pat-0042", "prev": "<hash of entry 40>", "sealed": null,
      "snapshot_seq": 17, "ts": "2026-11-28T08:14:03.512210+00:00", "user": "dr.martin", "v": 1}
 
+An entry written by a desk session over SSH (continuity/desk.py) also has ``"desk": "salle-2"``; the
+field is absent otherwise, so entries written before desks existed hash and verify as they did.
+
 ``hash`` is the SHA-256 of the canonical form of the entry without ``hash``. ``index`` runs on
 across months, and the first entry of a month's file has as ``prev`` the last hash of the previous
 month (entry 0 has 64 zeros), so the months form one chain. Old months may be deleted after the
@@ -129,6 +132,8 @@ _ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,40}$")
 # FHIR logical id syntax (a little wider: some sources use ':' or longer ids): never a name.
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9\-.:_]{1,128}$")
 _USER = re.compile(r"^[^\s\x00-\x1f]{1,64}$")
+# Same rule as continuity.desk.DESK_NAME (not imported: the journal depends on nothing above it).
+_DESK = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # A safety net, not a guarantee: details keys that almost certainly carry patient data.
 _FORBIDDEN_DETAIL_KEYS = frozenset(
     {
@@ -359,9 +364,12 @@ class JournalEntry:
     sealed: str | None  # base64 of the SealedBox ciphertext
     prev_hash: str
     hash: str
+    # The desk (consultation room) the entry was written from, for sessions opened over SSH
+    # (continuity/desk.py). Optional and hashed only when present: entries without it are unchanged.
+    desk: str | None = None
 
     def hashed_fields(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "v": FORMAT_VERSION,
             "index": self.index,
             "ts": self.timestamp,
@@ -373,6 +381,9 @@ class JournalEntry:
             "sealed": self.sealed,
             "prev": self.prev_hash,
         }
+        if self.desk is not None:
+            fields["desk"] = self.desk
+        return fields
 
     def computed_hash(self) -> str:
         return _digest(self.hashed_fields())
@@ -392,6 +403,10 @@ class JournalEntry:
             raise ValueError("not an object")
         expected = {"v", "index", "ts", "user", "action", "patient", "snapshot_seq", "details", "sealed",
                     "prev", "hash"}  # fmt: skip
+        if "desk" in raw:
+            expected.add("desk")
+            if not isinstance(raw["desk"], str) or _DESK.fullmatch(raw["desk"]) is None:
+                raise ValueError("field desk is not a desk name")
         if set(raw) != expected:
             raise ValueError(f"fields {sorted(set(raw) ^ expected)} unexpected or missing")
         if raw["v"] != FORMAT_VERSION:
@@ -416,6 +431,7 @@ class JournalEntry:
             sealed=raw["sealed"],
             prev_hash=raw["prev"],
             hash=raw["hash"],
+            desk=raw.get("desk"),
         )
 
     def open_sealed(self, box_key: nacl.public.PrivateKey | Sequence[nacl.public.PrivateKey]) -> Any:
@@ -703,7 +719,13 @@ def _last_line(path: Path) -> tuple[bytes, int]:
 class Journal:
     """The appliance journal: append entries under a lock, read them back, checkpoint, apply retention."""
 
-    def __init__(self, home: Path, appliance_public_key: nacl.public.PublicKey | None = None) -> None:
+    def __init__(
+        self, home: Path, appliance_public_key: nacl.public.PublicKey | None = None, *, desk: str | None = None
+    ) -> None:
+        """`desk`: the desk this process serves (an SSH session): recorded in every entry it writes."""
+        if desk is not None and _DESK.fullmatch(desk) is None:
+            raise ValueError(f"invalid desk name {desk!r}")
+        self.desk = desk
         self.home = Path(home)
         self.directory = self.home / JOURNAL_DIR
         self._public_key = appliance_public_key
@@ -935,6 +957,7 @@ class Journal:
             sealed=sealed_text,
             prev_hash=tail.hash if tail else GENESIS_HASH,
             hash="",
+            desk=self.desk,
         )
         entry = dataclasses.replace(provisional, hash=provisional.computed_hash())
         self._write_line(path, entry.to_line())

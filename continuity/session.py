@@ -97,6 +97,7 @@ class BannerInfo:
     sequence: int | None = None
     fell_back_from: str | None = None  # why the newest stored snapshot could not be opened
     pull_notice: str = ""  # a failed or rejected pull since the snapshot on screen was stored
+    desk: str | None = None  # the desk (room) of an SSH session, continuity/desk.py
 
     @property
     def headline(self) -> str:
@@ -206,15 +207,17 @@ class Session:
         *,
         clock: Clock = system_clock,
         on_wait: Callable[[int, float], None] | None = None,
+        desk: str | None = None,
     ) -> Session:
         """Open `user`'s keyslot, decrypt the newest good snapshot, journal the unlock.
 
         Raises AuthenticationError (wrong passphrase), KeyslotRefused, NoSnapshot, JournalError, or
         the rejection of every stored snapshot. A failed unlock is journaled (see `authenticate`).
+        `desk`: the desk of an SSH session; every journal entry of the session names it.
         """
         from continuity import store  # lazily: the store is not needed by dev mode
 
-        journal = Journal(home)
+        journal = Journal(home, desk=desk)
         slot = authenticate(home, user, passphrase, command="unlock", journal=journal, on_wait=on_wait)
         ensure_reserve(home)  # (re)made while there is room: released to the journal if the disk fills
         secrets = slot.secrets
@@ -291,6 +294,11 @@ class Session:
     @property
     def dev_mode(self) -> bool:
         return self._live.secrets is None
+
+    @property
+    def desk(self) -> str | None:
+        """The desk of an SSH session (continuity/desk.py), None on the appliance's own screen."""
+        return self.journal.desk
 
     # -- time
 
@@ -413,6 +421,7 @@ class Session:
             sequence=live.sequence,
             fell_back_from=live.fell_back_from,
             pull_notice=self._pull_notice(),
+            desk=self.desk,
         )
 
     def status(self) -> StatusInfo:
@@ -719,10 +728,15 @@ LAST_USER_FILE = "tui-last-user"
 class HomeUnlocker(Unlocker):
     """The real path: a staff keyslot opens the appliance key, which decrypts the newest snapshot."""
 
-    def __init__(self, home: Path, *, clock: Clock = system_clock, preselect: str | None = None) -> None:
+    def __init__(
+        self, home: Path, *, clock: Clock = system_clock, preselect: str | None = None, desk: str | None = None
+    ) -> None:
         self.home = home
         self.clock = clock
         self.preselect = preselect  # who to preselect when nobody has unlocked here yet (the demo)
+        self.desk = desk  # an SSH desk (continuity/desk.py): journaled, and remembers its own last user
+        # Each desk preselects who last unlocked *there*: the doctor of room 2, not the receptionist.
+        self.last_user_file = f"{LAST_USER_FILE}-{desk}" if desk else LAST_USER_FILE
 
     def staff(self) -> list[str]:
         from continuity import keys
@@ -732,15 +746,19 @@ class HomeUnlocker(Unlocker):
     def last_user(self) -> str | None:
         # Only a staff login, never patient data: it may sit in clear next to the keyslots.
         try:
-            name = (self.home / LAST_USER_FILE).read_text(encoding="utf-8").strip()
+            name = (self.home / self.last_user_file).read_text(encoding="utf-8").strip()
         except OSError:
             name = self.preselect or ""
         return name if name in self.staff() else None
 
     def unlock(self, user: str, passphrase: str) -> Session:
-        session = Session.unlock(self.home, user, passphrase, clock=self.clock)
+        if self.desk is not None:
+            from continuity import desk
+
+            desk.require_listed(self.home, self.desk)  # a desk removed meanwhile unlocks nothing
+        session = Session.unlock(self.home, user, passphrase, clock=self.clock, desk=self.desk)
         try:
-            (self.home / LAST_USER_FILE).write_text(user + "\n", encoding="utf-8")
+            (self.home / self.last_user_file).write_text(user + "\n", encoding="utf-8")
         except OSError as error:
             log.warning("cannot remember the last user: %s", error)
         return session

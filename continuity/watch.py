@@ -125,9 +125,10 @@ class InboxWatcher:
             outcome = self._handle(path, final)
         if outcome.outcome != "ignored":
             self.outcomes.append(outcome)
-            # A refusal is a WARNING (journald priority), an accepted or deferred file INFO.
+            # A refusal (quarantine included) is a WARNING (journald priority), an accepted or deferred file INFO.
+            refused = outcome.outcome in ("rejected", "quarantined") and not outcome.deferred
             log.log(
-                logging.WARNING if outcome.outcome == "rejected" else logging.INFO,
+                logging.WARNING if refused else logging.INFO,
                 "inbox %s: %s%s%s",
                 printable(outcome.name, 200),
                 outcome.outcome,

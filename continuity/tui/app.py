@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import gc
 import logging
+import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on, work
 from textual.app import App
@@ -29,9 +34,19 @@ from continuity.tui.screens.search import SearchScreen
 from continuity.tui.screens.status import StatusScreen
 from continuity.tui.screens.unlock import UnlockScreen
 
+if TYPE_CHECKING:
+    from continuity.desk import DeskPresence
+
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_MINUTES = 5.0
+# After a hang-up the session is locked and journaled first; if leaving then stalls on the dead
+# terminal, the process is ended after this long all the same. The last resort holds even if the lock
+# itself never gets to run (a stuck disk): the data then goes with the process.
+HANGUP_EXIT_SECONDS = 5.0
+HANGUP_LAST_RESORT_SECONDS = 60.0
+FAREWELL_SECONDS = 10.0  # how long the reason the session ended stays on screen (any key closes it)
+DESK_REMOVED_FR = "Ce poste a été retiré de Continuity : la session est fermée. Adressez-vous au responsable."
 # A newer snapshot is switched to only after this long without a key press, on a screen that allows it.
 SWITCH_AFTER_QUIET_SECONDS = 2.0
 
@@ -84,8 +99,11 @@ class ContinuityApp(App[None]):
         watch_store: bool = True,
         print_directory: Path | None = None,
         unlock_hint: str = "",
+        desk: DeskPresence | None = None,
     ) -> None:
         super().__init__()
+        self.desk = desk  # an SSH desk (continuity/desk.py): its removal ends the program at the next key
+        self._ended = False
         self.unlock_hint = unlock_hint  # e.g. the demo's user and passphrase, shown on the unlock screen
         self.unlocker = unlocker
         self.session: Session | None = None
@@ -110,6 +128,19 @@ class ContinuityApp(App[None]):
     # -- lifecycle
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            # A dropped SSH connection (or a closed window) sends SIGHUP; a shutdown sends SIGTERM.
+            loop = asyncio.get_running_loop()
+
+            def hung_up(signum: int, frame: object) -> None:
+                # A plain signal handler runs at once in the main thread, whatever the loop is doing:
+                # arm the last-resort deadline here, and let the loop lock and leave.
+                _exit_after(HANGUP_LAST_RESORT_SECONDS)
+                loop.call_soon_threadsafe(self._hung_up, signum)
+
+            for signum in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(ValueError):  # not the main thread (embedded in another program)
+                    signal.signal(signum, hung_up)
         self.set_interval(min(1.0, max(0.1, self.idle_seconds / 4)) if self.idle_seconds else 1.0, self._tick)
         if self._initial_session is not None:
             session, self._initial_session = self._initial_session, None
@@ -127,7 +158,37 @@ class ContinuityApp(App[None]):
         # Every key press and click from the terminal passes here first: that is our activity clock.
         if isinstance(event, events.Key | events.MouseDown | events.MouseScrollDown | events.MouseScrollUp):
             self._last_input = time.monotonic()
+            if self._ended:
+                self.exit(return_code=1)  # a key on the farewell screen closes it at once
+                return
+            if self.desk is not None and not self.desk.listed():
+                self.end("desk_removed", DESK_REMOVED_FR)  # the key does nothing else
+                return
         await super().on_event(event)
+
+    def end(self, reason: str, message_fr: str = "") -> None:
+        """Lock (journaled with `reason`), drop the data, and leave the program."""
+        if self._ended:
+            return
+        self._ended = True
+        session, self.session = self.session, None
+        self._stop_watching()
+        if session is not None:
+            session.lock(reason=reason)
+        gc.unfreeze()
+        gc.collect()
+        if message_fr:
+            # Say why on the screen (no patient data is left to show), then leave: over SSH the desk's
+            # window closes with the program, so a message printed afterwards might never be seen.
+            self._reset_to(UnlockScreen(notice=message_fr))
+            self.set_timer(FAREWELL_SECONDS, lambda: self.exit(return_code=1))
+            return
+        self.exit(return_code=0 if reason == "quit" else 1)
+
+    def _hung_up(self, signum: int) -> None:
+        # The journal entry and the dropping of the data come first; a dead terminal must not stop us leaving.
+        self.end("hangup" if signum == signal.SIGHUP else "terminated")
+        _exit_after(HANGUP_EXIT_SECONDS)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in {"search", "agenda", "status", "lock"} and self.session is None:
@@ -137,6 +198,9 @@ class ContinuityApp(App[None]):
     # -- sessions
 
     def start_session(self, session: Session) -> None:
+        if self._ended:  # unlocked in a worker while the program was ending (a hang-up during unlock)
+            session.lock(reason="hangup")
+            return
         self.session = session
         self._last_input = time.monotonic()
         self.pending_sequence = None
@@ -430,6 +494,13 @@ class ContinuityApp(App[None]):
                 screen.refresh_banner()
 
 
+def _exit_after(seconds: float) -> None:
+    """End the process after `seconds` whatever the main thread is doing (a daemon timer thread)."""
+    timer = threading.Timer(seconds, os._exit, args=(1,))
+    timer.daemon = True
+    timer.start()
+
+
 def parse_today(text: str) -> dt.datetime:
     """`--today`: a date (at noon, Paris time) or an ISO date-time, for fixed clocks in tests and demos."""
     from continuity.session import PRACTICE_TZ
@@ -452,8 +523,12 @@ def make_app(
     idle_minutes: float = DEFAULT_IDLE_MINUTES,
     today: str | None = None,
     unlock_hint: str = "",
+    desk: str | None = None,
 ) -> ContinuityApp:
-    """The app on an appliance home (keyslots, store), or in dev mode on a plain database file."""
+    """The app on an appliance home (keyslots, store), or in dev mode on a plain database file.
+
+    `desk`: the SSH desk this program serves (`continuity tui --desk`, the desk key's forced command).
+    """
     from continuity import store
     from continuity.session import DatabaseUnlocker, HomeUnlocker, fixed_clock, system_clock
 
@@ -464,5 +539,12 @@ def make_app(
         home.mkdir(parents=True, exist_ok=True)
         unlocker = DatabaseUnlocker(db, home, user=user or "dev", clock=clock)
     else:
-        unlocker = HomeUnlocker(home, clock=clock, preselect=user)
-    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint)
+        unlocker = HomeUnlocker(home, clock=clock, preselect=user, desk=desk)
+    presence = None
+    if desk is not None:
+        from continuity.desk import DeskPresence
+
+        presence = DeskPresence(home, desk)
+        # The unlock screen has no banner yet: say there which desk this is.
+        unlock_hint = "\n".join(filter(None, [f"Poste : {desk}", unlock_hint]))
+    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint, desk=presence)

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 def banner_text(info: BannerInfo, *, pending_sequence: int | None = None) -> str:
     """The banner's lines: headline, practice and user, then any notice (fallback, pull, new data)."""
-    lines = [info.headline, f"{info.practice_name} — utilisateur : {info.user}"]
+    where = f" — poste : {info.desk}" if info.desk else ""  # an SSH desk (docs/desks.md)
+    lines = [info.headline, f"{info.practice_name}{where} — utilisateur : {info.user}"]
     if info.freshness is Freshness.RED:
         lines[0] += " — DONNÉES DE PLUS DE 7 JOURS"
     elif info.freshness is Freshness.AMBER:
