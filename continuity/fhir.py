@@ -1649,6 +1649,7 @@ class _Reader:
             "deceased": lambda: bool(
                 _bool(resource, "deceasedBoolean", path) or _code(resource, "deceasedDateTime", path)
             ),
+            "deceased_date": lambda: _date(resource, "deceasedDateTime", path),
             "active": lambda: _bool(resource, "active", path) is not False,
             "general_practitioner_id": lambda: next(
                 (

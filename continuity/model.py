@@ -88,6 +88,7 @@ class Patient:
     active: bool = True
     general_practitioner_id: str = ""
     allergy_status: AllergyStatus = AllergyStatus.NO_INFORMATION
+    deceased_date: dt.date | None = None  # when the source gives it; `deceased` may be true without it
 
     def __post_init__(self) -> None:
         if self.ins and self.identity_status is not IdentityStatus.QUAL:
