@@ -170,6 +170,7 @@ INDEXES = """
 CREATE INDEX name_token_by_rank ON name_token (rank, token, sound);
 CREATE INDEX name_token_by_sound ON name_token (sound, token);
 CREATE UNIQUE INDEX patient_rank ON patient (rank);
+CREATE INDEX patient_rank_birth ON patient (rank, birth_date);
 CREATE INDEX patient_birth_date ON patient (birth_date, rank);
 CREATE INDEX patient_ins ON patient (ins);
 CREATE INDEX allergy_patient ON allergy (patient);
