@@ -1,13 +1,20 @@
-"""Dossier patient: identity block, allergies first and unmissable, conditions, treatments, appointments."""
+"""Dossier patient: identity header (with the weight), allergies unmissable, treatments, conditions, appointments.
+
+At 80×24 the identity, the allergies and the first treatments fit without scrolling: the header is
+kept to a few lines (the weight with its date and age, the phone beside the GP) and the
+treatments come right after the allergies.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from continuity import display
+from continuity import display, prescribe
 from continuity.model import AllergyStatus, PatientSummary, Practitioner
 from continuity.session import PatientView
 from continuity.tui.screens.base import SessionScreen
@@ -23,23 +30,60 @@ def allergy_class(summary: PatientSummary) -> str:
     return "-no-information"
 
 
-def identity_block(view: PatientView, today_text: str, age: str) -> str:
+def weight_line(summary: PatientSummary, today: dt.date) -> str:
+    """'Poids : 83,4 kg, le 23/12/2023 — il y a 3 ans', then the height; a child's stale weight is flagged.
+
+    How old a child's weight may be comes from the prescription rules (prescribe.py), so the screen
+    warns exactly when an ordonnance would.
+    """
+    weight, height = summary.latest("weight"), summary.latest("height")
+    text = f"Poids : {display.measure_line(weight, today)}" if weight else "Poids : non renseigné"
+    if height is not None:
+        text += f" ; taille : {display.fr_number(height.value)} {height.unit}"
+    warning = child_weight_warning(summary, today)
+    return text + (f"\n⚠ {warning}" if warning else "")
+
+
+def child_weight_warning(summary: PatientSummary, today: dt.date) -> str:
+    """For a child, a weight missing or older than the rules allow, in words; '' otherwise."""
+    patient = summary.patient
+    age = patient.age_on(today)
+    if age is None or age >= prescribe.ADULT_AGE:
+        return ""
+    limit = prescribe.INFANT_WEIGHT_MAX_DAYS if age < prescribe.INFANT_AGE else prescribe.CHILD_WEIGHT_MAX_DAYS
+    weight = summary.latest("weight")
+    months = max(1, round(limit / 30.5))
+    child = f"enfant de {display.age_label(patient, today)}"
+    if weight is None or weight.measured_on is None:
+        return f"Aucun poids daté pour cet {child} : pesez-le avant toute prescription."
+    if (today - weight.measured_on).days > limit:
+        return (f"Poids de plus de {months} mois pour cet {child} : pesez-le avant toute prescription "
+                "(la posologie en dépend).")
+    return ""
+
+
+def identity_block(view: PatientView, today: dt.date) -> str:
     patient = view.summary.patient
-    lines = [f"{display.identity_line(patient)} ({age})"]
+    lines = [f"{display.identity_line(patient)} ({display.age_label(patient, today)})"]
+    if patient.deceased:
+        lines.append(f"⚠ PATIENT {display.deceased_label(patient)}")
     status = display.IDENTITY_STATUS_FR[patient.identity_status]
     lines.append(f"Identité : {status}" + (f" — INS {patient.ins}" if patient.ins else ""))
     if view.homonyms:
-        lines.append(f"⚠ {HOMONYM_WARNING} ({view.homonyms} autre(s) patient(s) du même nom)")
-    if patient.deceased:
-        lines.append("⚠ PATIENT DÉCÉDÉ")
+        others = display.plural(view.homonyms, "autre patient", "autres patients")
+        lines.append(f"⚠ {HOMONYM_WARNING} ({others} du même nom)")
+    lines.append(weight_line(view.summary, today))
+    contact = []
     if patient.phones:
-        lines.append("Téléphone : " + ", ".join(patient.phones))
+        contact.append("Tél. " + ", ".join(display.fr_phone(phone) for phone in patient.phones))
+    gp = view.summary.general_practitioner
+    if gp is not None:
+        contact.append(f"Médecin traitant : {gp.display_name}")
+    if contact:
+        lines.append(" — ".join(contact))
     address = patient.address.one_line()
     if address:
         lines.append(f"Adresse : {address}")
-    gp = view.summary.general_practitioner
-    if gp is not None:
-        lines.append(f"Médecin traitant : {gp.display_name}")
     return "\n".join(lines)
 
 
@@ -70,15 +114,6 @@ def conditions_text(summary: PatientSummary) -> str:
         mark = "[ALD] " if condition.is_ald else ""
         lines.append(f"• {mark}{condition.text}{onset}")
     return "\n".join(lines)
-
-
-def measures_text(summary: PatientSummary) -> str:
-    parts = []
-    for kind, label in (("weight", "Poids"), ("height", "Taille")):
-        measure = summary.latest(kind)
-        if measure is not None:
-            parts.append(f"{label} : {measure.value:g} {measure.unit} (le {display.fr_date(measure.measured_on)})")
-    return " — ".join(parts) if parts else "Poids et taille : non renseignés"
 
 
 def prescriptions_text(view: PatientView) -> str:
@@ -128,9 +163,8 @@ class PatientScreen(SessionScreen):
         with VerticalScroll(id="patient-body"):
             yield Static(id="identity", markup=False)
             yield Static(id="allergies", markup=False)
-            yield Static(id="conditions", classes="section", markup=False)
             yield Static(id="treatments", classes="section", markup=False)
-            yield Static(id="measures", classes="section", markup=False)
+            yield Static(id="conditions", classes="section", markup=False)
             yield Static(id="prescriptions", classes="section", markup=False)
             yield Static(id="appointments", classes="section", markup=False)
         yield Footer()
@@ -144,8 +178,9 @@ class PatientScreen(SessionScreen):
         summary = view.summary
         today = self.session.today()
         identity = self.query_one("#identity", Static)
-        identity.update(identity_block(view, display.fr_date(today), display.age_label(summary.patient, today)))
+        identity.update(identity_block(view, today))
         identity.set_class(bool(view.homonyms), "-homonym")
+        identity.set_class(summary.patient.deceased, "-deceased")
         allergies = self.query_one("#allergies", Static)
         headline = display.allergy_headline(summary)
         if summary.allergies:
@@ -161,7 +196,6 @@ class PatientScreen(SessionScreen):
             allergies.set_class(name == allergy_class(summary), name)
         self.query_one("#conditions", Static).update(conditions_text(summary))
         self.query_one("#treatments", Static).update(treatments_text(view))
-        self.query_one("#measures", Static).update(measures_text(summary))
         self.query_one("#prescriptions", Static).update(prescriptions_text(view))
         self.query_one("#appointments", Static).update(appointments_text(view))
 
