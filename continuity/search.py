@@ -156,9 +156,17 @@ def name_tokens(
     return found
 
 
-def index_rows(name_tokens_of_patient: Mapping[str, int], rank: int) -> list[tuple[str, int, int, str]]:
-    """The `name_token` rows of one patient: (token, quality, rank, phonetic key)."""
-    return [(token, quality, rank, sound_key(token)) for token, quality in name_tokens_of_patient.items()]
+def word_rows(qualities: Mapping[str, int]) -> list[tuple[str, str, int]]:
+    """The `name_word` rows: (phonetic key, word, 1 if it is a surname or part of one), words with a key.
+
+    `qualities` is each distinct word of the index with its best quality over all patients.
+    """
+    rows = []
+    for token, quality in qualities.items():
+        key = sound_key(token)
+        if key:
+            rows.append((key, token, int(quality in SURNAME_QUALITIES)))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +527,7 @@ TYPO_BONUS = 1
 
 
 class SurnameIndex:
-    """Every distinct surname token of a snapshot, by first letter and length, for typo lookups.
+    """Every distinct surname word of a snapshot, by first letter and length, for typo lookups.
 
     One typing error is searched among surnames of the same first letter (a receptionist who heard
     the name gets its first letter right; a first letter heard wrong — D/T, B/P, G/J — is the
@@ -536,11 +544,10 @@ class SurnameIndex:
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> SurnameIndex:
-        sql = "SELECT DISTINCT token FROM name_token WHERE quality >= ?"
-        return cls(token for (token,) in conn.execute(sql, (min(SURNAME_QUALITIES),)))
+        return cls(token for (token,) in conn.execute("SELECT token FROM name_word WHERE surname = 1"))
 
     def one_edit(self, word: str) -> list[str]:
-        """Surname tokens at most one typing error away from `word` (itself included if present)."""
+        """Surname words at most one typing error away from `word` (itself included if present)."""
         if len(word) < TYPO_MIN_LENGTH:
             return []
         found: list[str] = []
@@ -556,28 +563,36 @@ class SurnameIndex:
 
 @dataclass(frozen=True, slots=True)
 class _Heard:
-    """One typed word and the ways a name token may match it in the second tier."""
+    """One typed word and the index words that may stand for it in the second tier."""
 
     word: str
-    sound: str  # its phonetic key ('' when the word is too short to have one)
-    typos: tuple[str, ...]  # surname tokens one error away that do not start with the word
+    alike: tuple[str, ...]  # words with its phonetic key that do not start with it (any name)
+    typos: tuple[str, ...]  # surname words one error away that do not start with it
 
-    def condition(self, alias: str) -> tuple[str, list[object]]:
-        """SQL: the token row `alias` matches this word by prefix, sound or typo."""
-        parts = [f"({alias}.token >= ? AND {alias}.token < ?)"]
-        params: list[object] = [*_prefix_bounds(self.word)]
-        if self.sound:
-            parts.append(f"{alias}.sound = ?")
-            params.append(self.sound)
+    @property
+    def fuzzy(self) -> bool:
+        return bool(self.alike or self.typos)
+
+    def differently(self, alias: str) -> list[tuple[str, list[object]]]:
+        """SQL conditions on the token row `alias`: this word heard differently (sound or typo)."""
+        ways: list[tuple[str, list[object]]] = []
+        if self.alike:
+            ways.append((f"{alias}.token IN ({','.join('?' * len(self.alike))})", [*self.alike]))
         if self.typos:
-            parts.append(f"({alias}.token IN ({','.join('?' * len(self.typos))}) AND {alias}.quality >= ?)")
-            params += [*self.typos, min(SURNAME_QUALITIES)]
-        return "(" + " OR ".join(parts) + ")", params
+            marks = ",".join("?" * len(self.typos))
+            ways.append((f"{alias}.token IN ({marks}) AND {alias}.quality >= ?", [*self.typos, min(SURNAME_QUALITIES)]))
+        return ways
 
-    def score(self, token: str, quality: int, sound: str) -> int | None:
+    def matches(self, alias: str) -> tuple[str, list[object]]:
+        """SQL: the token row `alias` matches this word by prefix, sound or typo."""
+        prefix: tuple[str, list[object]] = (f"{alias}.token >= ? AND {alias}.token < ?", [*_prefix_bounds(self.word)])
+        ways = [prefix, *self.differently(alias)]
+        return " OR ".join(f"({sql})" for sql, _ in ways), [value for _, params in ways for value in params]
+
+    def score(self, token: str, quality: int) -> int | None:
         if token == self.word:
             return EXACT_BONUS + quality
-        if self.sound and sound == self.sound:
+        if token in self.alike:
             return SOUND_BONUS + quality
         if token in self.typos and quality in SURNAME_QUALITIES:
             return TYPO_BONUS + quality
@@ -586,10 +601,14 @@ class _Heard:
         return None
 
 
-def _heard(word: str, surnames: SurnameIndex | None) -> _Heard:
-    sound = sound_key(word) if len(word) >= SOUND_MIN_LENGTH else ""
-    typos = surnames.one_edit(word) if surnames is not None else []
-    return _Heard(word, sound if len(sound) > 1 else "", tuple(t for t in typos if not t.startswith(word)))
+def _heard(conn: sqlite3.Connection, word: str, surnames: SurnameIndex | None) -> _Heard:
+    key = sound_key(word) if len(word) >= SOUND_MIN_LENGTH else ""
+    alike: list[str] = []
+    if len(key) > 1:
+        rows = conn.execute("SELECT token FROM name_word WHERE sound = ?", (key,))
+        alike = [token for (token,) in rows if not token.startswith(word)]
+    typos = [t for t in (surnames.one_edit(word) if surnames else []) if not t.startswith(word) and t not in alike]
+    return _Heard(word, tuple(alike), tuple(typos))
 
 
 def find_close(
@@ -603,45 +622,46 @@ def find_close(
     """The second tier: patients every typed word matches by prefix, phonetic key or one typing error,
     at least one of them not by prefix (those are the first tier's), best first.
 
-    Each word that has a phonetic key or typo neighbours is in turn the one heard differently: its
-    rows are the `(sound, token)` index rows with its key (minus the tokens it is a prefix of) and
-    the surname rows one error away. They are walked with the other words and the birth date
-    checked per row — or, when fewer patients were born then, the patients born then are walked
-    with the words checked — until a page is collected; that page is scored word by word. The cost
-    follows the number of names that sound alike, not the size of the practice.
+    The words standing for a typed word heard differently are found first: the index words with
+    its phonetic key (`name_word`, a few per key) that do not start with it, and the surname words
+    one error away (`SurnameIndex`). Each typed word that has some is in turn the one heard
+    differently: the index rows of those words are walked, with the other typed words and the
+    birth date checked per row — or, when fewer patients were born then, the patients born then are
+    walked with the words checked — until a page is collected; that page is scored word by word.
+    The cost follows the number of patients whose names sound alike, not the size of the practice.
     """
-    heard = [_heard(word, surnames) for word in query.words]
-    if limit <= 0 or not any(h.sound or h.typos for h in heard):
+    heard = [_heard(conn, word, surnames) for word in query.words]
+    if limit <= 0 or not any(h.fuzzy for h in heard):
         return []
     birth_bounds = [query.birth.first.isoformat(), query.birth.last.isoformat()] if query.birth else []
     birth_size = _birth_size(conn, query.birth) if query.birth else None
+    sizes = {h.word: _differently_size(conn, h) for h in heard if h.fuzzy}
     found: dict[int, None] = {}
-    for driver in sorted((h for h in heard if h.sound or h.typos), key=lambda h: _differently_size(conn, h)):
-        sources = _differently(driver, "t")
-        word_checks = [other.condition("o") for other in heard if other is not driver]
-        if birth_size is not None and birth_size < _differently_size(conn, driver):
-            # Fewer patients born then than names sounding like the word: the birth date drives.
-            checks = [_differently(driver, "o"), *([(c, p)] for c, p in word_checks)]
-            where = " AND ".join(
-                "EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank WHERE o.rank = b.rank AND ("
-                + " OR ".join(f"({c})" for c, _ in ways)
-                + "))"
-                for ways in checks
+    for driver in sorted((h for h in heard if h.fuzzy), key=lambda h: sizes[h.word]):
+        others = [other.matches("o") for other in heard if other is not driver]
+        if birth_size is not None and birth_size < sizes[driver.word]:
+            # Fewer patients born then than rows for the word heard differently: the date drives.
+            ways = driver.differently("o")
+            checks = [(" OR ".join(f"({sql})" for sql, _ in ways), [v for _, p in ways for v in p]), *others]
+            where = "".join(
+                f" AND EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank "
+                f"WHERE o.rank = b.rank AND ({condition}))"
+                for condition, _ in checks
             )
-            params = [value for ways in checks for _, p in ways for value in p]
-            sql = f"SELECT b.rank FROM patient b WHERE b.birth_date BETWEEN ? AND ? AND {where} LIMIT ?"
+            params = [value for _, p in checks for value in p]
+            sql = f"SELECT b.rank FROM patient b WHERE b.birth_date BETWEEN ? AND ?{where} LIMIT ?"
             _collect(conn, sql, [*birth_bounds, *params, limit + len(exclude)], found, exclude)
         else:
             filters = "".join(
                 f" AND EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank "
-                f"WHERE o.rank = t.rank AND {condition})"
-                for condition, _ in word_checks
+                f"WHERE o.rank = t.rank AND ({condition}))"
+                for condition, _ in others
             )
-            filter_params = [value for _, params in word_checks for value in params]
+            filter_params = [value for _, params in others for value in params]
             if query.birth:
                 filters += " AND " + _born_in("t")
                 filter_params += birth_bounds
-            for where, params in sources:
+            for where, params in driver.differently("t"):
                 sql = f"SELECT t.rank FROM name_token t WHERE {where}{filters} LIMIT ?"
                 _collect(conn, sql, [*params, *filter_params, limit + len(exclude)], found, exclude)
                 if len(found) >= limit:
@@ -651,24 +671,10 @@ def find_close(
     return _score_close(conn, heard, list(found), limit)
 
 
-def _differently(word: _Heard, alias: str) -> list[tuple[str, list[object]]]:
-    """SQL conditions on token row `alias` for `word` heard differently: same sound, not the same
-    beginning (two ranges of the `(sound, token)` index), or one typing error on a surname."""
-    ways: list[tuple[str, list[object]]] = []
-    if word.sound:
-        low, high = _prefix_bounds(word.word)
-        ways.append((f"{alias}.sound = ? AND {alias}.token < ?", [word.sound, low]))
-        ways.append((f"{alias}.sound = ? AND {alias}.token >= ?", [word.sound, high]))
-    if word.typos:
-        marks = ",".join("?" * len(word.typos))
-        ways.append((f"{alias}.token IN ({marks}) AND {alias}.quality >= ?", [*word.typos, min(SURNAME_QUALITIES)]))
-    return ways
-
-
 def _differently_size(conn: sqlite3.Connection, word: _Heard) -> int:
-    """Index rows for the word heard differently, each way counted up to DENSE_PREFIX_ROWS."""
+    """Index rows of the words standing for `word`, each way counted up to DENSE_PREFIX_ROWS."""
     total = 0
-    for where, params in _differently(word, "t"):
+    for where, params in word.differently("t"):
         sql = f"SELECT count(*) FROM (SELECT 1 FROM name_token t WHERE {where} LIMIT ?)"
         total += int(conn.execute(sql, [*params, DENSE_PREFIX_ROWS]).fetchone()[0])
     return total
@@ -688,12 +694,12 @@ def _score_close(conn: sqlite3.Connection, heard: list[_Heard], ranks: list[int]
         return []
     best: dict[int, list[int]] = {}
     marks = ",".join("?" * len(ranks))
-    for rank, token, quality, sound in conn.execute(
-        f"SELECT rank, token, quality, sound FROM name_token WHERE rank IN ({marks})", ranks
+    for rank, token, quality in conn.execute(
+        f"SELECT rank, token, quality FROM name_token WHERE rank IN ({marks})", ranks
     ):
         scores = best.setdefault(rank, [-1] * len(heard))
         for index, word in enumerate(heard):
-            score = word.score(token, quality, sound)
+            score = word.score(token, quality)
             if score is not None and score > scores[index]:
                 scores[index] = score
     scored = [(sum(scores), rank) for rank, scores in best.items() if min(scores) >= 0]

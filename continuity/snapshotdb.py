@@ -100,8 +100,13 @@ CREATE TABLE name_token (
     token TEXT NOT NULL,
     quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 4),
     rank INTEGER NOT NULL,
-    sound TEXT NOT NULL,
     PRIMARY KEY (token, quality DESC, rank)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE name_word (
+    sound TEXT NOT NULL,
+    token TEXT NOT NULL,
+    surname INTEGER NOT NULL CHECK (surname IN (0, 1)),
+    PRIMARY KEY (sound, token)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE allergy (
     id TEXT PRIMARY KEY NOT NULL,
@@ -167,8 +172,7 @@ CREATE TABLE appointment (
 """
 
 INDEXES = """
-CREATE INDEX name_token_by_rank ON name_token (rank, token, sound);
-CREATE INDEX name_token_by_sound ON name_token (sound, token);
+CREATE INDEX name_token_by_rank ON name_token (rank, token);
 CREATE UNIQUE INDEX patient_rank ON patient (rank);
 CREATE INDEX patient_rank_birth ON patient (rank, birth_date);
 CREATE INDEX patient_birth_date ON patient (birth_date, rank);
@@ -417,10 +421,15 @@ class _Builder:
         # (The columns are declared in key order too: SQLite 3.40's quick_check misreads NOT NULL
         # columns of a WITHOUT ROWID table whose key order differs from the column order.)
         token_rows = sorted(
-            (row for patient, words in self.tokens.items() for row in search.index_rows(words, rank_of[patient])),
+            ((token, quality, rank_of[row]) for row, words in self.tokens.items() for token, quality in words.items()),
             key=lambda row: (row[0], -row[1], row[2]),
         )
-        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?, ?)", token_rows)
+        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
+        # One row per distinct word: its phonetic key (the search's second tier) and whether it is a surname.
+        best: dict[str, int] = {}
+        for token, quality, _ in token_rows:
+            best.setdefault(token, quality)  # sorted by quality descending within a token: the first is the best
+        self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
         return self.warnings
 
 
