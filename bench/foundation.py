@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from continuity import search, snapshotdb, synth
+from continuity import publish, search, snapshot_build, snapshotdb, synth
 from continuity.display import fr_date
 
 TODAY = dt.date(2026, 11, 28)
@@ -137,8 +137,8 @@ def bench_size(patients: int, queries: int, workdir: Path, *, reuse: bool = Fals
     if not (reuse and export.is_dir()):
         synth_seconds = timed(lambda: synth.write_practice(export, patients=patients, seed=1, today=TODAY))
     if not (reuse and out.is_file()):
-        result: list[snapshotdb.BuildResult] = []
-        publish_seconds = timed(lambda: result.append(snapshotdb.build([export], out)))
+        result: list[snapshot_build.BuildResult] = []
+        publish_seconds = timed(lambda: result.append(publish.build([export], out)))
     counts = snapshotdb.open_file(out).counts()
     data = out.read_bytes()
     open_times = []

@@ -226,7 +226,7 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
     try:
         db = snapshotdb.open_file(database)
     except SnapshotDatabaseError:  # missing, or built by an older schema: build it again
-        snapshotdb.build([sources], database, practice_id="bench")
+        publish.build([sources], database, practice_id="bench")
         db = snapshotdb.open_file(database)
     counts = db.counts()
     query = "DUPONT"  # a showcase patient of every synthetic practice

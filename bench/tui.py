@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.foundation import make_queries, percentile
-from continuity import snapshotdb
+from continuity import publish, snapshotdb
 from continuity.errors import SnapshotDatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def practice_database(patients: int, cache: Path) -> Path:
     if not (sources / ".complete").exists():
         synth.write_practice(sources, patients=patients, seed=1, today=TODAY)
         (sources / ".complete").write_text("ok")
-    snapshotdb.build([sources], database, practice_id="bench")
+    publish.build([sources], database, practice_id="bench")
     return database
 
 

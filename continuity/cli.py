@@ -198,9 +198,9 @@ def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | No
 @click.option("--practice", "practice_id", help="Practice identifier (default: from the export).")
 def publisher_build(sources: tuple[Path, ...], out: Path, strict: bool, practice_id: str | None) -> None:
     """Build a snapshot database from FHIR R4 sources (Bundles, resources, Bulk NDJSON folders)."""
-    from continuity import snapshotdb
+    from continuity import publish
 
-    result = snapshotdb.build(list(sources), out, strict=strict, practice_id=practice_id)
+    result = publish.build(list(sources), out, strict=strict, practice_id=practice_id)
     for table, count in result.counts.items():
         click.echo(f"{table:20} {count:>9}")
     report = result.report
@@ -381,78 +381,119 @@ def envelope_time(value: dt.datetime) -> str:
     return envelope.format_time(value)
 
 
+_ROLE_CHOICE = click.Choice(["prescriber", "reception"])
+
+
 @cli.command("init")
 @_home_option
 @click.option("--user", required=True, help="The first staff login.")
+@click.option("--role", type=_ROLE_CHOICE, default="reception", show_default=True,
+              help="prescriber (issues ordonnances, manages staff) or reception.")
+@click.option("--rpps", help="The prescriber's RPPS number (11 digits).")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the passphrase from this file (first line) instead of asking.")
-def init_command(home: Path, user: str, passphrase_file: Path | None) -> None:
+def init_command(home: Path, user: str, role: str, rpps: str | None, passphrase_file: Path | None) -> None:
     """Create the appliance home, its key pair and the first staff keyslot."""
-    from continuity import keys, store
+    from continuity import keys, staff, store
 
+    keys.make_member(user, role, rpps)  # refuse a bad name, role or RPPS before asking anything
     passphrase = read_passphrase(passphrase_file, prompt="Nouvelle phrase de passe", confirm=True)
-    keys.check_user(user)
     keys.check_passphrase(passphrase)
     store.Store(home).create()
-    keys.init_appliance(home, user, passphrase)
+    staff.initialise(home, user, passphrase, role=role, rpps=rpps)
     public = keys.appliance_public_key(home)
     click.echo(f"appliance home:        {home}")
     click.echo(f"appliance public key:  {home / keys.APPLIANCE_PUB}  (send it to the publisher)")
     click.echo(f"fingerprint:           {keys.fingerprint(bytes(public))}")
-    click.echo(f"first staff member:    {user}")
+    click.echo(f"administration key:    {keys.fingerprint(bytes(keys.admin_verify_key(home)))}  (write it down)")
+    click.echo(f"first staff member:    {user} ({keys.ROLE_LABELS_FR[keys.Role(role)]})")
+    if role != "prescriber":
+        click.echo("note: the first prescriber you add takes over staff management from this member.")
     click.echo("next: continuity trust PUBLISHER.pub   (check its fingerprint with the publisher by phone)")
 
 
 @cli.group(cls=ContinuityGroup)
 def staff() -> None:
-    """Staff keyslots: one per person, no shared accounts."""
+    """Staff keyslots and roles: one per person, no shared accounts."""
 
 
 @staff.command("list")
 @_home_option
 def staff_list(home: Path) -> None:
-    """List the staff members who can unlock this appliance."""
+    """List the staff members who can unlock this appliance, with their role."""
     from continuity import keys
 
-    for user in keys.list_staff(home):
-        click.echo(user)
+    for name, member in keys.members_with_slots(home):
+        if member is None:
+            click.echo(f"{name:<32} REFUSÉ (absent de la liste signée du personnel)")
+        elif member.rpps:
+            click.echo(f"{name:<32} {member.role_fr:<13} RPPS {member.rpps}")
+        else:
+            click.echo(f"{name:<32} {member.role_fr}")
+
+
+def _administrator(home: Path, user: str, passphrase_file: Path | None, command: str) -> Any:
+    """Unlock `user` for a staff change; refuse (and say so) unless their slot administers staff."""
+    from continuity.errors import StaffError
+    from continuity.session import authenticate
+
+    opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
+                          command=command)
+    if not opened.can_manage_staff:
+        from continuity.journal import Action, Journal
+
+        Journal(home).append(user=user, action=Action.STAFF_REFUSED,
+                             details={"command": command, "role": opened.member.role.value})
+        raise StaffError(
+            f"{user} ({opened.member.role.value}) cannot change staff: prescribers only",
+            message_fr="Seul un prescripteur peut ajouter ou retirer un membre du personnel.",
+        )
+    return opened
 
 
 @staff.command("add")
 @_home_option
 @click.argument("name")
-@click.option("--user", required=True, help="An existing staff member, who unlocks to add the new one.")
+@click.option("--role", type=_ROLE_CHOICE, default="reception", show_default=True,
+              help="prescriber (issues ordonnances, manages staff) or reception.")
+@click.option("--rpps", help="The prescriber's RPPS number (11 digits).")
+@click.option("--user", required=True, help="A prescriber already enrolled, who unlocks to add the new one.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The existing member's passphrase (first line) instead of asking.")
 @click.option("--new-passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The new member's passphrase (first line) instead of asking.")
-def staff_add(home: Path, name: str, user: str, passphrase_file: Path | None, new_passphrase_file: Path | None) -> None:
-    """Give NAME their own keyslot (needs an existing member's passphrase)."""
+def staff_add(
+    home: Path,
+    name: str,
+    role: str,
+    rpps: str | None,
+    user: str,
+    passphrase_file: Path | None,
+    new_passphrase_file: Path | None,
+) -> None:
+    """Give NAME their own keyslot and role (needs a prescriber's passphrase)."""
     from continuity import keys
-    from continuity.journal import Action, Journal
+    from continuity import staff as staff_module
 
-    keys.check_user(name)
-    secrets = keys.open_keyslot(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"))
+    member = keys.make_member(name, role, rpps)
+    admin = _administrator(home, user, passphrase_file, "staff add")
     passphrase = read_passphrase(new_passphrase_file, prompt=f"Nouvelle phrase de passe de {name}", confirm=True)
-    keys.add_staff(home, secrets, name, passphrase)
-    Journal(home).append(user=user, action=Action.STAFF_ADDED, details={"staff": name})
-    click.echo(f"{name} can now unlock this appliance.")
+    staff_module.add(home, admin, name, passphrase, role=member.role, rpps=member.rpps)
+    click.echo(f"{name} can now unlock this appliance ({member.role_fr}).")
 
 
 @staff.command("remove")
 @_home_option
 @click.argument("name")
-@click.option("--user", required=True, help="A staff member who unlocks to confirm.")
+@click.option("--user", required=True, help="A prescriber who unlocks to confirm.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="That member's passphrase (first line) instead of asking.")
 def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None) -> None:
-    """Remove NAME's keyslot (never the last one)."""
-    from continuity import keys
-    from continuity.journal import Action, Journal
+    """Remove NAME's keyslot (never the last one, never the last prescriber)."""
+    from continuity import staff as staff_module
 
-    keys.open_keyslot(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"))
-    keys.remove_staff(home, name)
-    Journal(home).append(user=user, action=Action.STAFF_REMOVED, details={"staff": name})
+    admin = _administrator(home, user, passphrase_file, "staff remove")
+    staff_module.remove(home, admin, name)
     click.echo(f"{name} can no longer unlock this appliance.")
 
 
@@ -724,11 +765,11 @@ def _parse_day(value: str) -> dt.date | dt.datetime:
     raise click.BadParameter(f"date attendue AAAA-MM-JJ ou JJ/MM/AAAA [HH:MM], pas {value!r}")
 
 
-def _open_secrets(home: Path, user: str, passphrase: str) -> Any:
-    """Open the staff keyslot (until the shared unlock options land in this file)."""
-    from continuity import keys
+def _open_secrets(home: Path, user: str, passphrase: str, *, command: str) -> Any:
+    """Open the staff keyslot for a journal command; a failure is journaled like any failed unlock."""
+    from continuity.session import authenticate
 
-    return keys.open_keyslot(home, user, passphrase)
+    return authenticate(home, user, passphrase, command=command).secrets
 
 
 @cli.group(cls=ContinuityGroup)
@@ -798,7 +839,7 @@ def journal_checkpoint(
     if user is None and not print_copy and pdf_path is None:
         raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print / --pdf pour le recopier")
     if user is not None:
-        secrets = _open_secrets(home, user, read_passphrase(passphrase_file))
+        secrets = _open_secrets(home, user, read_passphrase(passphrase_file), command="journal checkpoint")
         entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user)
         click.echo(f"Point de contrôle signé : {entry.details['count']} entrées.", err=print_copy)
     if print_copy:
@@ -837,7 +878,7 @@ def journal_export(
     click.echo(reconcile.CLEAR_DATA_WARNING_FR, err=True)
     if user is None:
         user = str(click.prompt("Utilisateur", err=True))
-    secrets = _open_secrets(home, user, read_passphrase(passphrase_file))
+    secrets = _open_secrets(home, user, read_passphrase(passphrase_file), command="journal export")
     journal_ = journal_module.Journal(home)
     check = journal_module.verify_journal(home)
     if not check.ok:
@@ -1009,12 +1050,13 @@ def demo_command(ctx: click.Context, home: Path | None, patients: int, seed: int
     practice = demo.prepare(home, patients=patients, seed=seed)
     click.echo(f"Cabinet de démonstration prêt dans {practice.home}")
     for user, passphrase in practice.users.items():
-        click.echo(f"  utilisateur : {user:12}  phrase de passe : {passphrase}")
+        click.echo(f"  utilisateur : {user:12}  phrase de passe : {passphrase:18}  ({practice.roles[user]})")
     if not no_tui and sys.stdin.isatty() and sys.stdout.isatty():
         from continuity.tui.app import make_app
 
         hint = "Démonstration (patients inventés) — " + " ; ".join(
-            f"utilisateur « {user} », phrase de passe « {passphrase} »" for user, passphrase in practice.users.items()
+            f"« {user} » ({practice.roles[user]}), phrase de passe « {passphrase} »"
+            for user, passphrase in practice.users.items()
         )
         make_app(home=practice.home, db=None, user=demo.DEMO_USER, idle_minutes=5.0, today=None,
                  unlock_hint=hint).run()
@@ -1030,10 +1072,14 @@ def demo_command(ctx: click.Context, home: Path | None, patients: int, seed: int
     click.echo(f"\n$ continuity show {patient_id}")
     ctx.invoke(show_command, patient_id=patient_id, as_json_output=False, **unlock)
     out = practice.platform / "ordonnance-demo.pdf"
-    click.echo(f"\n$ continuity prescribe {patient_id} --renew all --out {out}")
+    # Reception cannot issue an ordonnance: the doctor logs in for this step.
+    doctor_passphrase_file = practice.platform / "demo-doctor-passphrase.txt"
+    doctor_passphrase_file.write_text(demo.DEMO_DOCTOR_PASSPHRASE + "\n")
+    doctor = {**unlock, "user": demo.DEMO_DOCTOR, "passphrase_file": doctor_passphrase_file}
+    click.echo(f"\n$ continuity prescribe {patient_id} --renew all --out {out} --user {demo.DEMO_DOCTOR}")
     ctx.invoke(
         prescribe_command, patient_id=patient_id, prescriber_rpps=practice.synth.demo_practitioner_rpps,
         renew=("all",), line_specs=(), renew_duration="1 mois", confirm=True, out=out, send_to_printer=False,
-        printer=None, duplicate=False, drill=False, no_footer=False, **unlock,
+        printer=None, duplicate=False, drill=False, no_footer=False, **doctor,
     )
     click.echo(f"\nOuvrir l'interface : continuity tui --home {practice.home}")

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from continuity import keys, publish, pull, synth
+from continuity import keys, publish, pull, staff, synth
 from continuity.errors import StoreError
 from continuity.store import Store
 
@@ -32,6 +32,7 @@ class DemoPractice:
     snapshot_file: Path
     synth: synth.SynthSummary
     users: dict[str, str]  # user -> passphrase (demo only!)
+    roles: dict[str, str]  # user -> French role label
 
 
 def prepare(home: Path, *, patients: int = 2000, seed: int = 2026, today: dt.date | None = None) -> DemoPractice:
@@ -51,8 +52,12 @@ def prepare(home: Path, *, patients: int = 2000, seed: int = 2026, today: dt.dat
     export = platform / "fhir"
     summary = synth.write_practice(export, patients=patients, seed=seed, today=today or dt.date.today())
     keys.generate_publisher_key(platform / "keys")
-    secrets = keys.init_appliance(home, DEMO_USER, DEMO_PASSPHRASE)
-    keys.add_staff(home, secrets, DEMO_DOCTOR, DEMO_DOCTOR_PASSPHRASE)
+    # The doctor is enrolled first (a prescriber administers staff), then reception; the doctor's RPPS
+    # is that of a practitioner of the synthetic practice, so the ordonnances they sign are theirs.
+    staff.initialise(home, DEMO_DOCTOR, DEMO_DOCTOR_PASSPHRASE, role=keys.Role.PRESCRIBER,
+                     rpps=summary.demo_practitioner_rpps)
+    doctor = keys.open_member(home, DEMO_DOCTOR, DEMO_DOCTOR_PASSPHRASE)
+    staff.add(home, doctor, DEMO_USER, DEMO_PASSPHRASE, role=keys.Role.RECEPTION)
     keys.trust_publisher(home, platform / "keys" / "publisher.pub")
     snapshot_file = platform / "outbox" / "snapshot-000001.snap"
     snapshot_file.parent.mkdir(parents=True)
@@ -72,4 +77,5 @@ def prepare(home: Path, *, patients: int = 2000, seed: int = 2026, today: dt.dat
         snapshot_file=snapshot_file,
         synth=summary,
         users={DEMO_USER: DEMO_PASSPHRASE, DEMO_DOCTOR: DEMO_DOCTOR_PASSPHRASE},
+        roles={DEMO_USER: "accueil", DEMO_DOCTOR: f"prescripteur, RPPS {summary.demo_practitioner_rpps}"},
     )

@@ -61,6 +61,16 @@ class KeyslotError(ContinuityError):
     default_message_fr = "Le trousseau d'accès est endommagé. Appelez le support."
 
 
+class KeyslotRefused(KeyslotError):
+    """A keyslot the signed staff roster does not list as it is: a removed member's, a restored or
+    replaced file. Its passphrase is never tried."""
+
+    default_message_fr = (
+        "Cet accès n'est pas (ou plus) dans la liste du personnel de ce poste : il est refusé. "
+        "Un membre retiré ne peut pas revenir en remettant son ancien fichier."
+    )
+
+
 class StaffError(ContinuityError):
     exit_code = 9
     default_message_fr = "Opération sur le personnel refusée."

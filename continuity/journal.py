@@ -144,6 +144,7 @@ class Action(enum.StrEnum):
     PULL_REJECTED = "pull_rejected"
     STAFF_ADDED = "staff_added"
     STAFF_REMOVED = "staff_removed"
+    STAFF_REFUSED = "staff_refused"  # a member without the administration key tried to change staff
     DRILL = "drill"
     CHECKPOINT = "checkpoint"
     RETENTION = "retention"

@@ -1,20 +1,28 @@
-"""Keys: the publisher's signing key, the appliance keypairs, staff keyslots (argon2id), pinned publishers.
+"""Keys: the publisher's signing key, the appliance keypairs, staff keyslots and roles, pinned publishers.
 
-File formats and the keyslot construction are specified in docs/snapshot-format.md §6 and §8.
+File formats, the keyslot construction and the signed staff roster are specified in
+docs/snapshot-format.md §6 and §8; who each part protects against is in docs/threat-model.md.
+
+In short: a staff member's passphrase (argon2id) opens their own keyslot, which holds their personal
+X25519 key; the appliance secrets are *granted* to that personal key (a SealedBox), so a key rotation
+re-grants them to the remaining staff without anyone's passphrase. Roles live in the roster
+(`staff.json`), signed by the administration key that only prescribers' grants carry: a receptionist,
+who holds the same appliance secrets, can neither promote themself nor add, remove or restore a slot.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import json
 import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +31,17 @@ import nacl.exceptions
 import nacl.pwhash
 import nacl.signing
 import nacl.utils
-from nacl.public import PrivateKey, PublicKey
+from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from continuity import files, strict_json
-from continuity.errors import AuthenticationError, KeyslotError, NotInitialized, StaffError, StoreError
+from continuity.errors import (
+    AuthenticationError,
+    KeyslotError,
+    KeyslotRefused,
+    NotInitialized,
+    StaffError,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +49,12 @@ PUBLISHER_SECRET_PREFIX = "continuity-publisher-secret-v1"
 PUBLISHER_PUBLIC_PREFIX = "continuity-publisher-v1"
 APPLIANCE_PUBLIC_PREFIX = "continuity-appliance-v1"
 APPLIANCE_SIGN_PREFIX = "continuity-appliance-sign-v1"
+ADMIN_PREFIX = "continuity-admin-v1"
 
 APPLIANCE_PUB = "appliance.pub"
 APPLIANCE_SIGN_PUB = "appliance.sign.pub"
+ADMIN_PUB = "admin.pub"
+ROSTER = "staff.json"
 KEYSLOTS = "keyslots"
 TRUSTED = "trusted"
 
@@ -53,7 +71,13 @@ MAX_MEMLIMIT = 1 << 30
 SALT_BYTES = nacl.pwhash.argon2id.SALTBYTES
 NONCE_BYTES = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 SECRET_BYTES = 64  # X25519 private key || Ed25519 seed
+ADMIN_SECRET_BYTES = SECRET_BYTES + 32  # ... || administration Ed25519 seed (prescribers only)
+MEMBER_KEY_BYTES = 32  # a staff member's personal X25519 private key, what the passphrase unwraps
+SLOT_VERSION = 2
 MAX_SLOT_FILE = 4096
+MAX_ROSTER_FILE = 256 * 1024
+MAX_STAFF = 200
+ROSTER_PURPOSE = "continuity-staff-roster-v1"
 
 # Test-only switch (docs/snapshot-format.md §8): MIN limits so the suite does not spend 0.7 s per slot.
 WEAK_KDF_ENV = "CONTINUITY_TEST_WEAK_KDF"
@@ -80,25 +104,74 @@ def default_limits() -> KdfLimits:
     return WEAK_FOR_TESTS if _weak_kdf_enabled() else MODERATE
 
 
+class Role(enum.StrEnum):
+    """What a staff member may do. Reception searches, reads and prints summaries; a prescriber also
+    issues ordonnances and manages staff."""
+
+    PRESCRIBER = "prescriber"
+    RECEPTION = "reception"
+
+
+ROLE_LABELS_FR = {Role.PRESCRIBER: "prescripteur", Role.RECEPTION: "accueil"}
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A person who can unlock the appliance: login, role, and RPPS (prescribers only, else "")."""
+
+    name: str
+    role: Role
+    rpps: str = ""
+
+    @property
+    def is_prescriber(self) -> bool:
+        return self.role is Role.PRESCRIBER
+
+    @property
+    def role_fr(self) -> str:
+        return ROLE_LABELS_FR[self.role]
+
+
 @dataclass(frozen=True)
 class ApplianceSecrets:
-    """What a keyslot unwraps: the snapshot decryption key and the journal signing key."""
+    """What a keyslot's grant holds: the snapshot decryption key, the journal signing key and, for
+    prescribers, the administration key that signs the staff roster."""
 
     box_key: PrivateKey
     signing_key: nacl.signing.SigningKey
+    admin_key: nacl.signing.SigningKey | None = None
 
     def to_bytes(self) -> bytes:
-        return bytes(self.box_key) + bytes(self.signing_key)
+        admin = bytes(self.admin_key) if self.admin_key is not None else b""
+        return bytes(self.box_key) + bytes(self.signing_key) + admin
+
+    def without_admin(self) -> ApplianceSecrets:
+        return replace(self, admin_key=None)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ApplianceSecrets:
-        if len(data) != SECRET_BYTES:
-            raise KeyslotError(f"keyslot secret has {len(data)} bytes, expected {SECRET_BYTES}")
-        return cls(PrivateKey(data[:32]), nacl.signing.SigningKey(data[32:]))
+        if len(data) not in (SECRET_BYTES, ADMIN_SECRET_BYTES):
+            raise KeyslotError(f"keyslot secret has {len(data)} bytes, expected {SECRET_BYTES} or {ADMIN_SECRET_BYTES}")
+        admin = nacl.signing.SigningKey(data[64:]) if len(data) == ADMIN_SECRET_BYTES else None
+        return cls(PrivateKey(data[:32]), nacl.signing.SigningKey(data[32:64]), admin)
 
     @classmethod
     def generate(cls) -> ApplianceSecrets:
-        return cls(PrivateKey.generate(), nacl.signing.SigningKey.generate())
+        return cls(PrivateKey.generate(), nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate())
+
+
+@dataclass(frozen=True)
+class OpenedSlot:
+    """A successful unlock: who it is (role and RPPS as the signed roster lists them) and the secrets."""
+
+    member: StaffMember
+    secrets: ApplianceSecrets
+
+    @property
+    def can_manage_staff(self) -> bool:
+        """True when this slot released the current administration key (prescribers; the first member
+        until the first prescriber is enrolled)."""
+        return self.secrets.admin_key is not None
 
 
 # --- ids and fingerprints -------------------------------------------------------------------------
@@ -211,6 +284,11 @@ def appliance_verify_key(home: Path) -> nacl.signing.VerifyKey:
     return nacl.signing.VerifyKey(_decode_key_line(home / APPLIANCE_SIGN_PUB, APPLIANCE_SIGN_PREFIX))
 
 
+def admin_verify_key(home: Path) -> nacl.signing.VerifyKey:
+    """The administration Ed25519 verify key (checks the staff roster)."""
+    return nacl.signing.VerifyKey(_decode_key_line(home / ADMIN_PUB, ADMIN_PREFIX))
+
+
 RESERVED_USERS = frozenset({"system"})  # the journal's name for unattended jobs
 
 
@@ -234,6 +312,51 @@ def check_passphrase(passphrase: str) -> str:
     return passphrase
 
 
+def rpps_is_valid(rpps: str) -> bool:
+    """An RPPS number: 11 digits whose last one is the Luhn key of the first ten."""
+    if len(rpps) != 11 or not rpps.isascii() or not rpps.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed(rpps)):
+        digit = int(char)
+        if position % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def make_member(user: str, role: Role | str = Role.RECEPTION, rpps: str | None = None) -> StaffMember:
+    """Check and build a staff member: a prescriber has a valid RPPS, reception has none."""
+    check_user(user)
+    try:
+        role = Role(role)
+    except ValueError as error:
+        raise StaffError(
+            f"unknown role {role!r}: prescriber or reception",
+            message_fr="Rôle inconnu : « prescriber » (prescripteur) ou « reception » (accueil).",
+        ) from error
+    rpps = (rpps or "").replace(" ", "")
+    if role is Role.PRESCRIBER:
+        if not rpps:
+            raise StaffError(
+                "a prescriber needs an RPPS number (--rpps)",
+                message_fr="Un prescripteur doit avoir son numéro RPPS (--rpps, 11 chiffres).",
+            )
+        if not rpps_is_valid(rpps):
+            raise StaffError(
+                f"invalid RPPS {rpps!r}: 11 digits with a valid check digit expected",
+                message_fr=f"Numéro RPPS invalide « {rpps} » : 11 chiffres attendus (vérifiez la saisie).",
+            )
+    elif rpps:
+        raise StaffError(
+            "reception staff have no RPPS",
+            message_fr=(
+                "Le personnel d'accueil n'a pas de numéro RPPS : retirez --rpps ou choisissez --role prescriber."
+            ),
+        )
+    return StaffMember(user, role, rpps)
+
+
 def _normalize(passphrase: str) -> bytes:
     # The same passphrase typed on two keyboards must give the same bytes (é precomposed or not).
     return unicodedata.normalize("NFC", passphrase).encode("utf-8")
@@ -243,8 +366,9 @@ def _slot_path(home: Path, user: str) -> Path:
     return home / KEYSLOTS / f"{check_user(user)}.json"
 
 
-def _slot_aad(descriptor: dict[str, Any]) -> bytes:
-    return json.dumps(descriptor, sort_keys=True, separators=(",", ":")).encode("utf-8")
+def canonical(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: what is authenticated, signed and hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _derive(passphrase: str, salt: bytes, limits: KdfLimits) -> bytes:
@@ -253,41 +377,91 @@ def _derive(passphrase: str, salt: bytes, limits: KdfLimits) -> bytes:
     )
 
 
-def make_keyslot(user: str, passphrase: str, secrets: ApplianceSecrets, limits: KdfLimits | None = None) -> bytes:
-    """The JSON bytes of a keyslot wrapping `secrets` for `user` (§8)."""
+def _b64text(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --- keyslots -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """A parsed keyslot file (§8). `digest` covers everything the passphrase protects, not the grant."""
+
+    descriptor: dict[str, Any]
+    limits: KdfLimits
+    salt: bytes
+    nonce: bytes
+    ciphertext: bytes
+    member_key: bytes
+    grant: bytes
+
+    @property
+    def member(self) -> StaffMember:
+        return StaffMember(self.descriptor["user"], Role(self.descriptor["role"]), self.descriptor["rpps"])
+
+    @property
+    def digest(self) -> str:
+        return slot_digest(self.descriptor, self.nonce, self.ciphertext)
+
+
+def slot_digest(descriptor: dict[str, Any], nonce: bytes, ciphertext: bytes) -> str:
+    return hashlib.sha256(canonical(descriptor) + nonce + ciphertext).hexdigest()
+
+
+def _grant(member_key: PublicKey, secrets: ApplianceSecrets) -> bytes:
+    return SealedBox(member_key).encrypt(secrets.to_bytes())
+
+
+def make_keyslot(
+    member: StaffMember, passphrase: str, secrets: ApplianceSecrets, limits: KdfLimits | None = None
+) -> tuple[bytes, _Slot]:
+    """The JSON bytes of a new keyslot for `member` (§8), granting them `secrets`, and its parsed form."""
     limits = limits or default_limits()
+    personal = PrivateKey.generate()
     salt = nacl.utils.random(SALT_BYTES)
     descriptor: dict[str, Any] = {
         "format": "continuity-keyslot",
-        "version": 1,
-        "user": check_user(user),
+        "version": SLOT_VERSION,
+        "user": check_user(member.name),
+        "role": member.role.value,
+        "rpps": member.rpps,
+        "member_key": _b64text(bytes(personal.public_key)),
         "kdf": {
             "alg": KDF_ALG,
             "opslimit": limits.opslimit,
             "memlimit": limits.memlimit,
-            "salt": base64.b64encode(salt).decode("ascii"),
+            "salt": _b64text(salt),
         },
     }
     nonce = nacl.utils.random(NONCE_BYTES)
     wrapping_key = _derive(passphrase, salt, limits)
     ciphertext = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        secrets.to_bytes(), _slot_aad(descriptor), nonce, wrapping_key
+        bytes(personal), canonical(descriptor), nonce, wrapping_key
     )
-    slot = dict(descriptor)
-    slot["nonce"] = base64.b64encode(nonce).decode("ascii")
-    slot["ciphertext"] = base64.b64encode(ciphertext).decode("ascii")
-    return (json.dumps(slot, sort_keys=True, indent=1) + "\n").encode("utf-8")
+    grant = _grant(personal.public_key, secrets)
+    slot = _Slot(descriptor, limits, salt, nonce, ciphertext, bytes(personal.public_key), grant)
+    return _slot_bytes(slot), slot
 
 
-def _b64(value: object, size: int, what: str) -> bytes:
+def _slot_bytes(slot: _Slot) -> bytes:
+    content = dict(slot.descriptor)
+    content["nonce"] = _b64text(slot.nonce)
+    content["ciphertext"] = _b64text(slot.ciphertext)
+    content["grant"] = _b64text(slot.grant)
+    return (json.dumps(content, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _b64(value: object, size: int | tuple[int, ...], what: str) -> bytes:
     if not isinstance(value, str):
         raise KeyslotError(f"keyslot {what} is not a string")
     try:
         data = base64.b64decode(value, validate=True)
     except binascii.Error as error:
         raise KeyslotError(f"keyslot {what} is not valid base64") from error
-    if len(data) != size:
-        raise KeyslotError(f"keyslot {what} has {len(data)} bytes, expected {size}")
+    sizes = size if isinstance(size, tuple) else (size,)
+    if len(data) not in sizes:
+        raise KeyslotError(f"keyslot {what} has {len(data)} bytes, expected {' or '.join(map(str, sizes))}")
     return data
 
 
@@ -297,7 +471,11 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def _read_slot(path: Path, user: str) -> tuple[dict[str, Any], KdfLimits, bytes, bytes, bytes]:
+_SEAL_OVERHEAD = 48  # SealedBox: ephemeral public key (32) + MAC (16)
+_SLOT_FIELDS = {"format", "version", "user", "role", "rpps", "member_key", "kdf", "nonce", "ciphertext", "grant"}
+
+
+def _read_slot(path: Path, user: str) -> _Slot:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SLOT_FILE + 1)
@@ -311,14 +489,20 @@ def _read_slot(path: Path, user: str) -> tuple[dict[str, Any], KdfLimits, bytes,
         raise KeyslotError(f"{path}: keyslot is not valid JSON ({error})") from error
     if not isinstance(slot, dict):
         raise KeyslotError(f"{path}: keyslot is not a JSON object")
-    expected = {"format", "version", "user", "kdf", "nonce", "ciphertext"}
-    if set(slot) != expected:
-        raise KeyslotError(f"{path}: keyslot fields {sorted(slot)} are not {sorted(expected)}")
-    if slot["format"] != "continuity-keyslot" or slot["version"] != 1:
+    if slot.get("format") == "continuity-keyslot" and slot.get("version") == 1:
+        raise KeyslotError(
+            f"{path}: keyslot format v1 (before staff roles): re-create the appliance home",
+            message_fr="Ce trousseau date d'une version sans rôles du personnel : le poste doit être réinstallé.",
+        )
+    if set(slot) != _SLOT_FIELDS:
+        raise KeyslotError(f"{path}: keyslot fields {sorted(slot)} are not {sorted(_SLOT_FIELDS)}")
+    if slot["format"] != "continuity-keyslot" or slot["version"] != SLOT_VERSION:
         raise KeyslotError(f"{path}: unsupported keyslot format {slot['format']!r} v{slot['version']!r}")
     if slot["user"] != user:
         # A slot copied under another name must not open as that user.
         raise KeyslotError(f"{path}: keyslot belongs to {slot['user']!r}, not {user!r}")
+    if slot["role"] not in {role.value for role in Role} or not isinstance(slot["rpps"], str):
+        raise KeyslotError(f"{path}: keyslot role or rpps malformed")
     kdf = slot["kdf"]
     if not isinstance(kdf, dict) or set(kdf) != {"alg", "opslimit", "memlimit", "salt"}:
         raise KeyslotError(f"{path}: keyslot kdf parameters malformed")
@@ -332,13 +516,197 @@ def _read_slot(path: Path, user: str) -> tuple[dict[str, Any], KdfLimits, bytes,
         raise KeyslotError(f"{path}: key derivation parameters {limits} above the maximum")
     salt = _b64(kdf["salt"], SALT_BYTES, "salt")
     nonce = _b64(slot["nonce"], NONCE_BYTES, "nonce")
-    ciphertext = _b64(slot["ciphertext"], SECRET_BYTES + 16, "ciphertext")
-    descriptor = {key: slot[key] for key in ("format", "version", "user", "kdf")}
-    return descriptor, limits, salt, nonce, ciphertext
+    ciphertext = _b64(slot["ciphertext"], MEMBER_KEY_BYTES + 16, "ciphertext")
+    member_key = _b64(slot["member_key"], 32, "member_key")
+    grant = _b64(slot["grant"], (SECRET_BYTES + _SEAL_OVERHEAD, ADMIN_SECRET_BYTES + _SEAL_OVERHEAD), "grant")
+    descriptor = {key: slot[key] for key in ("format", "version", "user", "role", "rpps", "member_key", "kdf")}
+    return _Slot(descriptor, limits, salt, nonce, ciphertext, member_key, grant)
 
 
-def open_keyslot(home: Path, user: str, passphrase: str) -> ApplianceSecrets:
-    """Open `user`'s keyslot with their passphrase. Raises AuthenticationError or KeyslotError."""
+# --- the staff roster -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    member: StaffMember
+    member_key: bytes  # the member's personal X25519 public key (grants are sealed to it)
+    slot: str  # slot_digest of their keyslot: a restored or replaced file does not match
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.member.name,
+            "role": self.member.role.value,
+            "rpps": self.member.rpps,
+            "member_key": _b64text(self.member_key),
+            "slot": self.slot,
+        }
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The signed list of who may unlock and with which role (`staff.json`, §8)."""
+
+    serial: int
+    appliance: str  # key id (hex) of the appliance box key the roster belongs to
+    admin_key: bytes  # the administration verify key that signs it
+    entries: tuple[RosterEntry, ...]
+
+    def signed_content(self) -> dict[str, Any]:
+        return {
+            "purpose": ROSTER_PURPOSE,
+            "serial": self.serial,
+            "appliance": self.appliance,
+            "admin_key": _b64text(self.admin_key),
+            "members": [entry.to_json() for entry in sorted(self.entries, key=lambda e: e.member.name)],
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical(self.signed_content())
+
+    @property
+    def digest(self) -> str:
+        """What the journal records for each roster change (hex SHA-256 of the signed bytes)."""
+        return hashlib.sha256(self.signed_bytes()).hexdigest()
+
+    @property
+    def members(self) -> list[StaffMember]:
+        return [entry.member for entry in sorted(self.entries, key=lambda e: e.member.name)]
+
+    def find(self, user: str) -> RosterEntry | None:
+        return next((entry for entry in self.entries if entry.member.name == user), None)
+
+    def prescribers(self) -> list[StaffMember]:
+        return [member for member in self.members if member.is_prescriber]
+
+    def with_entries(self, entries: Iterable[RosterEntry], *, admin_key: bytes | None = None) -> Roster:
+        return Roster(self.serial + 1, self.appliance, admin_key or self.admin_key, tuple(entries))
+
+
+def _roster_bytes(roster: Roster, admin: nacl.signing.SigningKey, endorsement: bytes | None) -> bytes:
+    signed = roster.signed_bytes()
+    document = dict(roster.signed_content())
+    document["signature"] = _b64text(admin.sign(signed).signature)
+    if endorsement is not None:
+        document["endorsement"] = _b64text(endorsement)
+    return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _roster_error(path: Path, reason: str) -> KeyslotError:
+    return KeyslotError(
+        f"{path}: {reason}",
+        message_fr=(
+            "La liste du personnel (staff.json) est absente, endommagée ou a été modifiée : "
+            "personne ne peut se connecter. Appelez le support (« continuity doctor »)."
+        ),
+    )
+
+
+def read_roster(home: Path) -> Roster:
+    """The staff roster, checked: signed by the administration key of `admin.pub` (or endorsed by it,
+    after a change of administration key), for this appliance's current key."""
+    path = home / ROSTER
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_ROSTER_FILE + 1)
+    except FileNotFoundError as error:
+        raise _roster_error(path, "no staff roster") from error
+    except OSError as error:
+        raise _roster_error(path, f"cannot read ({error.strerror})") from error
+    if len(raw) > MAX_ROSTER_FILE:
+        raise _roster_error(path, f"larger than {MAX_ROSTER_FILE} bytes")
+    try:
+        document = json.loads(raw.decode("utf-8"), object_pairs_hook=strict_json.object_without_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise _roster_error(path, f"not valid JSON ({error})") from error
+    fields = {"purpose", "serial", "appliance", "admin_key", "members", "signature"}
+    if not isinstance(document, dict) or not fields <= set(document) <= fields | {"endorsement"}:
+        raise _roster_error(path, "unexpected fields")
+    try:
+        roster = _parse_roster(document)
+        signature = base64.b64decode(document["signature"], validate=True)
+        endorsement = base64.b64decode(document["endorsement"], validate=True) if "endorsement" in document else None
+    except (KeyError, TypeError, ValueError, binascii.Error, StaffError) as error:
+        raise _roster_error(path, f"malformed ({error})") from error
+    signed = roster.signed_bytes()
+    if canonical({key: document[key] for key in fields - {"signature"}}) != signed:
+        raise _roster_error(path, "members not in canonical order or malformed")
+    try:
+        nacl.signing.VerifyKey(roster.admin_key).verify(signed, signature)
+    except (nacl.exceptions.BadSignatureError, ValueError) as error:
+        raise _roster_error(path, "signature does not verify") from error
+    anchored = admin_verify_key(home)
+    if bytes(anchored) != roster.admin_key:
+        # A change of administration key (first prescriber enrolled, key rotation) is endorsed by the
+        # previous key; admin.pub catches up right after, and a crash in between is harmless.
+        try:
+            if endorsement is None:
+                raise nacl.exceptions.BadSignatureError("no endorsement")
+            anchored.verify(signed, endorsement)
+        except (nacl.exceptions.BadSignatureError, ValueError) as error:
+            raise _roster_error(path, "signed by another administration key than admin.pub") from error
+    if roster.appliance != key_id(bytes(appliance_public_key(home))).hex():
+        raise _roster_error(path, "roster of another appliance key (before a rotation, or another appliance)")
+    return roster
+
+
+def _parse_roster(document: dict[str, Any]) -> Roster:
+    if document["purpose"] != ROSTER_PURPOSE:
+        raise ValueError(f"purpose {document['purpose']!r}")
+    serial = document["serial"]
+    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 1:
+        raise ValueError("serial")
+    appliance = document["appliance"]
+    if not isinstance(appliance, str) or not re.fullmatch(r"[0-9a-f]{32}", appliance):
+        raise ValueError("appliance key id")
+    admin_key = base64.b64decode(document["admin_key"], validate=True)
+    if len(admin_key) != 32:
+        raise ValueError("admin key size")
+    members = document["members"]
+    if not isinstance(members, list) or not 1 <= len(members) <= MAX_STAFF:
+        raise ValueError("members")
+    entries = []
+    for item in members:
+        if not isinstance(item, dict) or set(item) != {"user", "role", "rpps", "member_key", "slot"}:
+            raise ValueError("member fields")
+        member = StaffMember(check_user(item["user"]), Role(item["role"]), str(item["rpps"]))
+        member_key = base64.b64decode(item["member_key"], validate=True)
+        if len(member_key) != 32 or not re.fullmatch(r"[0-9a-f]{64}", str(item["slot"])):
+            raise ValueError("member key or slot digest")
+        entries.append(RosterEntry(member, member_key, item["slot"]))
+    if len({entry.member.name for entry in entries}) != len(entries):
+        raise ValueError("a user is listed twice")
+    return Roster(serial, appliance, admin_key, tuple(entries))
+
+
+def _write_roster(
+    home: Path,
+    roster: Roster,
+    admin: nacl.signing.SigningKey,
+    *,
+    previous_admin: nacl.signing.SigningKey | None = None,
+) -> None:
+    if bytes(admin.verify_key) != roster.admin_key:
+        raise ValueError("the roster must be signed by the administration key it names")
+    endorsement = previous_admin.sign(roster.signed_bytes()).signature if previous_admin is not None else None
+    _write_replace(home / ROSTER, _roster_bytes(roster, admin, endorsement), 0o600)
+    if previous_admin is not None:
+        _write_replace(home / ADMIN_PUB, _encode_key_line(ADMIN_PREFIX, bytes(admin.verify_key)).encode())
+
+
+def staff_roster(home: Path) -> list[StaffMember]:
+    """The members of the signed roster, by name (KeyslotError if it does not verify)."""
+    return read_roster(home).members
+
+
+# --- opening a slot -------------------------------------------------------------------------------
+
+
+def open_member(home: Path, user: str, passphrase: str) -> OpenedSlot:
+    """Open `user`'s keyslot with their passphrase: who they are, with which role, and the secrets.
+
+    Raises AuthenticationError (wrong passphrase or unknown user), KeyslotRefused (a slot the signed
+    roster does not list as it is: removed member, restored or replaced file) or KeyslotError.
+    """
     path = _slot_path(home, user)
     if not (home / APPLIANCE_PUB).exists():
         raise NotInitialized(f"{home}: no appliance key (run `continuity init`)")
@@ -346,32 +714,74 @@ def open_keyslot(home: Path, user: str, passphrase: str) -> ApplianceSecrets:
         # Same message and about the same delay as a wrong passphrase: nothing tells which names exist.
         _derive(passphrase, bytes(SALT_BYTES), default_limits())
         raise AuthenticationError(f"no keyslot for user {user!r}")
-    descriptor, limits, salt, nonce, ciphertext = _read_slot(path, user)
-    wrapping_key = _derive(passphrase, salt, limits)
+    roster = read_roster(home)
+    entry = roster.find(user)
+    if entry is None:
+        raise KeyslotRefused(
+            f"keyslot of {user!r} is not in the signed staff roster (removed member, or a restored file)"
+        )
+    slot = _read_slot(path, user)
+    if slot.digest != entry.slot or slot.member != entry.member or slot.member_key != entry.member_key:
+        raise KeyslotRefused(f"keyslot of {user!r} is not the one the staff roster lists (replaced or restored file)")
+    wrapping_key = _derive(passphrase, slot.salt, slot.limits)
     try:
-        plaintext = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            ciphertext, _slot_aad(descriptor), nonce, wrapping_key
+        personal = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            slot.ciphertext, canonical(slot.descriptor), slot.nonce, wrapping_key
         )
     except nacl.exceptions.CryptoError as error:
-        raise AuthenticationError(f"keyslot of {user!r} does not open: wrong passphrase or altered slot") from error
-    secrets = ApplianceSecrets.from_bytes(plaintext)
+        raise AuthenticationError(f"keyslot of {user!r} does not open: wrong passphrase") from error
+    member_key = PrivateKey(personal)
+    if bytes(member_key.public_key) != slot.member_key:
+        raise KeyslotError(f"keyslot of {user!r}: personal key does not match its public half")
+    return OpenedSlot(entry.member, _open_grant(home, user, member_key, slot.grant))
+
+
+def _open_grant(home: Path, user: str, member_key: PrivateKey, grant: bytes) -> ApplianceSecrets:
+    try:
+        secrets = ApplianceSecrets.from_bytes(SealedBox(member_key).decrypt(grant))
+    except nacl.exceptions.CryptoError as error:
+        raise KeyslotError(f"keyslot of {user!r}: the appliance grant does not open") from error
     if bytes(secrets.box_key.public_key) != bytes(appliance_public_key(home)) or bytes(
         secrets.signing_key.verify_key
     ) != bytes(appliance_verify_key(home)):
         raise KeyslotError(f"keyslot of {user!r} holds keys of another appliance")
+    if secrets.admin_key is not None and bytes(secrets.admin_key.verify_key) != bytes(admin_verify_key(home)):
+        # A stale administration key (the first member's, once a prescriber was enrolled): no power.
+        secrets = secrets.without_admin()
     return secrets
 
 
+def open_keyslot(home: Path, user: str, passphrase: str) -> ApplianceSecrets:
+    """The secrets of `user`'s keyslot (see open_member, which also says who and with which role)."""
+    return open_member(home, user, passphrase).secrets
+
+
 def list_staff(home: Path) -> list[str]:
+    """The logins that have a keyslot file (whether the roster accepts it is checked at unlock)."""
     directory = home / KEYSLOTS
     if not directory.is_dir():
         return []
     return sorted(p.stem for p in directory.glob("*.json") if USER_PATTERN.fullmatch(p.stem))
 
 
-def init_appliance(home: Path, user: str, passphrase: str, limits: KdfLimits | None = None) -> ApplianceSecrets:
-    """Create the appliance keypairs and the first staff keyslot. Refuses an already initialised home."""
-    check_user(user)
+# --- enrolment and staff changes ------------------------------------------------------------------
+
+
+def init_appliance(
+    home: Path,
+    user: str,
+    passphrase: str,
+    limits: KdfLimits | None = None,
+    *,
+    role: Role | str = Role.RECEPTION,
+    rpps: str | None = None,
+) -> ApplianceSecrets:
+    """Create the appliance keys, the first staff keyslot and the signed roster. Refuses an initialised home.
+
+    The first member holds the administration key whatever their role, so that they can enrol the
+    others; when they are reception, enrolling the first prescriber replaces that key (add_staff).
+    """
+    member = make_member(user, role, rpps)
     check_passphrase(passphrase)
     if (home / APPLIANCE_PUB).exists():
         raise StaffError(
@@ -381,8 +791,21 @@ def init_appliance(home: Path, user: str, passphrase: str, limits: KdfLimits | N
     home.mkdir(parents=True, exist_ok=True)
     (home / KEYSLOTS).mkdir(mode=0o700, exist_ok=True)
     secrets = ApplianceSecrets.generate()
-    # The slot first: a home with a public key but no slot would be unusable.
-    _write_private(_slot_path(home, user), make_keyslot(user, passphrase, secrets, limits))
+    assert secrets.admin_key is not None
+    slot_bytes, slot = make_keyslot(member, passphrase, secrets, limits)
+    # The slot first, appliance.pub last: a home without appliance.pub is not initialised and can be redone.
+    path = _slot_path(home, user)
+    if path.exists() and not (home / ROSTER).exists():
+        path.unlink()  # left by an interrupted init
+    _write_private(path, slot_bytes)
+    roster = Roster(
+        1,
+        key_id(bytes(secrets.box_key.public_key)).hex(),
+        bytes(secrets.admin_key.verify_key),
+        (RosterEntry(member, slot.member_key, slot.digest),),
+    )
+    _write_replace(home / ROSTER, _roster_bytes(roster, secrets.admin_key, None), 0o600)
+    _write_replace(home / ADMIN_PUB, _encode_key_line(ADMIN_PREFIX, bytes(secrets.admin_key.verify_key)).encode())
     _write_replace(
         home / APPLIANCE_SIGN_PUB,
         _encode_key_line(APPLIANCE_SIGN_PREFIX, bytes(secrets.signing_key.verify_key)).encode(),
@@ -393,34 +816,90 @@ def init_appliance(home: Path, user: str, passphrase: str, limits: KdfLimits | N
     return secrets
 
 
+def _require_admin(home: Path, secrets: ApplianceSecrets) -> nacl.signing.SigningKey:
+    admin = secrets.admin_key
+    if admin is None or bytes(admin.verify_key) != bytes(admin_verify_key(home)):
+        raise StaffError(
+            "only a prescriber can add or remove staff (this keyslot holds no current administration key)",
+            message_fr="Seul un prescripteur peut ajouter ou retirer un membre du personnel.",
+        )
+    return admin
+
+
 def add_staff(
-    home: Path, secrets: ApplianceSecrets, user: str, passphrase: str, limits: KdfLimits | None = None
-) -> Path:
-    """Wrap the (already unlocked) appliance secrets for a new staff member."""
+    home: Path,
+    secrets: ApplianceSecrets,
+    user: str,
+    passphrase: str,
+    limits: KdfLimits | None = None,
+    *,
+    role: Role | str = Role.RECEPTION,
+    rpps: str | None = None,
+) -> Roster:
+    """Enrol a new staff member with the (already unlocked) secrets of an administrator; returns the new roster."""
+    member = make_member(user, role, rpps)
     check_passphrase(passphrase)
+    admin = _require_admin(home, secrets)
+    roster = read_roster(home)
+    if roster.find(user) is not None:
+        raise StaffError(f"user {user!r} already has a keyslot", message_fr=f"« {user} » existe déjà.")
+    if len(roster.entries) >= MAX_STAFF:
+        raise StaffError(f"at most {MAX_STAFF} staff members", message_fr=f"{MAX_STAFF} membres au plus.")
+    previous_admin = None
+    if member.is_prescriber and not roster.prescribers():
+        # The first prescriber: the administration key changes, so the first member (reception)
+        # keeps no power over staff, even if they copied their grant.
+        previous_admin, admin = admin, nacl.signing.SigningKey.generate()
+    granted = replace(secrets, admin_key=admin if member.is_prescriber else None)
+    slot_bytes, slot = make_keyslot(member, passphrase, granted, limits)
     path = _slot_path(home, user)
     if path.exists():
-        raise StaffError(f"user {user!r} already has a keyslot", message_fr=f"« {user} » existe déjà.")
-    _write_private(path, make_keyslot(user, passphrase, secrets, limits))
-    return path
+        # Not in the roster, so never accepted (a removed member's restored file, an interrupted add).
+        log.warning("%s: replacing a keyslot file the staff roster does not list", path)
+        _write_replace(path, slot_bytes, 0o600)
+    else:
+        _write_private(path, slot_bytes)
+    new_roster = roster.with_entries(
+        [*roster.entries, RosterEntry(member, slot.member_key, slot.digest)], admin_key=bytes(admin.verify_key)
+    )
+    _write_roster(home, new_roster, admin, previous_admin=previous_admin)
+    return new_roster
 
 
-def remove_staff(home: Path, user: str) -> None:
-    path = _slot_path(home, user)
-    staff = list_staff(home)
-    if user not in staff:
+def remove_staff(home: Path, secrets: ApplianceSecrets, user: str) -> Roster:
+    """Take `user` out of the signed roster (their slot no longer opens), then delete their slot file.
+
+    Their copy of the appliance secrets stays valid until the appliance key is rotated (rotate_appliance).
+    """
+    admin = _require_admin(home, secrets)
+    roster = read_roster(home)
+    entry = roster.find(user)
+    if entry is None:
         raise StaffError(f"no keyslot for user {user!r}", message_fr=f"« {user} » n'existe pas.")
-    if len(staff) == 1:
+    remaining = [other for other in roster.entries if other.member.name != user]
+    if not remaining:
         raise StaffError(
             "refusing to remove the last keyslot: the snapshots could never be opened again",
             message_fr="Impossible de supprimer le dernier accès : plus personne ne pourrait ouvrir les données.",
         )
-    path.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if roster.prescribers() and not any(other.member.is_prescriber for other in remaining):
+        raise StaffError(
+            "refusing to remove the last prescriber: nobody could manage staff any more",
+            message_fr="Impossible de retirer le dernier prescripteur : plus personne ne pourrait gérer le personnel.",
+        )
+    new_roster = roster.with_entries(remaining)
+    _write_roster(home, new_roster, admin)
+    path = _slot_path(home, user)
+    path.unlink(missing_ok=True)
+    files.fsync_directory(path.parent)
+    return new_roster
+
+
+def members_with_slots(home: Path) -> Sequence[tuple[str, StaffMember | None]]:
+    """Every keyslot file with the roster's member for it (None: a file the roster does not accept)."""
+    roster = read_roster(home)
+    names = sorted(set(list_staff(home)) | {member.name for member in roster.members})
+    return [(name, entry.member if (entry := roster.find(name)) else None) for name in names]
 
 
 # --- pinned publishers ----------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from pathlib import Path
 import nacl.signing
 from nacl.public import PublicKey
 
-from continuity import envelope, snapshotdb
+from continuity import envelope, snapshot_build, snapshotdb
 from continuity.errors import InputError
+from continuity.import_report import ImportReport
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -34,8 +35,31 @@ def parse_duration(text: str) -> dt.timedelta:
 @dataclass(frozen=True)
 class Published:
     header: envelope.Header
-    build: snapshotdb.BuildResult
+    build: snapshot_build.BuildResult
     out: Path
+
+
+def build(
+    sources: Sequence[Path],
+    out: Path,
+    *,
+    strict: bool = False,
+    practice_id: str | None = None,
+    created_at: dt.datetime | None = None,
+) -> snapshot_build.BuildResult:
+    """Read FHIR sources (files or Bulk NDJSON folders) and write the snapshot database."""
+    from continuity import fhir
+
+    report = ImportReport()
+    result = snapshot_build.build_from_records(
+        fhir.read_records(sources, strict=strict, report=report),
+        out,
+        practice_id=practice_id,
+        created_at=created_at,
+        strict=strict,
+    )
+    result.report = report
+    return result
 
 
 def seal_database(
@@ -80,7 +104,7 @@ def publish(
     """Build, compress, seal to every recipient and sign. The plaintext database only lives in a temp dir."""
     with tempfile.TemporaryDirectory(prefix="continuity-publish-", dir=out.parent) as work:
         database = Path(work) / "snapshot.db"
-        built = snapshotdb.build(sources, database, strict=strict, practice_id=practice_id, created_at=created_at)
+        built = build(sources, database, strict=strict, practice_id=practice_id, created_at=created_at)
         header = seal_database(
             database,
             out,

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from continuity import display
 from continuity.errors import ContinuityError, JournalError
 from continuity.journal import Action, Journal
+from continuity.keys import Role, StaffMember
 from continuity.model import PatientSummary, Practitioner
 from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
 
 if TYPE_CHECKING:
-    from continuity.keys import ApplianceSecrets
+    from continuity.keys import ApplianceSecrets, OpenedSlot
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,15 @@ class Session:
         fell_back_from: str | None = None,
         created_at: dt.datetime | None = None,
         clock: Clock = system_clock,
+        member: StaffMember | None = None,
         expires_at: dt.datetime | None = None,
     ) -> None:
         self.user = user
+        # Who is logged in and with which role: from the signed staff roster at unlock. A session
+        # without keyslot (dev mode on a plain database) is reception unless told otherwise.
+        self.member = member or StaffMember(user, Role.RECEPTION)
+        if self.member.name != user:
+            raise ValueError(f"session user {user!r} is not the member {self.member.name!r}")
         self.journal = journal
         self.home = home
         self.clock = clock
@@ -178,13 +185,15 @@ class Session:
         *,
         clock: Clock = system_clock,
         home: Path | None = None,
+        member: StaffMember | None = None,
     ) -> Session:
         """A session on an already open database (tests, `continuity tui --db`): no keys, no store.
 
-        The access journal is still written: dev mode is not a way around it.
+        The access journal is still written: dev mode is not a way around it. Without `member` the
+        session has the reception role (nothing authenticates a role here).
         """
-        session = cls(db=db, user=user, journal=journal, home=home, clock=clock)
-        session._journal_unlock(details={"mode": "database"})
+        session = cls(db=db, user=user, journal=journal, home=home, clock=clock, member=member)
+        session._journal_unlock(details={"mode": "database", "role": session.member.role.value})
         return session
 
     @classmethod
@@ -198,21 +207,14 @@ class Session:
     ) -> Session:
         """Open `user`'s keyslot, decrypt the newest good snapshot, journal the unlock.
 
-        Raises AuthenticationError (wrong passphrase), NoSnapshot, JournalError, or the rejection of
-        every stored snapshot. A wrong passphrase is journaled as `unlock_failed` (best effort).
+        Raises AuthenticationError (wrong passphrase), KeyslotRefused, NoSnapshot, JournalError, or
+        the rejection of every stored snapshot. A failed unlock is journaled (see `authenticate`).
         """
-        from continuity import keys, store  # lazily: argon2 and the store are not needed by dev mode
+        from continuity import store  # lazily: the store is not needed by dev mode
 
         journal = Journal(home)
-        try:
-            secrets = keys.open_keyslot(home, user, passphrase)
-        except ContinuityError as error:
-            try:
-                journal.append(user=_journal_user(user), action=Action.UNLOCK_FAILED,
-                               details={"reason": type(error).__name__})
-            except (JournalError, ValueError) as journal_error:
-                log.warning("could not journal a failed unlock: %s", journal_error)
-            raise
+        slot = authenticate(home, user, passphrase, command="unlock", journal=journal)
+        secrets = slot.secrets
         opened = store.Store(home).open_latest(secrets)
         header: Any = opened.header
         session = cls(
@@ -225,10 +227,11 @@ class Session:
             fell_back_from=opened.fell_back_from,
             created_at=header.created_at,
             clock=clock,
+            member=slot.member,
             expires_at=header.expires_at,
         )
         try:
-            details: dict[str, Any] = {}
+            details: dict[str, Any] = {"role": slot.member.role.value}
             if opened.fell_back_from is not None:
                 details["fell_back_from"] = opened.fell_back_from
             session._journal_unlock(details=details)
@@ -446,6 +449,31 @@ class NewerSnapshot:
         self.db.close()
 
 
+def authenticate(
+    home: Path, user: str, passphrase: str, *, command: str, journal: Journal | None = None
+) -> OpenedSlot:
+    """Open a staff keyslot, for any command that needs one (unlock, journal export, staff changes...).
+
+    Every failure, whatever the command, is journaled as `unlock_failed` with the command and the
+    reason before it is raised (best effort: a journal that cannot be written must not hide the
+    authentication error itself).
+    """
+    from continuity import keys  # lazily: argon2 is not needed by dev mode
+
+    try:
+        return keys.open_member(home, user, passphrase)
+    except ContinuityError as error:
+        try:
+            (journal or Journal(home)).append(
+                user=_journal_user(user),
+                action=Action.UNLOCK_FAILED,
+                details={"reason": type(error).__name__, "command": command},
+            )
+        except (JournalError, ValueError) as journal_error:
+            log.warning("could not journal a failed unlock: %s", journal_error)
+        raise
+
+
 def _journal_user(user: str) -> str:
     """The name typed at a failed unlock may be anything: keep it journal-safe."""
     cleaned = "".join(ch for ch in user if ch.isprintable() and not ch.isspace())[:64]
@@ -575,6 +603,7 @@ __all__: Sequence[str] = (
     "Session",
     "SessionLocked",
     "StatusInfo",
+    "authenticate",
     "fixed_clock",
     "freshness",
     "human_bytes",
@@ -639,11 +668,22 @@ class DatabaseUnlocker(Unlocker):
 
     dev_mode = True
 
-    def __init__(self, db_path: Path, home: Path, *, user: str = "dev", clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        home: Path,
+        *,
+        user: str = "dev",
+        clock: Clock = system_clock,
+        role: Role = Role.RECEPTION,
+        rpps: str = "",
+    ) -> None:
         self.db_path = db_path
         self.home = home
         self.user = user
         self.clock = clock
+        self.role = role  # nothing authenticates a role in dev mode: reception unless the caller says
+        self.rpps = rpps
 
     def staff(self) -> list[str]:
         return [self.user]
@@ -656,7 +696,8 @@ class DatabaseUnlocker(Unlocker):
 
         db = snapshotdb.open_file(self.db_path)
         try:
-            return Session.from_database(db, user, Journal(self.home), clock=self.clock, home=None)
+            member = StaffMember(user, self.role, self.rpps)
+            return Session.from_database(db, user, Journal(self.home), clock=self.clock, home=None, member=member)
         except BaseException:
             db.close()
             raise

@@ -1,10 +1,11 @@
-"""The snapshot database: its schema, building it from model records, and opening it as untrusted input.
+"""The snapshot database on the appliance: its schema, and opening it as untrusted input.
 
-The publisher builds a SQLite file with exactly the schema below; the appliance receives its bytes
-(inside the envelope), and `open_bytes` validates them before anything reads a row: the schema must
-equal ours to the letter (no trigger, view or extra table can ride along), `trusted_schema` is off,
-`quick_check` runs (it also enforces the NOT NULL and CHECK constraints on numbers and flags), and
-row counts must equal the signed header's. The database then lives only in memory, read-only.
+The publisher builds a SQLite file with exactly the schema below (``continuity.snapshot_build``); the
+appliance receives its bytes (inside the envelope), and `open_bytes` validates them before anything
+reads a row: the schema must equal ours to the letter (no trigger, view or extra table can ride
+along), `trusted_schema` is off, `quick_check` runs (it also enforces the NOT NULL and CHECK
+constraints on numbers and flags), and row counts must equal the signed header's. The database then
+lives only in memory, read-only.
 Dates and enumerations are not CHECKed in SQL: evaluating GLOB and IN-list constraints on every row
 tripled `quick_check` at 100,000 patients (0.47 s against 0.16 s), and the reader converts each of
 them with `date.fromisoformat` / the model's enums anyway, so a bad value is refused when it is read
@@ -15,19 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
-import tempfile
 import threading
-from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from continuity import search
-from continuity.errors import InputError, NotFound, SnapshotDatabaseError
+from continuity.errors import NotFound, SnapshotDatabaseError
 from continuity.model import (
     Address,
     Allergy,
@@ -39,10 +36,8 @@ from continuity.model import (
     NonSubstitutionReason,
     Patient,
     PatientSummary,
-    Practice,
     Practitioner,
     RecentPrescription,
-    Record,
     Sex,
     Treatment,
 )
@@ -211,316 +206,6 @@ def _expected_schema() -> frozenset[tuple[str, str, str, str | None]]:
 EXPECTED_SCHEMA = _expected_schema()
 
 
-# --- building (publisher side) --------------------------------------------------------------------
-
-
-@dataclass
-class BuildResult:
-    path: Path
-    counts: dict[str, int]
-    report: Any = None  # fhir.ImportReport when built from FHIR sources
-    warnings: list[str] = field(default_factory=list)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _address_json(address: Address) -> str:
-    return _json(
-        {"lines": list(address.lines), "postal_code": address.postal_code, "city": address.city,
-         "country": address.country}
-    )
-
-
-def _iso(value: dt.date | dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def name_key(birth_name: str, given_names: Sequence[str]) -> str:
-    """Sort and homonym key: normalised birth name, then first given name."""
-    first = given_names[0] if given_names else ""
-    return f"{search.normalize(birth_name)} {search.normalize(first)}".strip()
-
-
-def _violation(record: Record) -> str | None:
-    """What in a record the schema's CHECK constraints would refuse (model types rule out the rest)."""
-    match record:
-        case Practitioner(rpps=rpps) if rpps and not (len(rpps) == 11 and rpps.isascii() and rpps.isdigit()):
-            return f"Practitioner {record.id}: RPPS {rpps!r} is not 11 digits"
-        case Treatment(renewals_left=renewals) if renewals is not None and not 0 <= renewals <= 99:
-            return f"Treatment {record.id}: {renewals} renewals is outside 0-99"
-        case Measurement(value=value) if not 0 < value < 1000:
-            return f"Measurement of {record.patient_id}: {record.kind} {value} {record.unit} is outside (0, 1000)"
-    return None
-
-
-class _Writer:
-    """Runs the inserts on one background thread, in order, a few batches ahead at most.
-
-    SQLite releases the GIL while it writes, so on two cores the B-tree work of one batch overlaps
-    the parsing of the next records on the main thread. The queue is short to keep memory bounded.
-    """
-
-    MAX_PENDING = 4
-
-    def __init__(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-writer")
-        self.pending: deque[Future[object]] = deque()
-
-    def submit(self, function: Callable[..., object], *args: Any) -> None:
-        while len(self.pending) >= self.MAX_PENDING:
-            self.pending.popleft().result()  # re-raises a failed insert here, on the main thread
-        self.pending.append(self.executor.submit(function, *args))
-
-    def close(self) -> None:
-        """Wait for every queued insert; the first failure is raised, the rest are dropped."""
-        try:
-            while self.pending:
-                self.pending.popleft().result()
-        finally:
-            self.pending.clear()
-            self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-class _Builder:
-    """Writes records into a fresh database file; records may arrive in any order."""
-
-    def __init__(self, conn: sqlite3.Connection, *, strict: bool) -> None:
-        self.conn = conn
-        self.rows: dict[str, int] = {}  # patient id -> row
-        self.defined: set[str] = set()  # patient ids that have a Patient record
-        self.homonym_keys: dict[int, tuple[str, ...]] = {}
-        self.sort_keys: dict[int, tuple[str, str, str]] = {}
-        self.tokens: dict[int, dict[str, int]] = {}
-        self.practice: Practice | None = None
-        self.pending: dict[str, list[tuple[Any, ...]]] = {}
-        self.writer = _Writer()
-        self.strict = strict
-        self.warnings: list[str] = []
-
-    def row_of(self, patient_id: str) -> int:
-        row = self.rows.get(patient_id)
-        if row is None:
-            row = self.rows[patient_id] = len(self.rows) + 1
-        return row
-
-    def _queue(self, table: str, values: tuple[Any, ...]) -> None:
-        batch = self.pending.setdefault(table, [])
-        batch.append(values)
-        if len(batch) >= 5000:
-            self.flush(table)
-
-    def flush(self, table: str | None = None) -> None:
-        for name in [table] if table else list(self.pending):
-            batch = self.pending.pop(name, [])
-            if batch:
-                marks = ",".join("?" * len(batch[0]))
-                self.writer.submit(self._insert, f"INSERT OR REPLACE INTO {name} VALUES ({marks})", batch)
-
-    def _insert(self, sql: str, batch: list[tuple[Any, ...]]) -> None:
-        # Runs on the writer thread. The cursor is closed here too: one freed later on the main
-        # thread would finalise its statement while the writer uses the connection.
-        self.conn.executemany(sql, batch).close()
-
-    def add(self, record: Record) -> None:
-        problem = _violation(record)
-        if problem is not None:
-            if self.strict:
-                raise InputError(problem, message_fr="Une donnée de l'export est hors des limites admises.")
-            self.warnings.append(f"skipped: {problem}")
-            return
-        match record:
-            case Patient():
-                self._patient(record)
-            case Practitioner():
-                self._queue("practitioner", (
-                    record.id, record.family_name, _json(list(record.given_names)), record.rpps,
-                    record.qualite, record.specialty, _address_json(record.address), record.phone,
-                    record.email,
-                ))
-            case Allergy():
-                self._queue("allergy", (
-                    record.id, self.row_of(record.patient_id), record.substance, record.code,
-                    record.code_system, record.criticality, record.reaction, record.category,
-                ))
-            case Condition():
-                self._queue("condition", (
-                    record.id, self.row_of(record.patient_id), record.text, record.code,
-                    record.code_system, int(record.is_ald), _iso(record.onset_date), record.clinical_status,
-                ))
-            case Treatment():
-                self._queue("treatment", (
-                    record.id, self.row_of(record.patient_id), record.dci, record.strength, record.form,
-                    record.route, record.posology, record.brand, _iso(record.start_date),
-                    int(record.chronic), int(record.ald_related),
-                    record.non_substitution.value if record.non_substitution else None,
-                    int(record.narcotic), record.renewals_left, record.last_prescriber_id,
-                    _iso(record.last_prescribed_on),
-                ))
-            case RecentPrescription():
-                self._queue("recent_prescription", (
-                    record.id, self.row_of(record.patient_id), _iso(record.authored_on),
-                    record.prescriber_id, record.text,
-                ))
-            case Measurement():
-                self._queue("measurement", (
-                    self.row_of(record.patient_id), record.kind, record.value, record.unit,
-                    _iso(record.measured_on),
-                ))
-            case Appointment():
-                self._queue("appointment", (
-                    record.id, self.row_of(record.patient_id), record.practitioner_id,
-                    record.start.isoformat(), _iso(record.end), record.status, record.description,
-                ))
-            case Practice():
-                self.practice = record
-
-    def _patient(self, patient: Patient) -> None:
-        row = self.row_of(patient.id)
-        self.defined.add(patient.id)
-        key = name_key(patient.birth_name, patient.birth_given_names)
-        keys = [key]
-        if patient.used_name:
-            keys.append(name_key(patient.used_name, [patient.used_given_name or patient.first_given_name]))
-        self.homonym_keys[row] = tuple(keys)
-        self.sort_keys[row] = (key, _iso(patient.birth_date) or "", patient.id)
-        self.tokens[row] = search.name_tokens(
-            patient.birth_name, patient.used_name, patient.birth_given_names, patient.used_given_name
-        )
-        self._queue("patient", (
-            row, patient.id, patient.birth_name, _json(list(patient.birth_given_names)), patient.used_name,
-            patient.used_given_name, patient.sex.value, _iso(patient.birth_date), patient.birth_place_insee,
-            patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
-            _address_json(patient.address), int(patient.deceased), _iso(patient.deceased_date),
-            int(patient.active), patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
-        ))
-
-    def finish(self) -> list[str]:
-        self.flush()
-        self.writer.close()
-        missing = sorted(set(self.rows) - self.defined)
-        if missing:
-            raise InputError(
-                f"{len(missing)} patient(s) referenced but never defined, e.g. {', '.join(missing[:5])}",
-                message_fr="Des données font référence à des patients absents de l'export.",
-            )
-        # Homonyms: other patients sharing a birth-name or used-name key (same name, another person).
-        by_key: Counter[str] = Counter()
-        for keys in self.homonym_keys.values():
-            by_key.update(set(keys))
-        # Rank = position in display order (name, then birth date): the search index stores ranks, so
-        # its natural order is the order results are shown in, and a lookup can stop at the first page.
-        ordered = sorted(self.sort_keys, key=self.sort_keys.__getitem__)
-        rank_of = {row: rank for rank, row in enumerate(ordered, start=1)}
-        self.conn.executemany(
-            "UPDATE patient SET rank = ?, homonyms = ? WHERE row = ?",
-            ((rank_of[row], max(by_key[k] for k in keys) - 1, row) for row, keys in self.homonym_keys.items()),
-        )
-        # In primary-key order (token, quality descending, rank): the B-tree is written sequentially.
-        # (The columns are declared in key order too: SQLite 3.40's quick_check misreads NOT NULL
-        # columns of a WITHOUT ROWID table whose key order differs from the column order.)
-        token_rows = sorted(
-            ((token, quality, rank_of[row]) for row, words in self.tokens.items() for token, quality in words.items()),
-            key=lambda row: (row[0], -row[1], row[2]),
-        )
-        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
-        # One row per distinct word: its phonetic key (the search's second tier) and whether it is a surname.
-        best: dict[str, int] = {}
-        for token, quality, _ in token_rows:
-            best.setdefault(token, quality)  # sorted by quality descending within a token: the first is the best
-        self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
-        return self.warnings
-
-
-def build_from_records(
-    records: Iterable[Record],
-    out: Path,
-    *,
-    practice_id: str | None = None,
-    created_at: dt.datetime | None = None,
-    strict: bool = False,
-) -> BuildResult:
-    """Write a snapshot database at `out` (atomically: a temp file renamed into place).
-
-    A record the schema would refuse fails the build when `strict`, else it is skipped and listed in
-    `BuildResult.warnings`.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=out.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        # One writer thread uses the connection while the main thread reads records (see _Writer).
-        conn = sqlite3.connect(temp, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode = OFF")
-            conn.execute("PRAGMA synchronous = OFF")
-            conn.executescript(TABLES)
-            builder = _Builder(conn, strict=strict)
-            conn.execute("BEGIN")
-            try:
-                for record in records:
-                    builder.add(record)
-                warnings = builder.finish()
-            finally:
-                builder.writer.close()
-            practice = builder.practice or Practice(id=practice_id or "practice", name="Cabinet médical")
-            meta = {
-                "schema_version": str(SCHEMA_VERSION),
-                "practice_id": practice_id or practice.id,
-                "practice_name": practice.name,
-                "practice_address": _address_json(practice.address),
-                "practice_phone": practice.phone,
-                "created_at": (created_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-            }
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
-            conn.commit()
-            conn.executescript(INDEXES)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}
-            conn.commit()
-            conn.execute("VACUUM")
-        finally:
-            conn.close()
-        os.replace(temp, out)
-    except sqlite3.IntegrityError as error:
-        temp.unlink(missing_ok=True)
-        # A record the importer let through but the schema's CHECK constraints refuse (e.g. 500
-        # renewals): the appliance would refuse such a database, so the publisher must not build it.
-        raise InputError(
-            f"a record violates the snapshot schema: {error}",
-            message_fr="Une donnée de l'export est hors des limites admises : l'instantané n'est pas construit.",
-        ) from error
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return BuildResult(path=out, counts=counts, warnings=warnings)
-
-
-def build(
-    sources: Sequence[Path],
-    out: Path,
-    *,
-    strict: bool = False,
-    practice_id: str | None = None,
-    created_at: dt.datetime | None = None,
-) -> BuildResult:
-    """Read FHIR sources (files or Bulk NDJSON folders) and write the snapshot database."""
-    from continuity import fhir  # the appliance never needs the FHIR reader, so load it lazily
-
-    report = fhir.ImportReport()
-    result = build_from_records(
-        fhir.read_records(sources, strict=strict, report=report),
-        out,
-        practice_id=practice_id,
-        created_at=created_at,
-        strict=strict,
-    )
-    result.report = report
-    return result
-
-
 # --- opening (appliance side) ---------------------------------------------------------------------
 
 
@@ -658,7 +343,7 @@ class SnapshotDB:
         self._conn.close()
 
     def surnames(self) -> search.SurnameIndex:
-        """The distinct surnames for typo tolerance, read once (≈ 40 ms at 100,000 patients)."""
+        """The surname words for typo tolerance, read once per unlock (a few ms)."""
         with self._surnames_lock:
             if self._surnames is None:
                 self._surnames = search.SurnameIndex.load(self._conn)

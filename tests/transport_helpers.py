@@ -16,7 +16,7 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from continuity import envelope, keys, snapshotdb
+from continuity import envelope, keys, snapshot_build, snapshotdb
 from continuity.store import Store
 from tests.factories import small_practice
 
@@ -112,7 +112,7 @@ def make_rig(tmp_path: Path) -> Rig:
     keys.generate_publisher_key(pub_dir)
     keys.trust_publisher(home, pub_dir / "publisher.pub")
     database = tmp_path / "practice.db"
-    built = snapshotdb.build_from_records(small_practice(), database, practice_id=PRACTICE)
+    built = snapshot_build.build_from_records(small_practice(), database, practice_id=PRACTICE)
     return Rig(
         tmp=tmp_path,
         home=home,

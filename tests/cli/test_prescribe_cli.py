@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from continuity import journal as journal_module
-from continuity import snapshotdb
+from continuity import snapshot_build
 from continuity.cli import cli
 from continuity.model import Practice, Record
 from tests.unit.pdf_fixtures import ald_summary, child, flat, pdf_text, practitioner, weight
@@ -37,7 +37,7 @@ def _records() -> list[Record]:
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return snapshotdb.build_from_records(_records(), tmp_path / "s.db").path
+    return snapshot_build.build_from_records(_records(), tmp_path / "s.db").path
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from continuity import snapshotdb
+from continuity import snapshot_build
 from continuity.cli import cli
 from tests.factories import small_practice
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return snapshotdb.build_from_records(small_practice(dt.date.today()), tmp_path / "s.db").path
+    return snapshot_build.build_from_records(small_practice(dt.date.today()), tmp_path / "s.db").path
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -152,13 +152,15 @@ def test_status_warn_and_crit_ages(practice: Practice) -> None:
 def test_staff_commands(practice: Practice) -> None:
     bob = practice.tmp / "bob.pass"
     bob.write_text("la phrase de bob est longue\n")
+    # alice (reception, the first member) enrols the first prescriber, who then manages staff.
     run(
-        "staff", "add", "--home", practice.home, "bob", "--user", "alice", "--passphrase-file",
-        practice.passphrase_file, "--new-passphrase-file", bob,
+        "staff", "add", "--home", practice.home, "bob", "--role", "prescriber", "--rpps", "10101010105",
+        "--user", "alice", "--passphrase-file", practice.passphrase_file, "--new-passphrase-file", bob,
     )  # fmt: skip
-    assert run("staff", "list", "--home", practice.home).stdout.split() == ["alice", "bob"]
+    listed = run("staff", "list", "--home", practice.home).stdout.splitlines()
+    assert [line.split()[0] for line in listed] == ["alice", "bob"]
     run("staff", "remove", "--home", practice.home, "alice", "--user", "bob", "--passphrase-file", bob)
-    assert run("staff", "list", "--home", practice.home).stdout.split() == ["bob"]
+    assert [line.split()[0] for line in run("staff", "list", "--home", practice.home).stdout.splitlines()] == ["bob"]
     run(
         "staff", "remove", "--home", practice.home, "bob", "--user", "bob", "--passphrase-file", bob,
         code=StaffError.exit_code,

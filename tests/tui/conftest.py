@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from continuity import snapshotdb
+from continuity import snapshot_build
 from continuity.errors import JournalError
 from continuity.journal import Journal
 from continuity.session import DatabaseUnlocker, fixed_clock
@@ -25,7 +25,7 @@ SIZE = (100, 30)
 
 @pytest.fixture
 def practice_db(tmp_path: Path) -> Path:
-    return snapshotdb.build_from_records(
+    return snapshot_build.build_from_records(
         small_practice(TODAY), tmp_path / "practice.db", created_at=CREATED_AT
     ).path
 

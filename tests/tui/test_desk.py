@@ -11,7 +11,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from continuity import snapshotdb
+from continuity import snapshot_build
 from continuity.model import Measurement, Sex
 from continuity.session import DatabaseUnlocker, Session, fixed_clock
 from continuity.tui.app import ContinuityApp
@@ -71,7 +71,7 @@ async def test_names_as_heard_are_listed_under_orthographe_proche(make_app: AppM
 async def test_exact_matches_stay_above_the_divider(make_app: AppMaker, tmp_path: Path) -> None:
     records = [*small_practice(TODAY), patient("DUPONT", "Jean", "1958-03-12", id="pat-dupont", sex=Sex.MALE),
                patient("DUPONDEL", "Anne", "1970-01-01", id="pat-dupondel")]
-    db = snapshotdb.build_from_records(records, tmp_path / "heard.db", created_at=CREATED_AT).path
+    db = snapshot_build.build_from_records(records, tmp_path / "heard.db", created_at=CREATED_AT).path
     app = make_app(db=db)
     async with app.run_test(size=SIZE) as pilot:
         await unlock(pilot)
@@ -117,7 +117,7 @@ def desk_practice(tmp_path: Path) -> Path:
         Measurement("pat-child", "weight", 18.4, "kg", dt.date(2025, 12, 1)),
         Measurement("pat-qual", "weight", 83.4, "kg", dt.date(2023, 12, 23)),
     ]
-    return snapshotdb.build_from_records(records, tmp_path / "desk.db", created_at=CREATED_AT).path
+    return snapshot_build.build_from_records(records, tmp_path / "desk.db", created_at=CREATED_AT).path
 
 
 async def test_weight_with_date_and_age_in_the_identity_header(make_app: AppMaker, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from continuity import snapshotdb
+from continuity import snapshot_build
 from continuity.session import HomeUnlocker, fixed_clock
 from continuity.tui.app import ContinuityApp
 from continuity.tui.screens.dialogs import AcknowledgeOldData
@@ -150,7 +150,7 @@ async def test_live_update_switches_without_losing_the_place(rig: Rig, tmp_path:
         assert isinstance(app.screen, PatientScreen)
         # The night's pull lands a newer snapshot with one more patient.
         records = [*small_practice(), patient("NOUVEAU", "Arrivé", "2000-01-01", id="pat-new")]
-        newer = snapshotdb.build_from_records(records, tmp_path / "newer.db", practice_id="cabinet-lilas")
+        newer = snapshot_build.build_from_records(records, tmp_path / "newer.db", practice_id="cabinet-lilas")
         assert rig.ingest(rig.make(2, database=newer.path, counts=newer.counts)) == "accepted"
         for _ in range(60):
             await pilot.pause(0.1)

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from continuity import fhir
 from continuity.errors import InputError
-from continuity.fhir import ImportReport, read_records
+from continuity.fhir import ImportReport, read_records, sources, vocabulary
 from continuity.model import (
     Allergy,
     AllergyStatus,
@@ -262,7 +261,7 @@ def test_strict_json(tmp_path: Path, line: str, expected: str) -> None:
 
 
 def test_an_over_long_line_is_reported_without_being_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fhir, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 4096)
     huge = patient("p2", name=[{"family": "X" * 20_000}])
     source = lines(tmp_path, "Patient.ndjson", patient("p1"), huge, patient("p3"))
     records, report = read(source)
@@ -583,7 +582,7 @@ def test_huge_strings_are_bounded(tmp_path: Path) -> None:
     huge = patient("p1", name=[{"family": "A" * 2_000_000, "given": ["B" * 100_000]}])
     records, _ = read(lines(tmp_path, "x.ndjson", huge), strict=True)
     (kept,) = only(records, Patient)
-    assert len(kept.birth_name) == fhir._MAX_TEXT and len(kept.birth_given_names[0]) == fhir._MAX_TEXT
+    assert len(kept.birth_name) == vocabulary.MAX_TEXT and len(kept.birth_given_names[0]) == vocabulary.MAX_TEXT
 
 
 @pytest.mark.parametrize(
@@ -599,7 +598,12 @@ def test_huge_strings_are_bounded(tmp_path: Path) -> None:
         ("gender", {"code": "female"}, "Patient.gender must be a string, not an object"),
         (
             "extension",
-            [{"url": fhir._EXT_IDENTITY_RELIABILITY, "extension": [{"url": "identityStatus", "valueCoding": "QUAL"}]}],
+            [
+                {
+                    "url": vocabulary.EXT_IDENTITY_RELIABILITY,
+                    "extension": [{"url": "identityStatus", "valueCoding": "QUAL"}],
+                }
+            ],
             "Patient.extension[0].extension[0].valueCoding must be an object, not a string",
         ),
         ("identifier", "INS", "Patient.identifier must be a list, not a string"),

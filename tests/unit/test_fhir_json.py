@@ -1,7 +1,7 @@
 """continuity.fhir parses NDJSON lines with orjson when it can: never a different record or problem.
 
 orjson keeps the last of duplicate keys and reads integers beyond 64 bits as floats; the reader
-falls back to its strict decoder whenever that could show (docstring of ``fhir._fast_line``).
+falls back to its strict decoder whenever that could show (docstring of ``continuity.fhir.json.fast_line``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from continuity import fhir
 from continuity.fhir import ImportReport, read_records
+from continuity.fhir import json as fhir_json
 
 PATIENT = '{"resourceType": "Patient", "id": "p1", "name": [{"family": "MARTIN"}], "birthDate": "1950-01-31"}'
 
@@ -31,7 +31,7 @@ def both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *lines: str | byt
     path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n" for line in lines))
     fast = outcome(path)
     with monkeypatch.context() as patch:
-        patch.setattr(fhir, "_orjson", None)
+        patch.setattr(fhir_json, "_orjson", None)
         strict = outcome(path)
     assert fast == strict
     return fast

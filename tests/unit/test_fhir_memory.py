@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from continuity import fhir
-from continuity.fhir import ImportReport, read_records
+from continuity.fhir import ImportReport, read_records, sources
 from continuity.ins import with_check_key
 
 FR = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
@@ -92,7 +91,7 @@ def test_peak_memory_stays_far_below_the_export_size(tmp_path: Path) -> None:
 
 
 def test_a_json_file_too_large_to_read_whole_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fhir, "MAX_JSON_FILE_BYTES", 1000)
+    monkeypatch.setattr(sources, "MAX_JSON_FILE_BYTES", 1000)
     path = tmp_path / "big.json"
     path.write_text(json.dumps({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Basic"}}] * 100}))
     report = ImportReport()

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from continuity import fhir
 from continuity.errors import InputError
-from continuity.fhir import ImportReport, read_records
+from continuity.fhir import ImportReport, parallel, read_records, sources
 from continuity.ins import with_check_key
 from continuity.synth import write_practice
 
@@ -32,8 +31,8 @@ QUAL = [
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Read by the main process only (it cuts the files): a few lines per chunk, blocks shorter than lines.
-    monkeypatch.setattr(fhir, "_CHUNK_BYTES", 1500)
-    monkeypatch.setattr(fhir, "_SPAN_BLOCK", 200)
+    monkeypatch.setattr(parallel, "CHUNK_BYTES", 1500)
+    monkeypatch.setattr(sources, "SPAN_BLOCK", 200)
 
 
 def summary(report: ImportReport) -> dict[str, Any]:
@@ -204,7 +203,7 @@ def test_chunks_cover_the_file_in_whole_lines(tmp_path: Path, size: int) -> None
     body = b"".join(b"x" * n + b"\n" for n in lengths) + b"tail without newline"
     path = tmp_path / "lines.ndjson"
     path.write_bytes(body)
-    spans = list(fhir._spans(path, size))
+    spans = list(sources.spans(path, size))
     assert spans[0].start == 0 and spans[-1].end == -1
     for previous, following in zip(spans, spans[1:], strict=False):
         assert previous.end == following.start

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from continuity import journal as journal_module
+from continuity import snapshot_build
 from continuity.errors import JournalBroken, JournalError
 from continuity.ins import with_check_key
 from continuity.journal import Action, Journal, verify_journal
@@ -597,7 +598,7 @@ def test_a_session_shows_nothing_when_the_journal_cannot_be_written(tmp_path: Pa
     from continuity.session import Session, fixed_clock
     from tests.factories import small_practice
 
-    database = snapshotdb.build_from_records(small_practice(), tmp_path / "s.db").path
+    database = snapshot_build.build_from_records(small_practice(), tmp_path / "s.db").path
     with tmpfs(tmp_path / "home", "size=64k") as home:
         session = Session.from_database(
             snapshotdb.open_file(database),

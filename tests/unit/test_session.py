@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from continuity import snapshotdb
+from continuity import snapshot_build, snapshotdb
 from continuity.errors import AuthenticationError, JournalError
 from continuity.journal import Journal
+from continuity.keys import Role, StaffMember
 from continuity.session import (
     DatabaseUnlocker,
     Freshness,
@@ -30,7 +31,7 @@ CREATED = dt.datetime(2026, 11, 28, 1, 13, tzinfo=dt.UTC)
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return snapshotdb.build_from_records(small_practice(TODAY), tmp_path / "s.db", created_at=CREATED).path
+    return snapshot_build.build_from_records(small_practice(TODAY), tmp_path / "s.db", created_at=CREATED).path
 
 
 def session_at(db_path: Path, home: Path, now: dt.datetime, journal: Journal | None = None) -> Session:
@@ -128,6 +129,7 @@ def test_real_unlock_wrong_and_good_passphrase(tmp_path: Path, monkeypatch: pyte
     session = unlocker.unlock(USER, PASSPHRASE)
     assert unlocker.last_user() == USER
     assert session.sequence == 1 and not session.dev_mode
+    assert session.member == StaffMember(USER, Role.RECEPTION, "")  # as the signed roster says
     status = session.status()
     assert status.publisher_fingerprints and status.kept_snapshots and status.disk_free_bytes
     assert [a.outcome for a in status.pull_attempts] == []
@@ -140,6 +142,17 @@ def test_real_unlock_wrong_and_good_passphrase(tmp_path: Path, monkeypatch: pyte
     assert [a for a, _ in actions(rig.home)] == [
         "unlock_failed", "unlock", "checkpoint", "snapshot_switch", "lock", "checkpoint",
     ]
+    failed, unlocked = list(Journal(rig.home).entries())[:2]
+    assert failed.details == {"reason": "AuthenticationError", "command": "unlock"}
+    assert unlocked.details["role"] == "reception"
+
+
+def test_dev_mode_sessions_are_reception_unless_told(db_path: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    assert DatabaseUnlocker(db_path, home).unlock("dev", "").member == StaffMember("dev", Role.RECEPTION)
+    doctor = DatabaseUnlocker(db_path, home, user="dr.test", role=Role.PRESCRIBER, rpps="10101010105")
+    assert doctor.unlock("dr.test", "").member.is_prescriber
 
 
 def test_human_bytes() -> None:

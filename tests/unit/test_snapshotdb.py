@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from continuity import snapshotdb
+from continuity import snapshot_build, snapshotdb
 from continuity.errors import InputError, NotFound, SnapshotDatabaseError
 from continuity.model import AllergyStatus, NonSubstitutionReason, Sex, Treatment
 from tests.factories import patient, small_practice
@@ -19,7 +19,7 @@ TODAY = dt.date(2026, 11, 28)
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    result = snapshotdb.build_from_records(small_practice(TODAY), tmp_path / "snapshot.db")
+    result = snapshot_build.build_from_records(small_practice(TODAY), tmp_path / "snapshot.db")
     return result.path
 
 
@@ -36,7 +36,7 @@ def ids(results: list[snapshotdb.SearchResult]) -> list[str]:
 
 
 def test_build_reports_counts_and_meta(db_path: Path) -> None:
-    result = snapshotdb.build_from_records(small_practice(TODAY), db_path.with_name("again.db"))
+    result = snapshot_build.build_from_records(small_practice(TODAY), db_path.with_name("again.db"))
     assert result.counts["patient"] == 11
     assert result.counts["treatment"] == 2
     assert result.counts["appointment"] == 3
@@ -48,7 +48,7 @@ def test_build_reports_counts_and_meta(db_path: Path) -> None:
 def test_build_refuses_records_pointing_to_an_undefined_patient(tmp_path: Path) -> None:
     records = [*small_practice(TODAY), Treatment("trt-x", "pat-ghost", "paracétamol")]
     with pytest.raises(InputError, match="pat-ghost"):
-        snapshotdb.build_from_records(records, tmp_path / "out.db")
+        snapshot_build.build_from_records(records, tmp_path / "out.db")
     assert not (tmp_path / "out.db").exists()
     assert list(tmp_path.iterdir()) == []  # no temp file left behind
 
@@ -56,9 +56,9 @@ def test_build_refuses_records_pointing_to_an_undefined_patient(tmp_path: Path) 
 def test_a_record_outside_the_schema_limits_is_skipped_or_fails_a_strict_build(tmp_path: Path) -> None:
     records = [*small_practice(TODAY), Treatment("trt-x", "pat-qual", "paracétamol", renewals_left=500)]
     with pytest.raises(InputError, match="trt-x: 500 renewals"):
-        snapshotdb.build_from_records(records, tmp_path / "out.db", strict=True)
+        snapshot_build.build_from_records(records, tmp_path / "out.db", strict=True)
     assert list(tmp_path.iterdir()) == []
-    lenient = snapshotdb.build_from_records(records, tmp_path / "out.db")
+    lenient = snapshot_build.build_from_records(records, tmp_path / "out.db")
     assert lenient.counts["treatment"] == 2
     assert lenient.warnings == ["skipped: Treatment trt-x: 500 renewals is outside 0-99"]
 
@@ -67,10 +67,10 @@ def test_an_insert_failing_on_the_writer_thread_surfaces_typed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Bypass the Python-side check so the CHECK constraint itself fails, on the writer thread.
-    monkeypatch.setattr(snapshotdb, "_violation", lambda record: None)
+    monkeypatch.setattr(snapshot_build, "_violation", lambda record: None)
     records = [*small_practice(TODAY), Treatment("trt-x", "pat-qual", "paracétamol", renewals_left=500)]
     with pytest.raises(InputError, match="CHECK constraint failed"):
-        snapshotdb.build_from_records(records, tmp_path / "out.db")
+        snapshot_build.build_from_records(records, tmp_path / "out.db")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -86,7 +86,7 @@ def test_exact_name_ranks_before_prefix(db: snapshotdb.SnapshotDB) -> None:
 
 def test_birth_name_with_apostrophe_ranks_before_the_same_used_name(tmp_path: Path) -> None:
     records = [*small_practice(TODAY), patient("CAMARA", "Awa", "1953-10-06", id="pat-camara", used_name="N'DIAYE")]
-    db = snapshotdb.open_file(snapshotdb.build_from_records(records, tmp_path / "nd.db").path)
+    db = snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "nd.db").path)
     assert ids(db.search("n'diaye")) == ["pat-ndiaye", "pat-camara"]
 
 
@@ -97,7 +97,7 @@ def test_whole_birth_names_rank_before_used_names_compounds_and_given_names(tmp_
         patient("BARBIER-MARTIN", "Jade", "2021-08-05", id="pat-compound"),
         patient("ABADIE", "Claire", "1970-01-01", id="pat-used-martin", used_name="MARTIN"),
     ]
-    db = snapshotdb.open_file(snapshotdb.build_from_records(records, tmp_path / "rank.db").path)
+    db = snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "rank.db").path)
     assert ids(db.search("martin")) == [
         "pat-martin-1",  # birth name MARTIN, in display order (then birth date)
         "pat-martin-2",
@@ -417,7 +417,7 @@ def heard_db(tmp_path: Path) -> snapshotdb.SnapshotDB:
         patient("MARTIN-DUPUIS", "Léa", "1990-10-10", id="pat-md-hyphen"),
         patient("MARTIN DUPUIS", "Noé", "1991-11-11", id="pat-md-space", sex=Sex.MALE),
     ]
-    return snapshotdb.open_file(snapshotdb.build_from_records(records, tmp_path / "heard.db").path)
+    return snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "heard.db").path)
 
 
 def close_ids(results: list[snapshotdb.SearchResult]) -> list[str]:
@@ -487,6 +487,6 @@ def test_civility_and_short_date_in_a_query(heard_db: snapshotdb.SnapshotDB) -> 
 def test_deceased_date_travels_in_the_snapshot(tmp_path: Path) -> None:
     records = [*small_practice(TODAY), patient("ANCIEN", "Marc", "1930-01-01", id="pat-dead", deceased=True,
                                                 deceased_date=dt.date(2025, 2, 3))]
-    db = snapshotdb.open_file(snapshotdb.build_from_records(records, tmp_path / "dead.db").path)
+    db = snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "dead.db").path)
     assert db.patient("pat-dead").deceased_date == dt.date(2025, 2, 3)
     assert db.patient("pat-qual").deceased_date is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from continuity import store
+from continuity import publish, snapshot_build, store
 from continuity.errors import (
     NoSnapshot,
     NotInitialized,
@@ -108,11 +108,10 @@ def test_counts_must_match_the_signed_header(rig: Rig) -> None:
 
 
 def test_database_of_another_practice_inside_a_signed_file(rig: Rig, tmp_path: Path) -> None:
-    from continuity import snapshotdb
     from tests.factories import small_practice
 
     other = tmp_path / "other.db"
-    built = snapshotdb.build_from_records(small_practice(), other, practice_id="autre-cabinet")
+    built = snapshot_build.build_from_records(small_practice(), other, practice_id="autre-cabinet")
     rig.ingest(rig.make(1, database=other, counts=built.counts))
     with pytest.raises(SnapshotDatabaseError, match="autre-cabinet"):
         rig.store.open_latest(rig.secrets)
@@ -229,9 +228,8 @@ def test_sigkill_during_commit_leaves_old_or_new_never_neither(rig: Rig, tmp_pat
 
     synth.write_practice(tmp_path / "fhir", patients=1500, seed=3)
     big_db = tmp_path / "big.db"
-    from continuity import snapshotdb
 
-    built = snapshotdb.build([tmp_path / "fhir"], big_db, practice_id="cabinet-lilas")
+    built = publish.build([tmp_path / "fhir"], big_db, practice_id="cabinet-lilas")
     rig.ingest(rig.make(1))
     new_file = rig.make(2, database=big_db, counts=built.counts)
     template = tmp_path / "template"

@@ -1,0 +1,234 @@
+"""Sharing the reading of a large NDJSON file among worker processes, in chunks of whole lines.
+
+The main process cuts a file into chunks (``sources.spans``), workers read each chunk and work out
+what every resource says — pass 1: its effects on the indexes (``Learnt``); pass 2: its records
+(``Converted``) — and the main process applies the chunks in reading order. Workers are started with
+``spawn`` and receive the pass-1 ``Indexes`` once. What crosses the process boundary are named tuples
+of plain values; records travel flattened (``flatten`` / ``rebuild``), several times cheaper to pickle
+than the frozen dataclasses with their enums and addresses.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import enum
+import multiprocessing
+import operator
+import os
+import pickle
+import typing
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+from continuity.fhir.convert import convert, learn
+from continuity.fhir.indexes import Effect, Indexes
+from continuity.fhir.sources import SourceFile, Span, Unreadable, spans
+from continuity.import_report import ImportProblem
+from continuity.model import (
+    Address,
+    Allergy,
+    Appointment,
+    Condition,
+    Measurement,
+    Patient,
+    Practice,
+    Practitioner,
+    RecentPrescription,
+    Record,
+    Treatment,
+)
+
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+"""Smallest uncompressed NDJSON file whose reading is shared among worker processes by default."""
+
+MAX_AUTO_WORKERS = 4
+CHUNK_BYTES = 512 * 1024  # lines handed to a worker process at a time (whole lines, about this size)
+
+FlatRecord = tuple[int, tuple[Any, ...]]
+
+
+class Learnt(NamedTuple):
+    """Pass 1 of one resource in a worker: what it says, not yet applied."""
+
+    ordinal: int
+    location: str
+    resource_type: str
+    key: str
+    light: bool
+    effects: list[Effect]
+    problem: str
+
+
+class Converted(NamedTuple):
+    """Pass 2 of one resource in a worker: its records (flattened), not yet applied."""
+
+    ordinal: int
+    location: str
+    key: str
+    resource_type: str
+    records: list[FlatRecord]
+    problem: str
+    warnings: list[ImportProblem]
+    ins_dropped: bool
+
+
+def start_pool(workers: int, indexes: Indexes) -> concurrent.futures.ProcessPoolExecutor:
+    """Worker processes holding a copy of ``indexes`` (pass 1: only the files; pass 2: everything pass 1 learnt).
+
+    "spawn": a fresh interpreter, whatever threads the caller runs; the state is sent once to each.
+    """
+    state = pickle.dumps(indexes, protocol=pickle.HIGHEST_PROTOCOL)
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(state,),
+    )
+
+
+def chunks(
+    pool: concurrent.futures.ProcessPoolExecutor, workers: int, path: Path, task: Callable[..., bytes], *args: Any
+) -> Generator[list[Any], None, None]:
+    """The results of ``task(*args, span)`` for the chunks of a file, in order, a few in flight."""
+    file_spans = spans(path, CHUNK_BYTES)
+    pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
+
+    def submit() -> None:
+        span = next(file_spans, None)
+        if span is not None:
+            pending.append(pool.submit(task, *args, span))
+
+    try:
+        for _ in range(workers + 1):  # bounded: a few chunks in flight
+            submit()
+        while pending:
+            units: list[Any] = pickle.loads(pending.popleft().result())
+            submit()
+            yield units
+    finally:
+        for future in pending:
+            future.cancel()
+        file_spans.close()
+
+
+# --- in the worker processes ----------------------------------------------------------------------
+
+_worker_indexes: Indexes | None = None
+
+
+def _worker_start(state: bytes) -> None:
+    """Worker process initializer: the indexes, read-only from now on."""
+    global _worker_indexes
+    _worker_indexes = pickle.loads(state)
+
+
+def learn_chunk(file_index: int, span: Span) -> bytes:
+    """Pass 1 of one chunk of lines: ``Unreadable`` or ``Learnt`` for each unit, nothing applied."""
+    indexes = _worker_indexes
+    assert indexes is not None, "worker process not initialised"
+    learnt: list[Unreadable | Learnt] = []
+    for unit in SourceFile(indexes.files[file_index]).items(light=True, span=span):
+        if isinstance(unit, Unreadable):
+            learnt.append(unit)
+        else:
+            effects, problem = learn(unit)
+            learnt.append(
+                Learnt(unit.ordinal, unit.location, unit.resource_type, unit.key, unit.light, effects, problem)
+            )
+    return pickle.dumps(learnt, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def convert_chunk(file_index: int, sweep: frozenset[str], span: Span) -> bytes:
+    """Pass 2 of one chunk of lines: each resource of the sweep converted, nothing applied.
+
+    The result stays pickled until the main process applies it (compact while it waits in line).
+    """
+    indexes = _worker_indexes
+    assert indexes is not None, "worker process not initialised"
+    source = str(indexes.files[file_index])
+    converted: list[Unreadable | Converted] = []
+    for unit in SourceFile(indexes.files[file_index]).items(span=span):
+        if isinstance(unit, Unreadable):
+            converted.append(unit)
+        elif unit.resource_type in sweep and (file_index, unit.ordinal) not in indexes.bad:
+            records, problem, warnings, ins_dropped = convert(indexes, source, unit)
+            flat = [flatten(record) for record in records]
+            converted.append(
+                Converted(
+                    unit.ordinal, unit.location, unit.key, unit.resource_type, flat, problem, warnings, ins_dropped
+                )
+            )
+    return pickle.dumps(converted, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# --- records across the process boundary ----------------------------------------------------------
+
+
+class _Shape:
+    """How records of one class cross a process boundary: a tuple of plain values (pickling the
+    frozen dataclasses themselves, their enums and addresses, costs several times more)."""
+
+    __slots__ = ("address", "enums", "fields", "index", "kind")
+
+    def __init__(self, index: int, kind: type[Any]) -> None:
+        self.index = index
+        self.kind = kind
+        names = [f.name for f in dataclasses.fields(kind)]
+        self.fields = operator.attrgetter(*names)
+        self.address = names.index("address") if "address" in names else -1
+        self.enums: list[tuple[int, dict[str, enum.Enum]]] = []
+        hints = typing.get_type_hints(kind)
+        for position, name in enumerate(names):
+            hint = hints[name]
+            for candidate in typing.get_args(hint) or (hint,):
+                if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
+                    self.enums.append((position, {member.value: member for member in candidate}))
+
+
+_SHAPES = [
+    _Shape(index, kind)
+    for index, kind in enumerate(
+        (Practice, Practitioner, Patient, Allergy, Condition, Treatment, RecentPrescription, Measurement, Appointment)
+    )
+]
+_SHAPE_OF = {shape.kind: shape for shape in _SHAPES}
+
+
+def flatten(record: Record) -> FlatRecord:
+    """(shape index, field values); the index is negative when the values need no conversion back."""
+    shape = _SHAPE_OF[type(record)]
+    values = shape.fields(record)
+    if shape.address < 0 and not any(values[position] is not None for position, _ in shape.enums):
+        return -1 - shape.index, values  # e.g. a Treatment without a non-substitution reason
+    changed = list(values)
+    if shape.address >= 0:
+        address = changed[shape.address]
+        changed[shape.address] = (address.lines, address.postal_code, address.city, address.country)
+    for position, _ in shape.enums:
+        if changed[position] is not None:
+            changed[position] = changed[position].value
+    return shape.index, tuple(changed)
+
+
+def rebuild(flat: FlatRecord) -> Record:
+    index, values = flat
+    if index < 0:
+        return cast(Record, _SHAPES[-1 - index].kind(*values))
+    shape = _SHAPES[index]
+    changed = list(values)
+    if shape.address >= 0:
+        changed[shape.address] = Address(*changed[shape.address])
+    for position, members in shape.enums:
+        if changed[position] is not None:
+            changed[position] = members[changed[position]]
+    return cast(Record, shape.kind(*changed))
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
