@@ -202,7 +202,7 @@ def treatment_line(treatment: Treatment) -> str:
         marks.append(f"depuis le {fr_date(treatment.start_date)}")
     if treatment.last_prescribed_on:
         marks.append(f"dernière prescription le {fr_date(treatment.last_prescribed_on)}")
-    return text + (f" [{'; '.join(marks)}]" if marks else "")
+    return text + (f" [{' ; '.join(marks)}]" if marks else "")  # French spacing before ;
 
 
 def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> str:

@@ -128,6 +128,20 @@ class ContinuityApp(App[None]):
         self.prescription_ids: Callable[[], str] = lambda: uuid.uuid4().hex  # fixed in snapshot tests
         self.printed: list[str] = []  # what was printed or saved, for the status line and tests
 
+    # Key names in the footer, in French (Textual shows "esc", "enter", "^l").
+    KEY_NAMES_FR: ClassVar[dict[str, str]] = {
+        "escape": "Échap", "enter": "Entrée", "space": "Espace", "left": "←", "right": "→", "up": "↑",
+        "down": "↓", "pageup": "Page↑", "pagedown": "Page↓", "tab": "Tab", "delete": "Suppr",
+        "backspace": "Retour arrière",
+    }
+
+    def get_key_display(self, binding: Binding) -> str:
+        if binding.key_display:
+            return binding.key_display
+        modifiers, key = binding.parse_key()
+        name = self.KEY_NAMES_FR.get(key, key.upper() if len(key) > 1 or modifiers else key)
+        return "+".join([*(modifier.capitalize() for modifier in modifiers), name])
+
     # -- lifecycle
 
     def on_mount(self) -> None:

@@ -627,6 +627,16 @@ def test_a_malformed_contact_field_is_dropped_not_the_patient(tmp_path: Path, fi
 
 
 @pytest.mark.parametrize(
+    ("value", "deceased_date"),
+    [("2025-02-03", dt.date(2025, 2, 3)), ("2025-02-03T10:15:00+01:00", dt.date(2025, 2, 3)), ("2025", None)],
+)
+def test_date_of_death_is_read(tmp_path: Path, value: str, deceased_date: dt.date | None) -> None:
+    records, report = read(lines(tmp_path, "Patient.ndjson", patient("p1", deceasedDateTime=value)), strict=True)
+    (found,) = only(records, Patient)
+    assert found.deceased and found.deceased_date == deceased_date  # a year alone: dead, date unknown
+
+
+@pytest.mark.parametrize(
     ("change", "expected"),
     [
         ({"subject": "Patient/p1"}, "MedicationRequest.subject must be an object, not a string"),

@@ -108,7 +108,7 @@ class AgendaScreen(SessionScreen):
         count = len(self.entries)
         title.update(
             f"Rendez-vous du {day_title(self.day, session.today())} — {count} rendez-vous"
-            " — Entrée : ouvrir le dossier ; ← → : changer de jour"
+            " — Entrée : ouvrir ; ← → : autre jour"
         )
         table = self.query_one("#agenda-table", DataTable)
         table.clear()
@@ -116,8 +116,9 @@ class AgendaScreen(SessionScreen):
             found = practitioners.get(practitioner_id)
             name = found.display_name if found else practitioner_id
             phone = display.fr_phone(found.phone) if found and found.phone else ""
+            # The practitioner's own line: the practice's phone in the phone column.
             table.add_row(Text(""), cell(name, style="bold reverse"), Text(""), cell(phone, style="bold"),
-                          Text("cabinet" if phone else ""), key=f"prac:{practitioner_id}")
+                          Text(""), key=f"prac:{practitioner_id}")
             for entry in group:
                 phones = [display.fr_phone(p) for p in entry.patient.phones]
                 table.add_row(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -9,6 +11,21 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from continuity import display
+
+HELP_WIDTH = 72  # the help box is 80 wide at most, border and padding included
+
+
+def _keys(rows: list[tuple[str, str]]) -> list[str]:
+    lines = []
+    for key, text in rows:
+        wrapped = textwrap.wrap(text, HELP_WIDTH - 14)
+        lines.append(f"  {key:<11} {wrapped[0]}")
+        lines += [" " * 14 + more for more in wrapped[1:]]
+    return lines
+
+
+def _paragraph(text: str, indent: int = 2) -> list[str]:
+    return textwrap.wrap(text, HELP_WIDTH, initial_indent=" " * indent, subsequent_indent=" " * indent)
 
 
 def help_text(*, idle_minutes: float, print_folder: str, keep_days: int) -> str:
@@ -19,80 +36,96 @@ def help_text(*, idle_minutes: float, print_folder: str, keep_days: int) -> str:
         minutes = round(idle_minutes) if idle_minutes >= 1 else idle_minutes
         lock = (
             f"Sans activité pendant {display.fr_number(minutes)} minute{'s' if minutes >= 2 else ''}, le poste "
-            "se verrouille seul (une minute avant, un message prévient : appuyez sur une touche). "
+            "se verrouille seul ; une minute avant, un message prévient : appuyez sur une touche pour rester. "
             "En vous reconnectant dans la demi-heure, vous retrouvez le dossier ou l'ordonnance en cours ; "
             "une autre personne repart d'un écran vide."
         )
-    return f"""\
-AIDE — toutes les touches
-
-Partout (après déverrouillage)
-  F1          cette aide
-  F2          nouvelle recherche de patient (efface la saisie)
-  F3          agenda (rendez-vous du jour)
-  F4          état des données : jusqu'à quand elles sont valables, récupérations
-  Ctrl+L      verrouiller (efface les données de la mémoire)
-  Ctrl+Q      quitter (une confirmation est demandée)
-  Échap       retour à l'écran précédent
-
-Recherche
-  taper       nom, prénom, naissance (12/03/1958, 12/3/58, 12 mars 1958,
-              1958) ou INS ; « Mme », « M. », « Dr » sont ignorés
-  ↑ ↓         choisir un patient dans la liste
-  Entrée      ouvrir le dossier surligné (le premier par défaut)
-  Échap       effacer la recherche
-
-  L'orthographe peut être approximative : trait d'union ou espace, accents,
-  majuscules ne comptent pas. Après les noms qui commencent comme la saisie
-  viennent, sous la ligne « orthographe proche » et marqués ≈, les noms qui
-  se prononcent pareil (Dupond / Dupont, Lefebvre / Lefèvre) ou à une faute
-  de frappe près. Vérifiez alors le nom et la date de naissance.
-
-Dossier patient
-  o           ordonnance
-  p           imprimer le résumé du dossier
-  ↑ ↓         faire défiler
-
-Ordonnance
-  Espace      cocher / décocher le traitement surligné
-  a           ajouter une ligne
-  m           choisir le prescripteur
-  Entrée / p  imprimer ce que montre l'aperçu ; s'il y a des alertes,
-              une confirmation demande de taper o
-
-Agenda
-  ← →         jour précédent / suivant     t  aujourd'hui
-  Entrée      ouvrir le dossier du patient
-  p           imprimer la liste du jour
-
-Couleur du bandeau
-  Bleu        données de moins de 36 heures.
-  Orange      données de plus de 36 heures : la récupération de la nuit n'a
-              pas abouti. Elles restent utilisables ; demandez au patient ce
-              qui a pu changer (traitements, allergies).
-  Rouge       données de plus de 7 jours : allergies, traitements et
-              rendez-vous ont pu changer. Vérifiez tout avec le patient avant
-              de prescrire. Prévenez la personne responsable du poste.
-
-Verrouillage
-  {lock}
-
-Sans imprimante
-  Si aucune imprimante ne répond, le document (ordonnance, résumé, liste des
-  rendez-vous) est enregistré dans le dossier :
-    {print_folder}
-  Le message dit quel fichier. Copiez-le sur une clé USB et imprimez-le depuis
-  un autre ordinateur. Ces fichiers sont effacés automatiquement après
-  {keep_days} jours.
-
-Phrase de passe oubliée
-  Elle ne peut pas être retrouvée : elle n'est écrite nulle part. Demandez à
-  un collègue de déverrouiller le poste avec la sienne, puis à la personne
-  responsable du poste de vous en créer une nouvelle. Après 5 essais
-  incorrects, il faut patienter un peu plus avant chaque nouvel essai.
-
-Chaque dossier ouvert et chaque impression sont inscrits au journal.
-"""
+    lines = [
+        "AIDE — toutes les touches",
+        "",
+        "Partout (après déverrouillage)",
+        *_keys([
+            ("F1", "cette aide"),
+            ("F2", "nouvelle recherche de patient (efface la saisie)"),
+            ("F3", "agenda (rendez-vous du jour)"),
+            ("F4", "état des données : jusqu'à quand elles sont valables"),
+            ("Ctrl+L", "verrouiller (efface les données de la mémoire)"),
+            ("Ctrl+Q", "quitter (une confirmation est demandée)"),
+            ("Échap", "retour à l'écran précédent"),
+        ]),
+        "",
+        "Recherche",
+        *_keys([
+            ("taper", "nom, prénom, naissance (12/03/1958, 12/3/58, 12 mars 1958, 1958) ou INS ; "
+                      "« Mme », « M. », « Dr » sont ignorés"),
+            ("↑ ↓", "choisir un patient dans la liste"),
+            ("Entrée", "ouvrir le dossier surligné (le premier par défaut)"),
+            ("Échap", "effacer la recherche"),
+        ]),
+        "",
+        *_paragraph(
+            "L'orthographe peut être approximative : trait d'union ou espace, accents et majuscules ne "
+            "comptent pas. Après les noms qui commencent comme la saisie viennent, sous la ligne "
+            "« orthographe proche » et marqués ≈, les noms qui se prononcent pareil (Dupond / Dupont, "
+            "Lefebvre / Lefèvre) ou à une faute de frappe près. Vérifiez alors le nom et la date de "
+            "naissance."
+        ),
+        "",
+        "Dossier patient",
+        *_keys([("o", "ordonnance"), ("p", "imprimer le résumé du dossier"), ("↑ ↓", "faire défiler")]),
+        "",
+        "Ordonnance",
+        *_keys([
+            ("Espace", "cocher / décocher le traitement surligné"),
+            ("a", "ajouter une ligne"),
+            ("m", "choisir le prescripteur"),
+            ("Entrée / p", "imprimer ce que montre l'aperçu ; s'il y a des alertes, une confirmation "
+                           "demande de taper o"),
+        ]),
+        "",
+        "Agenda",
+        *_keys([
+            ("← →", "jour précédent / suivant ; t : aujourd'hui"),
+            ("Entrée", "ouvrir le dossier du patient"),
+            ("p", "imprimer la liste du jour"),
+        ]),
+        "",
+        "Couleur du bandeau",
+        *_keys([
+            ("Bleu", "données de moins de 36 heures."),
+            ("Orange", "données de plus de 36 heures : la récupération de la nuit n'a pas abouti. Elles "
+                       "restent utilisables ; demandez au patient ce qui a pu changer (traitements, "
+                       "allergies)."),
+            ("Rouge", "données de plus de 7 jours : allergies, traitements et rendez-vous ont pu changer. "
+                      "Vérifiez tout avec le patient avant de prescrire, et prévenez la personne "
+                      "responsable du poste."),
+        ]),
+        "",
+        "Verrouillage",
+        *_paragraph(lock),
+        "",
+        "Sans imprimante",
+        *_paragraph(
+            "Si aucune imprimante ne répond, le document (ordonnance, résumé, liste des rendez-vous) "
+            "est enregistré dans le dossier :"
+        ),
+        f"    {print_folder}",
+        *_paragraph(
+            "Le message dit quel fichier. Copiez-le sur une clé USB et imprimez-le depuis un autre "
+            f"ordinateur. Ces fichiers sont effacés automatiquement après {keep_days} jours."
+        ),
+        "",
+        "Phrase de passe oubliée",
+        *_paragraph(
+            "Elle ne peut pas être retrouvée : elle n'est écrite nulle part. Demandez à un collègue de "
+            "déverrouiller le poste avec la sienne, puis à la personne responsable du poste de vous en "
+            "créer une nouvelle. Après 5 essais incorrects, il faut patienter un peu plus avant chaque "
+            "nouvel essai."
+        ),
+        "",
+        "Chaque dossier ouvert et chaque impression sont inscrits au journal.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class HelpScreen(ModalScreen[None]):

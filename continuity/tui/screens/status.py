@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from continuity import display
-from continuity.session import AMBER_AFTER, PRACTICE_TZ, RED_AFTER, StatusInfo, human_bytes, pull_attempt_line
+from continuity.session import AMBER_AFTER, PRACTICE_TZ, RED_AFTER, PullAttempt, StatusInfo, human_bytes
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
 
@@ -28,6 +28,17 @@ COUNT_LABELS = {
     "measurement": "Mesures",
     "appointment": "Rendez-vous",
 }
+
+
+ATTEMPT_LABELS = {"accepted": "données reçues", "unchanged": "rien de nouveau", "not_modified": "rien de nouveau"}
+
+
+def attempt_line(attempt: PullAttempt) -> str:
+    """One pull attempt in French only (the reason's English code stays in the logs)."""
+    when = display.fr_datetime(attempt.at.astimezone(PRACTICE_TZ)) if attempt.at else "date inconnue"
+    if attempt.outcome in ATTEMPT_LABELS:
+        return f"{when} : {ATTEMPT_LABELS[attempt.outcome]}"
+    return f"{when} : refusé — {attempt.detail or 'raison inconnue (voir le journal du poste)'}"
 
 
 def _remaining(until: dt.datetime, now: dt.datetime) -> str:
@@ -86,7 +97,7 @@ def status_text(info: StatusInfo, now: dt.datetime | None = None) -> str:
         lines.append("Empreinte de l'éditeur : " + ", ".join(info.publisher_fingerprints))
     lines.append("")
     lines.append("Dernières récupérations :")
-    lines += [f"  {pull_attempt_line(a)}" for a in info.pull_attempts[:8]] or ["  aucune enregistrée"]
+    lines += [f"  {attempt_line(a)}" for a in info.pull_attempts[:8]] or ["  aucune enregistrée"]
     lines.append("Instantanés conservés :")
     lines += [f"  {name}" for name in info.kept_snapshots] or ["  aucun"]
     if info.home is not None:
