@@ -227,6 +227,7 @@ def _search_row(result: SearchResult, today: dt.date) -> dict[str, object]:
         "ins": patient.ins,
         "homonyms": result.homonyms,
         "score": result.score,
+        "close": result.close,  # second tier: a name as heard (same sound or one typing error)
     }
 
 
@@ -260,6 +261,7 @@ def search_command(
         return
     for result in results:
         warning = "  ⚠ Homonyme : vérifier la date de naissance" if result.homonyms else ""
+        warning += "  ≈ orthographe proche" if result.close else ""
         status = display.IDENTITY_STATUS_FR[result.patient.identity_status]
         click.echo(
             f"{result.patient.id:14} {display.identity_line(result.patient)} "

@@ -151,6 +151,8 @@ def identity_line(patient: Patient) -> str:
 def age_of_data(created_at: dt.datetime, now: dt.datetime) -> str:
     """'il y a 15 h', 'il y a 3 j' — how old the snapshot is, for banners and printouts."""
     seconds = max(0, int((now - created_at).total_seconds()))
+    if seconds < 60:
+        return "à l'instant"
     if seconds < 3600:
         return f"il y a {seconds // 60} min"
     if seconds < 48 * 3600:
@@ -184,6 +186,10 @@ def allergy_headline(summary: PatientSummary) -> str:
     return "Allergies : information non disponible"
 
 
+# French typography puts a space before ";": a no-break one, so that no line starts with ";".
+SEMICOLON = "\u00a0; "
+
+
 def treatment_line(treatment: Treatment) -> str:
     parts = [treatment.dci, treatment.strength, treatment.form]
     text = " ".join(p for p in parts if p)
@@ -202,7 +208,7 @@ def treatment_line(treatment: Treatment) -> str:
         marks.append(f"depuis le {fr_date(treatment.start_date)}")
     if treatment.last_prescribed_on:
         marks.append(f"dernière prescription le {fr_date(treatment.last_prescribed_on)}")
-    return text + (f" [{' ; '.join(marks)}]" if marks else "")  # French spacing before ;
+    return text + (f" [{SEMICOLON.join(marks)}]" if marks else "")
 
 
 def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -222,7 +223,18 @@ class ContinuityApp(App[None]):
             self.notify("Les données les plus récentes sont illisibles : données précédentes affichées.",
                         severity="warning", timeout=10)
         self._start_watching()
+        self._warm_up(session)
         self.call_after_refresh(self._freeze_heap)
+
+    @work(thread=True, group="warm-up")
+    def _warm_up(self, session: Session) -> None:
+        # The surnames for typo tolerance are read once per snapshot; better now than on the first
+        # search that needs them (tens of ms at 100,000 patients).
+        try:
+            if not session.is_locked:
+                session.db.warm_up()
+        except (ContinuityError, sqlite3.Error) as error:
+            log.warning("search warm-up failed: %s", error)
 
     def _freeze_heap(self) -> None:
         # A full (generation 2) collection pauses the app 30-100 ms: typing would stutter now and then.

@@ -195,8 +195,7 @@ def results_hint(results: list[SearchResult]) -> str:
     exact = len(results) - close
     keys = " — Entrée : ouvrir le dossier ; ↑ ↓ : choisir"
     if not exact:
-        return (f"Aucun patient à cette orthographe ; {close} à l'orthographe proche (≈), "
-                f"vérifiez le nom et la date de naissance{keys}")
+        return f"Aucun patient à cette orthographe ; {close} à l'orthographe proche (≈){keys}"
     text = f"{exact} patient{'s' if exact > 1 else ''}"
     if close:
         text += f", puis {close} à l'orthographe proche (≈)"
