@@ -1024,7 +1024,12 @@ def drill_command(
 @click.option("--idle-minutes", type=float, default=5.0, show_default=True,
               help="Lock after this many minutes without a key press (0: never).")
 @click.option("--today", help="Fixed clock for tests and demos: AAAA-MM-JJ or an ISO date-time.")
-def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minutes: float, today: str | None) -> None:
+@click.option("--print-folder", type=click.Path(file_okay=False, path_type=Path), envvar="CONTINUITY_PRINT_FOLDER",
+              help="Where documents go when no printer works (default: impressions/ in the appliance home).")
+@click.option("--print-keep-days", type=click.IntRange(1, 365), default=7, show_default=True,
+              envvar="CONTINUITY_PRINT_KEEP_DAYS", help="Documents saved there are deleted after this many days.")
+def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minutes: float, today: str | None,
+                print_folder: Path | None, print_keep_days: int) -> None:
     """Open the receptionist's screen: unlock, search a patient, read the summary, agenda, ordonnance."""
     from continuity.tui.app import make_app, parse_today
 
@@ -1033,7 +1038,8 @@ def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minut
             parse_today(today)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--today") from error
-    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today).run()
+    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, print_folder=print_folder,
+             print_keep_days=print_keep_days).run()
 
 
 @cli.command("demo")

@@ -663,6 +663,8 @@ def make_app(
     idle_minutes: float = DEFAULT_IDLE_MINUTES,
     today: str | None = None,
     unlock_hint: str = "",
+    print_folder: Path | None = None,
+    print_keep_days: int = printing.DEFAULT_KEEP_DAYS,
 ) -> ContinuityApp:
     """The app on an appliance home (keyslots, store), or in dev mode on a plain database file."""
     from continuity import store
@@ -676,4 +678,7 @@ def make_app(
         unlocker = DatabaseUnlocker(db, home, user=user or "dev", clock=clock)
     else:
         unlocker = HomeUnlocker(home, clock=clock, preselect=user)
-    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint)
+    app = ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint,
+                        print_directory=print_folder or printing.default_folder(home))
+    app.print_keep_days = print_keep_days
+    return app
