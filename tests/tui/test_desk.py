@@ -385,3 +385,11 @@ async def test_help_answers_the_questions_of_a_bad_day(make_app: AppMaker, home:
         assert "se prononcent pareil (Dupond / Dupont" in text and "faute" in text
         assert "Orange" in text and "36 heures" in text and "Rouge" in text and "7 jours" in text
         assert "Phrase de passe oubliée" in text and "nouvelle" in text
+
+
+def test_the_print_folder_and_its_delay_are_configurable(practice_db: Path, home: Path, tmp_path: Path) -> None:
+    from continuity.tui.app import make_app
+
+    app = make_app(home=home, db=practice_db, print_folder=tmp_path / "cabinet-impressions", print_keep_days=3)
+    assert app.print_directory == tmp_path / "cabinet-impressions" and app.print_keep_days == 3
+    assert make_app(home=home, db=practice_db).print_directory == home / "impressions"

@@ -490,3 +490,16 @@ def test_deceased_date_travels_in_the_snapshot(tmp_path: Path) -> None:
     db = snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "dead.db").path)
     assert db.patient("pat-dead").deceased_date == dt.date(2025, 2, 3)
     assert db.patient("pat-qual").deceased_date is None
+
+
+@pytest.mark.parametrize("typed", ["dupond 12/03/1958", "dupond 1958", "lefevre 1948", "ndiaie 1990", "dupnot 1958"])
+def test_names_as_heard_with_a_date_give_the_same_patients_whichever_drives(
+    heard_db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch, typed: str
+) -> None:
+    from continuity import search
+
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 0)  # the birth date drives
+    by_date = sorted((r.patient.id, r.score, r.close) for r in heard_db.search(typed))
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 10**9)  # the words heard drive
+    by_name = sorted((r.patient.id, r.score, r.close) for r in heard_db.search(typed))
+    assert by_date == by_name and any(close for _, _, close in by_name)
