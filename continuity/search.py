@@ -19,7 +19,7 @@ import functools
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import process
@@ -406,7 +406,8 @@ def find(
         return _first_tier(conn, query, limit)
     hits = _exact_names_first(conn, query, _first_tier(conn, query, limit))
     if len(hits) < limit and query.words:
-        hits += find_close(conn, query, limit - len(hits), exclude={hit.rank for hit in hits}, surnames=surnames)
+        room = min(limit - len(hits), CLOSE_LIMIT)
+        hits += find_close(conn, query, room, exclude={hit.rank for hit in hits}, surnames=surnames)
     return hits
 
 
@@ -518,6 +519,9 @@ def _exact_names_first(conn: sqlite3.Connection, query: Query, hits: list[Hit]) 
 # --- second tier: names as heard ---------------------------------------------------------------------
 
 SOUND_MIN_LENGTH = 3  # shorter words sound like too many names
+# At most this many names as heard follow the first tier: enough to find the one meant (the
+# receptionist then checks the date of birth), and the walk stops sooner.
+CLOSE_LIMIT = 20
 TYPO_MIN_LENGTH = 4  # one typing error in a shorter word is another name altogether
 TYPO_MAX_DISTANCE = 1
 # Per word in the second tier: a sound-alike token scores 2 + its quality, a one-error surname 1 +
@@ -573,21 +577,18 @@ class _Heard:
     def fuzzy(self) -> bool:
         return bool(self.alike or self.typos)
 
-    def differently(self, alias: str) -> list[tuple[str, list[object]]]:
-        """SQL conditions on the token row `alias`: this word heard differently (sound or typo)."""
+    def ways(self, alias: str, *, prefix: bool = False) -> list[tuple[str, list[object]]]:
+        """SQL conditions on the token row `alias` for this word heard differently (same sound, one
+        typo on a surname); with `prefix`, the tokens starting with it too."""
         ways: list[tuple[str, list[object]]] = []
+        if prefix:
+            ways.append((f"{alias}.token >= ? AND {alias}.token < ?", [*_prefix_bounds(self.word)]))
         if self.alike:
             ways.append((f"{alias}.token IN ({','.join('?' * len(self.alike))})", [*self.alike]))
         if self.typos:
             marks = ",".join("?" * len(self.typos))
             ways.append((f"{alias}.token IN ({marks}) AND {alias}.quality >= ?", [*self.typos, min(SURNAME_QUALITIES)]))
         return ways
-
-    def matches(self, alias: str) -> tuple[str, list[object]]:
-        """SQL: the token row `alias` matches this word by prefix, sound or typo."""
-        prefix: tuple[str, list[object]] = (f"{alias}.token >= ? AND {alias}.token < ?", [*_prefix_bounds(self.word)])
-        ways = [prefix, *self.differently(alias)]
-        return " OR ".join(f"({sql})" for sql, _ in ways), [value for _, params in ways for value in params]
 
     def score(self, token: str, quality: int) -> int | None:
         if token == self.word:
@@ -611,6 +612,48 @@ def _heard(conn: sqlite3.Connection, word: str, surnames: SurnameIndex | None) -
     return _Heard(word, tuple(alike), tuple(typos))
 
 
+class _Constraint:
+    """One condition every second-tier patient meets: rows to walk (`sources`) or a check per patient.
+
+    A name constraint is met by one `name_token` row of the patient meeting any of the conditions
+    `ways(alias)` gives for that row's alias; the birth-date constraint is a range of its index.
+    """
+
+    def __init__(
+        self, ways: Callable[[str], list[tuple[str, list[object]]]] | None = None, birth: DateFilter | None = None
+    ) -> None:
+        self.ways = ways or (lambda alias: [])
+        self.birth: list[object] = [birth.first.isoformat(), birth.last.isoformat()] if birth else []
+        self._sizes: dict[int, int] = {}
+
+    def sources(self) -> list[tuple[str, list[object]]]:
+        """SELECT statements of the ranks meeting it, each walked in turn ("... WHERE cond")."""
+        if self.birth:
+            return [("SELECT t.rank FROM patient t WHERE t.birth_date BETWEEN ? AND ?", self.birth)]
+        return [(f"SELECT t.rank FROM name_token t WHERE {sql}", params) for sql, params in self.ways("t")]
+
+    def check(self) -> tuple[str, list[object]]:
+        """SQL testing it for the patient of rank `t.rank`."""
+        if self.birth:
+            return _born_in("t"), self.birth
+        ways = self.ways("o")
+        condition = " OR ".join(f"({sql})" for sql, _ in ways)
+        return (
+            "EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank "
+            f"WHERE o.rank = t.rank AND ({condition}))",
+            [value for _, params in ways for value in params],
+        )
+
+    def size(self, conn: sqlite3.Connection, cap: int = DENSE_PREFIX_ROWS) -> int:
+        """Rows its sources would walk, each counted up to `cap` (a bounded walk of the index)."""
+        if cap not in self._sizes:
+            self._sizes[cap] = sum(
+                int(conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap]).fetchone()[0])
+                for sql, params in self.sources()
+            )
+        return self._sizes[cap]
+
+
 def find_close(
     conn: sqlite3.Connection,
     query: Query,
@@ -625,59 +668,39 @@ def find_close(
     The words standing for a typed word heard differently are found first: the index words with
     its phonetic key (`name_word`, a few per key) that do not start with it, and the surname words
     one error away (`SurnameIndex`). Each typed word that has some is in turn the one heard
-    differently: the index rows of those words are walked, with the other typed words and the
-    birth date checked per row — or, when fewer patients were born then, the patients born then are
-    walked with the words checked — until a page is collected; that page is scored word by word.
-    The cost follows the number of patients whose names sound alike, not the size of the practice.
+    differently. Its patients meet several constraints — that word heard differently, every other
+    word by prefix, sound or typo, the birth date — and, as in the first tier, the one with the
+    fewest index rows drives: its rows are walked with the others checked per row until a page is
+    collected; the page is then scored word by word. The cost follows the number of patients whose
+    names sound or start alike, not the size of the practice.
     """
     heard = [_heard(conn, word, surnames) for word in query.words]
     if limit <= 0 or not any(h.fuzzy for h in heard):
         return []
-    birth_bounds = [query.birth.first.isoformat(), query.birth.last.isoformat()] if query.birth else []
-    birth_size = _birth_size(conn, query.birth) if query.birth else None
-    sizes = {h.word: _differently_size(conn, h) for h in heard if h.fuzzy}
+    matches = {h.word: _Constraint(functools.partial(h.ways, prefix=True)) for h in heard}
+    differently = {h.word: _Constraint(h.ways) for h in heard if h.fuzzy}
+    born = _Constraint(birth=query.birth) if query.birth else None
     found: dict[int, None] = {}
-    for driver in sorted((h for h in heard if h.fuzzy), key=lambda h: sizes[h.word]):
-        others = [other.matches("o") for other in heard if other is not driver]
-        if birth_size is not None and birth_size < sizes[driver.word]:
-            # Fewer patients born then than rows for the word heard differently: the date drives.
-            ways = driver.differently("o")
-            checks = [(" OR ".join(f"({sql})" for sql, _ in ways), [v for _, p in ways for v in p]), *others]
-            where = "".join(
-                f" AND EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank "
-                f"WHERE o.rank = b.rank AND ({condition}))"
-                for condition, _ in checks
-            )
-            params = [value for _, p in checks for value in p]
-            sql = f"SELECT b.rank FROM patient b WHERE b.birth_date BETWEEN ? AND ?{where} LIMIT ?"
-            _collect(conn, sql, [*birth_bounds, *params, limit + len(exclude)], found, exclude)
-        else:
-            filters = "".join(
-                f" AND EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank "
-                f"WHERE o.rank = t.rank AND ({condition}))"
-                for condition, _ in others
-            )
-            filter_params = [value for _, params in others for value in params]
-            if query.birth:
-                filters += " AND " + _born_in("t")
-                filter_params += birth_bounds
-            for where, params in driver.differently("t"):
-                sql = f"SELECT t.rank FROM name_token t WHERE {where}{filters} LIMIT ?"
-                _collect(conn, sql, [*params, *filter_params, limit + len(exclude)], found, exclude)
-                if len(found) >= limit:
-                    break
+    for word in sorted(differently, key=lambda w: differently[w].size(conn)):
+        constraints = [differently[word], *(matches[h.word] for h in heard if h.word != word)]
+        if born is not None:
+            constraints.append(born)
+        driver = min(constraints, key=lambda constraint: constraint.size(conn))
+        if driver.size(conn) >= DENSE_PREFIX_ROWS:
+            # All common (a frequent name heard differently, a frequent given name): count further
+            # to walk the shortest range, the few patients they have in common being at its end.
+            driver = min(constraints, key=lambda constraint: constraint.size(conn, RECOUNT_CAP))
+        checks = [constraint.check() for constraint in constraints if constraint is not driver]
+        where = "".join(f" AND {sql}" for sql, _ in checks)
+        check_params = [value for _, params in checks for value in params]
+        for source, params in driver.sources():
+            sql = f"{source}{where} LIMIT ?"
+            _collect(conn, sql, [*params, *check_params, limit + len(exclude)], found, exclude)
+            if len(found) >= limit:
+                break
         if len(found) >= limit:
             break
     return _score_close(conn, heard, list(found), limit)
-
-
-def _differently_size(conn: sqlite3.Connection, word: _Heard) -> int:
-    """Index rows of the words standing for `word`, each way counted up to DENSE_PREFIX_ROWS."""
-    total = 0
-    for where, params in word.differently("t"):
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM name_token t WHERE {where} LIMIT ?)"
-        total += int(conn.execute(sql, [*params, DENSE_PREFIX_ROWS]).fetchone()[0])
-    return total
 
 
 def _collect(
