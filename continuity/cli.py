@@ -191,25 +191,74 @@ def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | No
     click.echo(f"wrote {out}")
 
 
+def _import_options(function: Any) -> Any:
+    """`--report`, `--max-rejected`, `--allow-rejected`: the import report and its gate."""
+    function = click.option(
+        "--allow-rejected", is_flag=True, help="Publish even when more than --max-rejected was rejected."
+    )(function)
+    function = click.option(
+        "--max-rejected", default=5.0, show_default=True, type=click.FloatRange(0, 100),
+        help="Largest share (%) of the resources read that may be rejected as errors of the export.",
+    )(function)
+    function = click.option(
+        "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the whole import report (JSON, with examples naming files, lines and ids) to this file.",
+    )(function)
+    return function
+
+
+def _show_report(build: Any, report_path: Path | None) -> None:
+    """The import report at the end of a build: printed, and written whole with --report."""
+    report = getattr(build, "report", None)
+    if report is None:
+        return
+    for line in report.text():
+        click.echo(line)
+    if report.problems:
+        click.echo(f"{len(report.problems)} resource(s) refused:", err=True)
+        for problem in report.problems[:50]:
+            click.echo(f"  {problem}", err=True)
+    for warning in build.warnings[:50]:
+        click.echo(f"  {warning}", err=True)
+    if report_path is not None:
+        report_path.write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"import report written to {report_path}")
+
+
 @publisher.command("build")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Database file to write.")
 @click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
 @click.option("--practice", "practice_id", help="Practice identifier (default: from the export).")
-def publisher_build(sources: tuple[Path, ...], out: Path, strict: bool, practice_id: str | None) -> None:
+@_import_options
+def publisher_build(
+    sources: tuple[Path, ...],
+    out: Path,
+    strict: bool,
+    practice_id: str | None,
+    report_path: Path | None,
+    max_rejected: float,
+    allow_rejected: bool,
+) -> None:
     """Build a snapshot database from FHIR R4 sources (Bundles, resources, Bulk NDJSON folders)."""
     from continuity import publish
+    from continuity.errors import ExportRefused
 
-    result = publish.build(list(sources), out, strict=strict, practice_id=practice_id)
+    try:
+        result = publish.build(
+            list(sources),
+            out,
+            strict=strict,
+            practice_id=practice_id,
+            max_rejected=max_rejected / 100,
+            allow_rejected=allow_rejected,
+        )
+    except ExportRefused as refused:
+        _show_report(refused.build, report_path)
+        raise
     for table, count in result.counts.items():
         click.echo(f"{table:20} {count:>9}")
-    report = result.report
-    if report is not None and report.problems:
-        click.echo(f"{len(report.problems)} resource(s) skipped:", err=True)
-        for problem in report.problems[:50]:
-            click.echo(f"  {problem.source} {problem.location} {problem.resource}: {problem.message}", err=True)
-    for warning in result.warnings[:50]:
-        click.echo(f"  {warning}", err=True)
+    _show_report(result, report_path)
     click.echo(f"wrote {out}")
 
 
@@ -334,42 +383,70 @@ def publisher_keygen(out: Path) -> None:
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An appliance.pub; repeat for each appliance of the practice.")
 @click.option("--practice", "practice_id", required=True, help="Practice identifier.")
-@click.option("--seq", "sequence", required=True, type=click.IntRange(1, (1 << 53) - 1),
-              help="Sequence number, strictly greater than the previous publication.")
+@click.option("--seq", "sequence_text", required=True, metavar="N|auto",
+              help="Sequence number, strictly greater than the previous publication; `auto`: the next one "
+                   "after the last publication recorded in the state.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The record of this practice's publications (default: publish-state.json beside the key).")
+@click.option("--max-shrink", default=10.0, show_default=True, type=click.FloatRange(0, 100),
+              help="Largest drop (%) of the patient count from the previous publication.")
+@click.option("--allow-shrink", is_flag=True, help="Publish even when the patient count dropped by more.")
 @click.option("--expires-in", default="48h", show_default=True, help="Validity (e.g. 48h, 7d); at most 31d.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
 @click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@_import_options
 def publisher_publish(
     sources: tuple[Path, ...],
     key_path: Path,
     recipients: tuple[Path, ...],
     practice_id: str,
-    sequence: int,
+    sequence_text: str,
+    state_path: Path | None,
+    max_shrink: float,
+    allow_shrink: bool,
     expires_in: str,
     out: Path,
     strict: bool,
+    report_path: Path | None,
+    max_rejected: float,
+    allow_rejected: bool,
 ) -> None:
-    """Build the snapshot database, compress it, seal it to each appliance and sign it."""
+    """Build the snapshot database, check it, compress it, seal it to each appliance and sign it."""
     from continuity import keys, publish
+    from continuity.errors import ExportRefused
 
+    if sequence_text.strip().lower() == "auto":
+        sequence: int | None = None
+    elif sequence_text.strip().isdigit() and 1 <= int(sequence_text) < 1 << 53:
+        sequence = int(sequence_text)
+    else:
+        raise click.BadParameter(f"{sequence_text!r} is not a sequence number or `auto`", param_hint="--seq")
     signing_key = keys.load_publisher_signing_key(key_path)
     public_keys = [keys.load_appliance_public_key(path) for path in recipients]
-    result = publish.publish(
-        list(sources),
-        out,
-        signing_key=signing_key,
-        recipients=public_keys,
-        practice_id=practice_id,
-        sequence=sequence,
-        expires_in=publish.parse_duration(expires_in),
-        strict=strict,
-    )
+    state = publish.PublisherState(state_path) if state_path else publish.PublisherState.beside_key(key_path)
+    try:
+        result = publish.publish(
+            list(sources),
+            out,
+            signing_key=signing_key,
+            recipients=public_keys,
+            practice_id=practice_id,
+            sequence=sequence,
+            expires_in=publish.parse_duration(expires_in),
+            strict=strict,
+            state=state,
+            max_shrink=max_shrink / 100,
+            allow_shrink=allow_shrink,
+            max_rejected=max_rejected / 100,
+            allow_rejected=allow_rejected,
+        )
+    except ExportRefused as refused:
+        _show_report(refused.build, report_path)
+        raise
     header = result.header
     for table, count in header.counts.items():
         click.echo(f"{table:20} {count:>9}")
-    report = result.build.report
-    if report is not None and getattr(report, "problems", None):
-        click.echo(f"{len(report.problems)} resource(s) skipped (see `publisher build` for details)", err=True)
+    _show_report(result.build, report_path)
     click.echo(
         f"wrote {out}: sequence {header.sequence}, {header.total_length} bytes, "
         f"{len(header.recipients)} recipient(s), expires {envelope_time(header.expires_at)}, "

@@ -42,11 +42,16 @@ from continuity.errors import (
     UnsupportedFormat,
     UntrustedSigner,
 )
+from continuity.import_summary import ImportSummary, SummaryError
 from continuity.keys import fingerprint, key_id
 from continuity.strict_json import object_without_duplicates, refuse_constant
 
 MAGIC = b"\x89CNTY\r\n\x1a"
 FORMAT_VERSION = 1
+# Format 2 is format 1 plus the header's `import` object (the summary of the publisher's import report,
+# counts only). A publisher writes 2 when it has a summary to send; an appliance reads both.
+IMPORT_FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (FORMAT_VERSION, IMPORT_FORMAT_VERSION)
 FORMAT_NAME = "continuity-snapshot"
 PREFIX = struct.Struct(">8sHI")
 PREFIX_SIZE = PREFIX.size  # 14
@@ -123,6 +128,8 @@ class Header:
     signer_fingerprint: str = ""
     envelope: bytes = field(default=b"", repr=False)  # every byte before the payload, as read
     header_sha256: str = ""
+    import_summary: Mapping[str, int] = field(default_factory=dict)  # format 2: import report counts
+    format_version: int = FORMAT_VERSION
 
     @property
     def total_length(self) -> int:
@@ -143,6 +150,7 @@ class Header:
             "payload_sha256": self.payload.sha256,
             "size": self.total_length,
             "publisher_fingerprint": self.signer_fingerprint,
+            "import": dict(self.import_summary),
         }
 
 
@@ -221,11 +229,11 @@ def _str(value: object, what: str) -> str:
     return value
 
 
-def _keys(obj: object, expected: set[str], what: str) -> dict[str, Any]:
+def _keys(obj: object, expected: set[str], what: str, optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise Malformed(f"header {what} is not an object")
-    if set(obj) != expected:
-        missing, extra = sorted(expected - set(obj)), sorted(set(obj) - expected)
+    if set(obj) - optional != expected:
+        missing, extra = sorted(expected - set(obj)), sorted(set(obj) - expected - optional)
         raise Malformed(f"header {what}: missing {missing}, unknown {extra}")
     return obj
 
@@ -249,11 +257,19 @@ _PAYLOAD_KEYS = {"compression", "chunk_size", "plaintext_length", "database_leng
 
 def parse_header_json(data: bytes) -> Header:
     """Step 7: strict parse and field checks of authenticated header bytes."""
-    obj = _keys(strict_json(data), _HEADER_KEYS, "top level")
+    value = strict_json(data)
+    version = value.get("format_version") if isinstance(value, dict) else None
+    with_import = version == IMPORT_FORMAT_VERSION and not isinstance(version, bool)
+    optional = frozenset({"import"}) if with_import else frozenset()
+    obj = _keys(value, _HEADER_KEYS, "top level", optional)
     if obj["format"] != FORMAT_NAME:
         raise Malformed(f"header format {obj['format']!r} is not {FORMAT_NAME!r}")
-    if obj["format_version"] != FORMAT_VERSION or isinstance(obj["format_version"], bool):
+    if obj["format_version"] not in SUPPORTED_FORMAT_VERSIONS or isinstance(obj["format_version"], bool):
         raise UnsupportedFormat(f"header format_version {obj['format_version']!r} is not {FORMAT_VERSION}")
+    try:
+        import_summary = ImportSummary.from_header(obj["import"]).header_fields() if "import" in obj else {}
+    except SummaryError as error:
+        raise Malformed(f"header {error}") from error
     practice_id = _str(obj["practice_id"], "practice_id")
     if not _PRACTICE_ID.fullmatch(practice_id):
         raise Malformed("header practice_id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
@@ -312,6 +328,8 @@ def parse_header_json(data: bytes) -> Header:
         counts=counts,
         payload=PayloadInfo(compression, CHUNK_SIZE, plaintext_length, database_length, cipher_length, digest),
         recipients=tuple(recipients),
+        import_summary=import_summary,
+        format_version=obj["format_version"],
     )
 
 
@@ -328,8 +346,10 @@ def read_header(
     magic, version, header_length = PREFIX.unpack(prefix)
     if magic != MAGIC:  # 2
         raise Malformed("not a Continuity snapshot file (bad magic)")
-    if version != FORMAT_VERSION:  # 3
-        raise UnsupportedFormat(f"format version {version} is not supported (this appliance reads {FORMAT_VERSION})")
+    if version not in SUPPORTED_FORMAT_VERSIONS:  # 3
+        raise UnsupportedFormat(
+            f"format version {version} is not supported (this appliance reads {SUPPORTED_FORMAT_VERSIONS})"
+        )
     if not MIN_HEADER_LENGTH <= header_length <= MAX_HEADER_LENGTH:  # 4, before any allocation
         raise Malformed(f"header length {header_length} outside [{MIN_HEADER_LENGTH}, {MAX_HEADER_LENGTH}]")
     header_bytes = _need(stream, header_length, "header")  # 5
@@ -359,6 +379,8 @@ def read_header(
             else "no publisher key is pinned on this appliance (run `continuity trust`)"
         )
     parsed = parse_header_json(header_bytes)  # 7
+    if parsed.format_version != version:
+        raise UnsupportedFormat(f"header format_version {parsed.format_version} is not the binary one, {version}")
     envelope = signed + count_byte + entries
     header = dataclasses.replace(
         parsed,
@@ -504,6 +526,7 @@ def seal(
     schema_version: int,
     counts: Mapping[str, int],
     compression: str = DEFAULT_COMPRESSION,
+    import_summary: Mapping[str, int] | None = None,
 ) -> Header:
     """Compress, encrypt and sign a database file into a snapshot file, streaming (bounded memory)."""
     if not signing_keys or len(signing_keys) > MAX_SIGNATURES:
@@ -528,9 +551,10 @@ def seal(
                 encrypted = sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, None, tag)
                 payload.write(encrypted)
                 digest.update(encrypted)
-        header_obj = {
+        version = FORMAT_VERSION if import_summary is None else IMPORT_FORMAT_VERSION
+        header_obj: dict[str, Any] = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": version,
             "practice_id": practice_id,
             "sequence": sequence,
             "created_at": format_time(created_at),
@@ -553,12 +577,14 @@ def seal(
                 for public in recipients
             ],
         }
+        if import_summary is not None:
+            header_obj["import"] = dict(import_summary)
         header_bytes = json.dumps(header_obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
         # Validate what we are about to sign with the reader's own rules: never publish a file we would refuse.
         parse_header_json(header_bytes)
         if len(header_bytes) > MAX_HEADER_LENGTH:
             raise ValueError("header too large (too many recipients or counts)")
-        signed = PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes
+        signed = PREFIX.pack(MAGIC, version, len(header_bytes)) + header_bytes
         entries = b"".join(key_id(bytes(key.verify_key)) + key.sign(signed).signature for key in signing_keys)
         with out_temp.open("wb") as handle, payload_temp.open("rb") as payload:
             handle.write(signed + bytes([len(signing_keys)]) + entries)

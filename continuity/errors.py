@@ -7,7 +7,7 @@ reads in the TUI or on stderr. Exit codes are stable: cron jobs and monitoring r
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ContinuityError(Exception):
@@ -128,6 +128,27 @@ class StoreError(ContinuityError):
 class NoSnapshot(ContinuityError):
     exit_code = 17
     default_message_fr = "Aucune donnée n'a encore été reçue sur ce poste."
+
+
+class ExportRefused(ContinuityError):
+    """Publisher: an export that must not be published (no patient kept, too many resources rejected,
+    a sequence already used). ``build`` holds what was built (its import report), when anything was."""
+
+    exit_code = 18
+    default_message_fr = "L'export n'est pas publié : il est vide ou trop d'éléments ont été refusés."
+
+    def __init__(self, message: str, *, message_fr: str | None = None, build: Any = None) -> None:
+        super().__init__(message, message_fr=message_fr)
+        self.build = build
+
+
+class ShrinkRefused(ExportRefused):
+    """Publisher: far fewer patients than the previous publication (a truncated or broken export)."""
+
+    exit_code = 19
+    default_message_fr = (
+        "L'export n'est pas publié : il compte beaucoup moins de patients que la publication précédente."
+    )
 
 
 # --- snapshot transport: one class per rejection reason (docs/snapshot-format.md) -----------------

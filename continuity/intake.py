@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,13 +146,45 @@ def stronger_allergy_status(first: AllergyStatus, second: AllergyStatus) -> Alle
 
 @dataclass
 class AllergyStatuses:
-    """What each person's sources say about allergies as a whole (keys before any merge)."""
+    """What each person's sources say about allergies as a whole (keys before any merge).
+
+    Statements read inside a Bundle are kept with their place until the end of the first pass, when it
+    is known whether their person key is shared by several persons (``Collisions``): an IPS document
+    says "no known allergy" in its Composition before its Patient entry is even read.
+    """
 
     said: dict[str, AllergyStatus] = field(default_factory=dict)
+    said_file: dict[str, int] = field(default_factory=dict)  # the file of the statements in `said` (-1: several)
+    in_bundles: list[tuple[str, int, tuple[int, ...], AllergyStatus]] = field(default_factory=list)
 
-    def add(self, person_key: str, status: AllergyStatus) -> None:
+    def _raise(self, person_key: str, status: AllergyStatus) -> None:
         current = self.said.get(person_key)
         self.said[person_key] = status if current is None else stronger_allergy_status(current, status)
+
+    def add(self, person_key: str, status: AllergyStatus, file_index: int, bundles: tuple[int, ...] = ()) -> None:
+        if bundles:
+            self.in_bundles.append((person_key, file_index, bundles, status))
+            return
+        self._raise(person_key, status)
+        if self.said_file.setdefault(person_key, file_index) != file_index:
+            self.said_file[person_key] = -1
+
+    def finish(self, collisions: Collisions) -> None:
+        """After the first pass: every statement attributed to the person it is about (or to none when that
+        is ambiguous: fails closed, the person's status stays "no information")."""
+        for key in collisions.variants.keys() & self.said.keys():
+            status = self.said.pop(key)
+            try:
+                self._raise(collisions.resolve(key, self.said_file.get(key, -1), ()), status)
+            except Ambiguous:
+                pass
+        for key, file_index, bundles, status in self.in_bundles:
+            try:
+                self._raise(collisions.resolve(key, file_index, bundles), status)
+            except Ambiguous:
+                pass
+        self.in_bundles = []
+        self.said_file = {}
 
     def of(self, canonical_key: str, identities: Identities) -> AllergyStatus:
         """The status of a (possibly merged) person: the strongest said under any of its keys."""
@@ -181,3 +214,206 @@ class MergedRecords:
             return True
         self.seen.add(content)
         return False
+
+
+# --- different resources under one key ------------------------------------------------------------
+
+Place = tuple[int, int | None]  # (source file index, innermost Bundle number or None)
+
+
+class Ambiguous(Exception):
+    """A reference to a key that several different resources share, from where none of them is closer."""
+
+
+@dataclass
+class Variant:
+    """One of the different resources exported under the same key."""
+
+    key: str  # the distinct key it is kept under (the first one keeps the original key)
+    fingerprint: int
+    places: list[Place]  # where its copies were read
+
+
+@dataclass
+class Collisions:
+    """Different resources exported under one key (two persons, each ``Patient/1`` in its own document)
+    are both kept, the later ones under distinct keys (``Patient/1~2``); the same resource repeated
+    (same fingerprint) is one resource, whose last copy wins (``Copies``).
+
+    A reference to a shared key goes to the resource of the same Bundle, else to the only one of the
+    same file; from anywhere else it is ambiguous, and what depends on it is refused rather than
+    attached to the wrong resource.
+    """
+
+    # digest(key) → (fingerprint << 20 | file index) of the first resource read under it
+    first: dict[int, int] = field(default_factory=dict)
+    first_bundles: dict[int, list[Place]] = field(default_factory=dict)  # its copies read inside a Bundle
+    variants: dict[str, list[Variant]] = field(default_factory=dict)  # only keys that collide
+    renamed: dict[tuple[int, int], str] = field(default_factory=dict)  # (file, ordinal) → distinct key
+
+    def place(self, key: str, fingerprint: int, place: Place, ordinal: int) -> tuple[str, str]:
+        """Record one copy of ``key``; returns its distinct key and, for a new collision, the key it collides with."""
+        fingerprint &= (1 << 64) - 1
+        key_digest = digest(key)
+        file_index, bundle = place
+        variants = self.variants.get(key)
+        if variants is None:
+            packed = self.first.get(key_digest)
+            if packed is None:
+                self.first[key_digest] = fingerprint << 20 | file_index
+                if bundle is not None:
+                    self.first_bundles[key_digest] = [place]
+                return key, ""
+            if packed >> 20 == fingerprint:  # the same resource again
+                if bundle is not None:
+                    self.first_bundles.setdefault(key_digest, []).append(place)
+                return key, ""
+            first_places: list[Place] = [(packed & 0xFFFFF, None), *self.first_bundles.pop(key_digest, [])]
+            variants = self.variants[key] = [Variant(key, packed >> 20, first_places)]
+        for variant in variants:
+            if variant.fingerprint == fingerprint:
+                variant.places.append(place)
+                if variant.key != key:
+                    self.renamed[(file_index, ordinal)] = variant.key
+                return variant.key, ""
+        distinct = f"{key}~{len(variants) + 1}"
+        variants.append(Variant(distinct, fingerprint, [place]))
+        self.renamed[(file_index, ordinal)] = distinct
+        return distinct, key
+
+    def key_of(self, key: str, file_index: int, ordinal: int) -> str:
+        """The distinct key of a copy read in pass 1 (its own key unless it collided)."""
+        if not self.renamed:
+            return key
+        return self.renamed.get((file_index, ordinal), key)
+
+    def first_file(self, key: str) -> int:
+        """The file the first resource under a colliding key was read from."""
+        return self.variants[key][0].places[0][0]
+
+    def resolve(self, key: str, file_index: int, bundles: tuple[int, ...]) -> str:
+        """The distinct key a reference to ``key`` means, from a resource of ``file_index`` inside ``bundles``.
+
+        Raises:
+            Ambiguous: no Bundle around the reference holds one of the resources, and its file holds
+                none or several of them.
+        """
+        variants = self.variants.get(key)
+        if variants is None:
+            return key
+        for bundle in bundles:  # innermost first
+            for variant in variants:
+                if (file_index, bundle) in variant.places:
+                    return variant.key
+        in_file = [variant for variant in variants if any(place[0] == file_index for place in variant.places)]
+        if len(in_file) == 1:
+            return in_file[0].key
+        raise Ambiguous(f"{key} is {len(variants)} different resources; this reference cannot tell which")
+
+
+# --- absence written as text ----------------------------------------------------------------------
+
+# "No known current medications" written as free text is a statement of absence, not a treatment.
+# Exact phrasings (compared folded: lower case, no accents, punctuation as spaces) are dropped as
+# statements; a text that only starts like a negation is kept, flagged "possible-absence".
+_ABSENCE_PHRASES = {
+    "medication": {
+        "no known medications",
+        "no known medication",
+        "no current medications",
+        "no current medication",
+        "no known current medications",
+        "no medications",
+        "no medication",
+        "no regular medications",
+        "no regular medication",
+        "no medicines",
+        "no current medicines",
+        "not on any medication",
+        "not on any medications",
+        "no drugs",
+        "no information about medications",
+        "none",
+        "nil",
+        "aucun traitement",
+        "aucun traitement en cours",
+        "aucun traitement connu",
+        "pas de traitement",
+        "pas de traitement en cours",
+        "sans traitement",
+        "aucun medicament",
+        "pas de medicament",
+        "neant",
+        "aucun",
+    },
+    "problem": {
+        "no known problems",
+        "no current problems",
+        "no current problems or disability",
+        "no known current problems",
+        "no problems",
+        "no known medical problems",
+        "no past medical history",
+        "no significant past medical history",
+        "no information about problems",
+        "none",
+        "nil",
+        "aucun antecedent",
+        "aucun antecedent connu",
+        "pas d antecedent",
+        "pas d antecedents",
+        "aucune pathologie",
+        "pas de pathologie",
+        "aucun probleme",
+        "neant",
+        "aucun",
+        "aucune",
+    },
+    "allergy": {
+        "nka",
+        "nkda",
+        "no known allergy",
+        "no known allergies",
+        "no known drug allergy",
+        "no known drug allergies",
+        "no allergies",
+        "no allergy",
+        "none",
+        "nil",
+        "aucune allergie",
+        "aucune allergie connue",
+        "pas d allergie",
+        "pas d allergies",
+        "pas d allergie connue",
+        "absence d allergie",
+        "absence d allergie connue",
+        "neant",
+    },
+}
+_NEGATION_STARTS = frozenset(
+    {"no", "not", "none", "nil", "nka", "nkda", "without", "aucun", "aucune", "pas", "sans", "neant", "absence"}
+)
+
+
+def fold_text(text: str) -> str:
+    """Lower case, accents removed, anything not a letter or digit a single space."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    letters = "".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
+    return " ".join(letters.split())
+
+
+def absence(text: str, kind: str) -> str:
+    """Whether a text says there is nothing of ``kind`` ("medication", "problem", "allergy").
+
+    Returns ``"absent"`` for a known phrasing ("No known medications", "Aucun traitement en cours"),
+    ``"possible"`` for a text that starts like a negation ("No regular meds except…", "Pas de …"), and
+    ``""`` otherwise.
+    """
+    folded = fold_text(text)
+    if not folded:
+        return ""
+    if folded in _ABSENCE_PHRASES[kind]:
+        return "absent"
+    if folded.split(" ", 1)[0] in _NEGATION_STARTS:
+        return "possible"
+    return ""

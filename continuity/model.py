@@ -88,6 +88,7 @@ class Patient:
     active: bool = True
     general_practitioner_id: str = ""
     allergy_status: AllergyStatus = AllergyStatus.NO_INFORMATION
+    flags: tuple[str, ...] = ()  # what the export left uncertain (continuity.flags), e.g. an incomplete record
     deceased_date: dt.date | None = None  # when the source gives it; `deceased` may be true without it
 
     def __post_init__(self) -> None:
@@ -115,6 +116,9 @@ class Allergy:
     criticality: str = ""  # low | high | unable-to-assess
     reaction: str = ""
     category: str = ""  # food | medication | environment | biologic
+    clinical_status: str = ""  # active | inactive | resolved, "" when the source does not say
+    verification_status: str = ""  # confirmed | unconfirmed | presumed, "" when the source does not say
+    flags: tuple[str, ...] = ()  # continuity.flags codes: shown with the allergy, never a reason to hide it
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class Condition:
     is_ald: bool = False  # recognised affection de longue durée (exonérante)
     onset_date: dt.date | None = None
     clinical_status: str = "active"
+    flags: tuple[str, ...] = ()  # continuity.flags codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,10 @@ class Treatment:
     renewals_left: int | None = None
     last_prescriber_id: str = ""
     last_prescribed_on: dt.date | None = None
+    codes: tuple[str, ...] = ()  # every coding of the medication, "system|code" (system as written in the source)
+    course: str = ""  # "acute" | "continuous" | "seasonal", "" when the source does not say
+    end_date: dt.date | None = None  # when the treatment ends, as the source says it (docs/fhir-input.md)
+    flags: tuple[str, ...] = ()  # continuity.flags codes: shown with the line, never a reason to hide it
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,8 @@ def _violation(record: Record) -> str | None:
             return f"Practitioner {record.id}: RPPS {rpps!r} is not 11 digits"
         case Treatment(renewals_left=renewals) if renewals is not None and not 0 <= renewals <= 99:
             return f"Treatment {record.id}: {renewals} renewals is outside 0-99"
+        case Treatment(course=course) if course not in snapshotdb.COURSES:
+            return f"Treatment {record.id}: unknown course of therapy {course[:40]!r}"
         case Measurement(value=value) if not 0 < value < 1000:
             return f"Measurement of {record.patient_id}: {record.kind} {value} {record.unit} is outside (0, 1000)"
     return None
@@ -165,11 +167,13 @@ class _Builder:
                 self._queue("allergy", (
                     record.id, self.row_of(record.patient_id), record.substance, record.code,
                     record.code_system, record.criticality, record.reaction, record.category,
+                    record.clinical_status, record.verification_status, _json(list(record.flags)),
                 ))
             case Condition():
                 self._queue("condition", (
                     record.id, self.row_of(record.patient_id), record.text, record.code,
                     record.code_system, int(record.is_ald), _iso(record.onset_date), record.clinical_status,
+                    _json(list(record.flags)),
                 ))
             case Treatment():
                 self._queue("treatment", (
@@ -178,7 +182,8 @@ class _Builder:
                     int(record.chronic), int(record.ald_related),
                     record.non_substitution.value if record.non_substitution else None,
                     int(record.narcotic), record.renewals_left, record.last_prescriber_id,
-                    _iso(record.last_prescribed_on),
+                    _iso(record.last_prescribed_on), _json(list(record.codes)), record.course,
+                    _iso(record.end_date), _json(list(record.flags)),
                 ))
             case RecentPrescription():
                 self._queue("recent_prescription", (
@@ -216,6 +221,7 @@ class _Builder:
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
             _address_json(patient.address), int(patient.deceased), _iso(patient.deceased_date),
             int(patient.active), patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
+            _json(list(patient.flags)),
         ))
 
     def finish(self) -> list[str]:

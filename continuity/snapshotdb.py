@@ -42,7 +42,9 @@ from continuity.model import (
     Treatment,
 )
 
-SCHEMA_VERSION = 2
+# 2: flags, allergy statuses, treatment codes/course/end date; 3: name_word (phonetic keys), patient
+# deceased_date, the (rank, birth_date) index (docs/snapshot-database.md).
+SCHEMA_VERSION = 3
 
 # A database larger than this is refused before it is even deserialised (100,000 patients ≈ 120 MB).
 MAX_DATABASE_BYTES = 1 << 30
@@ -89,7 +91,8 @@ CREATE TABLE patient (
     allergy_status TEXT NOT NULL,
     name_key TEXT NOT NULL,
     homonyms INTEGER NOT NULL CHECK (homonyms >= 0),
-    rank INTEGER NOT NULL
+    rank INTEGER NOT NULL,
+    flags TEXT NOT NULL
 ) STRICT;
 CREATE TABLE name_token (
     token TEXT NOT NULL,
@@ -111,7 +114,10 @@ CREATE TABLE allergy (
     code_system TEXT NOT NULL,
     criticality TEXT NOT NULL,
     reaction TEXT NOT NULL,
-    category TEXT NOT NULL
+    category TEXT NOT NULL,
+    clinical_status TEXT NOT NULL,
+    verification_status TEXT NOT NULL,
+    flags TEXT NOT NULL
 ) STRICT;
 CREATE TABLE condition (
     id TEXT PRIMARY KEY NOT NULL,
@@ -121,7 +127,8 @@ CREATE TABLE condition (
     code_system TEXT NOT NULL,
     is_ald INTEGER NOT NULL CHECK (is_ald {_BOOL}),
     onset_date TEXT,
-    clinical_status TEXT NOT NULL
+    clinical_status TEXT NOT NULL,
+    flags TEXT NOT NULL
 ) STRICT;
 CREATE TABLE treatment (
     id TEXT PRIMARY KEY NOT NULL,
@@ -139,7 +146,11 @@ CREATE TABLE treatment (
     narcotic INTEGER NOT NULL CHECK (narcotic {_BOOL}),
     renewals_left INTEGER CHECK (renewals_left IS NULL OR renewals_left BETWEEN 0 AND 99),
     last_prescriber_id TEXT NOT NULL,
-    last_prescribed_on TEXT
+    last_prescribed_on TEXT,
+    codes TEXT NOT NULL,
+    course TEXT NOT NULL,
+    end_date TEXT,
+    flags TEXT NOT NULL
 ) STRICT;
 CREATE TABLE recent_prescription (
     id TEXT PRIMARY KEY NOT NULL,
@@ -180,6 +191,9 @@ CREATE INDEX measurement_patient ON measurement (patient);
 CREATE INDEX appointment_patient ON appointment (patient);
 CREATE INDEX appointment_start ON appointment (start);
 """
+
+# Treatment.course: what the source says of the course of therapy ("" when it does not say).
+COURSES = frozenset({"", "acute", "continuous", "seasonal"})
 
 # The counts a snapshot header carries and `open_bytes` checks.
 COUNTED_TABLES = (
@@ -293,6 +307,12 @@ def _date(value: str | None) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(value)
 
 
+def _course(value: str) -> str:
+    if value not in COURSES:
+        raise ValueError(f"unknown course of therapy {value[:40]!r}")
+    return value
+
+
 def _measurement_kind(value: str) -> str:
     if value not in ("weight", "height"):
         raise ValueError(f"unknown measurement kind {value!r}")
@@ -319,7 +339,7 @@ def _strings(value: str) -> tuple[str, ...]:
 _PATIENT_COLUMNS = (
     "row, id, birth_name, birth_given_names, used_name, used_given_name, sex, birth_date, "
     "birth_place_insee, identity_status, ins, ins_oid, phones, address, deceased, deceased_date, active, "
-    "general_practitioner_id, allergy_status, homonyms, rank"
+    "general_practitioner_id, allergy_status, homonyms, rank, flags"
 )
 
 
@@ -393,6 +413,7 @@ class SnapshotDB:
                 active=bool(row["active"]),
                 general_practitioner_id=row["general_practitioner_id"],
                 allergy_status=AllergyStatus(row["allergy_status"]),
+                flags=_strings(row["flags"]),
             )
         except (ValueError, TypeError, AttributeError) as error:
             raise SnapshotDatabaseError(f"patient row {row['row']}: {error}") from error
@@ -455,12 +476,13 @@ class SnapshotDB:
         try:
             allergies = tuple(
                 Allergy(r["id"], patient_id, r["substance"], r["code"], r["code_system"], r["criticality"],
-                        r["reaction"], r["category"])
+                        r["reaction"], r["category"], clinical_status=r["clinical_status"],
+                        verification_status=r["verification_status"], flags=_strings(r["flags"]))
                 for r in self._rows("SELECT * FROM allergy WHERE patient = ? ORDER BY substance", key)
             )
             conditions = tuple(
                 Condition(r["id"], patient_id, r["text"], r["code"], r["code_system"], bool(r["is_ald"]),
-                          _date(r["onset_date"]), r["clinical_status"])
+                          _date(r["onset_date"]), r["clinical_status"], flags=_strings(r["flags"]))
                 for r in self._rows(
                     "SELECT * FROM condition WHERE patient = ? ORDER BY is_ald DESC, onset_date DESC, text", key
                 )
@@ -474,6 +496,8 @@ class SnapshotDB:
                     non_substitution=NonSubstitutionReason(r["non_substitution"]) if r["non_substitution"] else None,
                     narcotic=bool(r["narcotic"]), renewals_left=r["renewals_left"],
                     last_prescriber_id=r["last_prescriber_id"], last_prescribed_on=_date(r["last_prescribed_on"]),
+                    codes=_strings(r["codes"]), course=_course(r["course"]), end_date=_date(r["end_date"]),
+                    flags=_strings(r["flags"]),
                 )
                 for r in self._rows(
                     "SELECT * FROM treatment WHERE patient = ? ORDER BY ald_related DESC, dci", key

@@ -930,6 +930,13 @@ _ALLERGY_CONFIRMED: Final = {
 _ALLERGY_REFUTED: Final = {
     "coding": [_coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "refuted")]
 }
+_ALLERGY_UNCONFIRMED: Final = {
+    "coding": [_coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "unconfirmed")]
+}
+_ALLERGY_CLINICAL: Final = {
+    status: {"coding": [_coding("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", status)]}
+    for status in ("active", "inactive", "resolved")
+}
 _VITAL_SIGNS: Final = [
     {"coding": [_coding("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")]}
 ]
@@ -1159,16 +1166,29 @@ class _Chart:
             }
         )
 
-    def allergy(self, allergen: _Allergen, *, criticality: str = "high", refuted: bool = False) -> None:
+    def allergy(
+        self,
+        allergen: _Allergen,
+        *,
+        criticality: str = "high",
+        refuted: bool = False,
+        clinical: str = "active",
+        unconfirmed: bool = False,
+        code_only: bool = False,
+    ) -> None:
+        """An allergy; ``clinical`` resolved / inactive, ``unconfirmed`` and ``code_only`` (a SNOMED code and
+        no text at all) are the shapes real exports use that the desk must show flagged."""
+        verification = _ALLERGY_REFUTED if refuted else _ALLERGY_UNCONFIRMED if unconfirmed else _ALLERGY_CONFIRMED
+        code = _concept(SNOMED, allergen.snomed, allergen.display, allergen.text)
         resource: Resource = {
             "resourceType": "AllergyIntolerance",
             "id": self._next_id("alg"),
-            "clinicalStatus": _ALLERGY_ACTIVE,
-            "verificationStatus": _ALLERGY_REFUTED if refuted else _ALLERGY_CONFIRMED,
+            "clinicalStatus": _ALLERGY_CLINICAL[clinical],
+            "verificationStatus": verification,
             "type": "allergy",
             "category": [allergen.category],
             "criticality": criticality,
-            "code": _concept(SNOMED, allergen.snomed, allergen.display, allergen.text),
+            "code": {"coding": [{"system": SNOMED, "code": allergen.snomed}]} if code_only else code,
             "patient": self.subject,
             "recordedDate": self._past(200, 5000).isoformat(),
             "reaction": [
@@ -1182,6 +1202,22 @@ class _Chart:
         elif allergen.allergen_class:
             self.allergen_classes.add(allergen.allergen_class)
         self.export.write(resource)
+
+    def condition_text(self, text: str, *, onset: dt.date) -> str:
+        """A problem written as free text only (no code), as some exports carry them."""
+        condition_id = self._next_id("cond")
+        self.export.write(
+            {
+                "resourceType": "Condition",
+                "id": condition_id,
+                "clinicalStatus": _CLINICAL_ACTIVE,
+                "category": list(_PROBLEM_LIST),
+                "code": {"text": text},
+                "subject": self.subject,
+                "onsetDateTime": onset.isoformat(),
+            }
+        )
+        return condition_id
 
     # Conditions and the ALD marker
     def condition(
@@ -1264,7 +1300,10 @@ class _Chart:
         non_substitution: str = "",
         status: str = "active",
         inline: bool = False,
+        missing_medication: str = "",
     ) -> str:
+        """A prescription line; ``missing_medication`` makes it point at a Medication the export does not
+        hold, with that text as the reference's display (what real exports do when a product was retired)."""
         request_id = self._next_id("mr")
         resource: Resource = {
             "resourceType": "MedicationRequest",
@@ -1275,6 +1314,11 @@ class _Chart:
         }
         if inline:
             resource["medicationCodeableConcept"] = {"coding": [_coding(ATC, drug.atc)], "text": drug.label}
+        elif missing_medication:
+            resource["medicationReference"] = {
+                "reference": f"Medication/{drug.medication_id}-retired",
+                "display": missing_medication,
+            }
         else:
             resource["medicationReference"] = _ref("Medication", drug.medication_id)
         resource["subject"] = self.subject
@@ -1631,6 +1675,28 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
     def nothing(chart: _Chart) -> None:
         chart.no_known_allergy()
 
+    # What real exports do that the desk must show flagged (docs/fhir-input.md, "What happens to each kind").
+    def possible_absence(chart: _Chart) -> None:
+        chart.no_known_allergy()
+        chart.condition_text("Pas de diabète connu, tension à surveiller", onset=days_ago(400))
+
+    def status_unknown(chart: _Chart) -> None:
+        chart.allergy(_ALLERGENS[7], criticality="low", clinical="resolved")  # latex, resolved
+        fibrillation = chart.condition(CONDITIONS["fa"], onset=dt.date(2016, 4, 2), snomed=True)
+        # A whole medication section exported with status "unknown": current, to check with the patient.
+        chart.medication_request(DRUGS["apixaban-5"], requester="pra-01", authored=days_ago(60), repeats=2,
+                                 reasons=[_ref("Condition", fibrillation)], status="unknown")  # fmt: skip
+        chart.medication_request(DRUGS["amlodipine-5"], requester="pra-01", authored=days_ago(60), repeats=2,
+                                 status="unknown")  # fmt: skip
+
+    def export_troubles(chart: _Chart) -> None:
+        chart.allergy(_ALLERGENS[3], code_only=True)  # ibuprofen, as a SNOMED code without any text
+        chart.allergy(_ALLERGENS[5], criticality="low", unconfirmed=True)  # grass pollen, not confirmed
+        asthma = chart.condition(CONDITIONS["asthme"], onset=dt.date(2008, 9, 1), snomed=True)
+        chart.medication_request(DRUGS["salbutamol-100"], requester="pra-03", authored=days_ago(25), repeats=1,
+                                 reasons=[_ref("Condition", asthma)],
+                                 missing_medication="VENTOLINE 100 µg/dose, suspension pour inhalation")  # fmt: skip
+
     def homonym_a(chart: _Chart) -> None:
         chart.no_known_allergy()
         hta = chart.condition(CONDITIONS["hta"], onset=dt.date(2012, 5, 3), snomed=True)
@@ -1780,12 +1846,15 @@ def _showcase_people(today: dt.date) -> list[tuple[tuple[str, ...], _Person, Cal
          twins),
         (("twin_b",), person(4, "female", twin_birth, "NGUYEN", ["Léna", "Thi"], "QUAL", villeurbanne,
                              _PEDIATRICIAN), twins),
-        (("apostrophe",), person(5, "female", dt.date(1981, 9, 23), "N'DIAYE", ["Aminata", "Awa"], "QUAL",
-                                 _COUNTRIES["west_africa"][0]), nothing),
-        (("hyphen_accent",), person(6, "female", dt.date(1990, 1, 30), "LEFÈVRE-ÇELIK", ["Élise", "Zeynep"],
-                                    "VALI", lyon, "pra-03"), nothing),
-        (("particle",), person(7, "male", dt.date(1949, 6, 2), "de La Fontaine", ["Hugues", "Marie", "Amaury"],
-                               "QUAL", _Place("21231", "Dijon")), nothing),
+        (("apostrophe", "possible_absence"), person(5, "female", dt.date(1981, 9, 23), "N'DIAYE",
+                                                    ["Aminata", "Awa"], "QUAL", _COUNTRIES["west_africa"][0]),
+         possible_absence),
+        (("hyphen_accent", "unresolved_medication", "allergy_code_only", "allergy_unconfirmed"),
+         person(6, "female", dt.date(1990, 1, 30), "LEFÈVRE-ÇELIK", ["Élise", "Zeynep"], "VALI", lyon, "pra-03"),
+         export_troubles),
+        (("particle", "status_unknown", "allergy_resolved"),
+         person(7, "male", dt.date(1949, 6, 2), "de La Fontaine", ["Hugues", "Marie", "Amaury"], "QUAL",
+                _Place("21231", "Dijon")), status_unknown),
         (("married",), person(8, "female", dt.date(1976, 4, 14), "ROUSSEAU", ["Camille", "Marie"], "QUAL", lyon,
                               used_name="BENALI"), nothing),
         (("child_with_weight", "efg"),

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from continuity.fhir.datatypes import (
+    NO_CONCEPT,
     Concept,
     codings,
     concept_at,
     concept_of,
     date_at,
     datetime_at,
+    first_coding,
     status_code,
 )
-from continuity.fhir.indexes import AldCondition, AldObservation, AllergySaid, Conversion, Effect, Seen
+from continuity.fhir.indexes import (
+    AldCondition,
+    AldObservation,
+    AllergySaid,
+    Conversion,
+    Effect,
+    Seen,
+    Skip,
+    SubjectRef,
+)
 from continuity.fhir.json import JSON, Invalid, boolean_at, code_at, number_at, object_at, objects_at, text_at, texts_at
 from continuity.fhir.sources import Item, reference_key
 from continuity.fhir.vocabulary import (
@@ -27,9 +38,12 @@ from continuity.fhir.vocabulary import (
     NO_PROBLEM_CODES,
     NO_PROBLEM_TEXTS,
     PARTIAL_NO_ALLERGY_CODES,
+    UNCONFIRMED_VERIFICATION,
     WEIGHT_CODES,
     WEIGHT_UNITS,
 )
+from continuity.flags import CODE_ONLY, INACTIVE, NO_SUBSTANCE, POSSIBLE_ABSENCE, RESOLVED, UNCONFIRMED
+from continuity.intake import absence
 from continuity.model import Allergy, AllergyStatus, Appointment, Condition, Measurement, Record
 
 # --- AllergyIntolerance ---------------------------------------------------------------------------
@@ -41,25 +55,55 @@ _STATUS_OF_KIND = {
 }
 
 
-def allergy_kind(resource: JSON, path: str) -> tuple[str, Concept]:
-    """What an AllergyIntolerance says: allergy, none_known, no_information, partial_negation, dropped, invalid."""
-    verification = status_code(resource, "verificationStatus", path)
-    if verification in DROPPED_VERIFICATION:
-        return "dropped", Concept()
-    code = concept_at(resource, "code", path)
-    if code.codes & NO_KNOWN_ALLERGY_CODES or code.normalized_text in NO_KNOWN_ALLERGY_TEXTS:
-        return "none_known", code
-    if code.codes & NO_ALLERGY_INFO_CODES:
-        return "no_information", code
-    if code.codes & PARTIAL_NO_ALLERGY_CODES:
-        return "partial_negation", code
-    if not code.text:
-        for reaction, reaction_path in objects_at(resource, "reaction", path):
-            substance = concept_at(reaction, "substance", reaction_path)
-            if substance.text:
-                return "allergy", substance
-        return "invalid", code
-    return "allergy", code
+class AllergyReading:
+    """What an AllergyIntolerance says, read once for both passes.
+
+    ``kind``: ``allergy`` (kept, and the patient's allergy status is RECORDED), ``none_known`` /
+    ``no_information`` (a statement about allergies as a whole), ``partial_negation`` ("no known food
+    allergy": says nothing about drugs) or ``refuted`` (verificationStatus refuted / entered-in-error).
+    An allergy is never dropped for lack of a name: a code alone gives a label from its system, and
+    nothing at all gives "substance non précisée", flagged.
+    """
+
+    __slots__ = ("flags", "kind", "substance", "substance_concept")
+
+    def __init__(self, resource: JSON, path: str) -> None:
+        self.flags: list[str] = []
+        self.substance = ""
+        self.substance_concept = NO_CONCEPT
+        verification = status_code(resource, "verificationStatus", path)
+        if verification in DROPPED_VERIFICATION:
+            self.kind = "refuted"
+            return
+        code = concept_at(resource, "code", path)
+        said = absence(code.text, "allergy") if code.text else ""
+        if code.codes & NO_KNOWN_ALLERGY_CODES or code.normalized_text in NO_KNOWN_ALLERGY_TEXTS or said == "absent":
+            self.kind = "none_known"
+            return
+        if code.codes & NO_ALLERGY_INFO_CODES:
+            self.kind = "no_information"
+            return
+        if code.codes & PARTIAL_NO_ALLERGY_CODES:
+            self.kind = "partial_negation"
+            return
+        self.kind = "allergy"
+        if not code.text:
+            for reaction, reaction_path in objects_at(resource, "reaction", path):
+                substance = concept_at(reaction, "substance", reaction_path)
+                if substance.text or substance.code:
+                    code = substance
+                    break
+        self.substance_concept = code
+        if code.text:
+            self.substance = code.text
+            if said == "possible":
+                self.flags.append(POSSIBLE_ABSENCE)
+        elif code.code:
+            self.substance = first_coding(code)
+            self.flags.append(CODE_ONLY)
+        else:
+            self.substance = "substance non précisée"
+            self.flags.append(NO_SUBSTANCE)
 
 
 def learn_allergy(item: Item) -> list[Effect]:
@@ -69,10 +113,10 @@ def learn_allergy(item: Item) -> list[Effect]:
     patient = object_at(resource, "patient", path)
     patient_key = reference_key(patient, f"{path}.patient", item.scope) if patient is not None else ""
     if patient_key:
-        kind, _ = allergy_kind(resource, path)
-        status = _STATUS_OF_KIND.get(kind)
+        status = _STATUS_OF_KIND.get(AllergyReading(resource, path).kind)
         if status is not None:
             effects.append(AllergySaid(patient_key, status))
+    effects += _subject(item, patient, f"{path}.patient")
     effects.append(Seen())
     return effects
 
@@ -80,11 +124,11 @@ def learn_allergy(item: Item) -> list[Effect]:
 def convert_allergy(conversion: Conversion) -> list[Record]:
     item = conversion.item
     resource, path = item.resource, item.resource_type
-    kind, code = allergy_kind(resource, path)
-    if kind == "invalid":
-        raise Invalid("AllergyIntolerance has no substance (no code text, display or reaction substance)")
-    if kind != "allergy":
-        return []
+    reading = AllergyReading(resource, path)
+    if reading.kind == "refuted":
+        raise Skip("refuted")
+    if reading.kind != "allergy":
+        raise Skip("negation")
     patient_id = conversion.patient_id(object_at(resource, "patient", path), f"{path}.patient")
     criticality = code_at(resource, "criticality", path)
     categories = texts_at(resource, "category", path)
@@ -94,16 +138,27 @@ def convert_allergy(conversion: Conversion) -> list[Record]:
             text = concept_of(manifestation, manifestation_path).text
             if text and text not in manifestations:
                 manifestations.append(text)
+    clinical_status = status_code(resource, "clinicalStatus", path)
+    verification = status_code(resource, "verificationStatus", path)
+    flags = reading.flags
+    if clinical_status in (RESOLVED, INACTIVE):
+        flags.append(clinical_status)
+    if verification in UNCONFIRMED_VERIFICATION:
+        flags.append(UNCONFIRMED)
+    concept = reading.substance_concept
     return [
         Allergy(
             id=item.key.split("/", 1)[1],
             patient_id=patient_id,
-            substance=code.text,
-            code=code.code,
-            code_system=code.system,
+            substance=reading.substance,
+            code=concept.code,
+            code_system=concept.system,
             criticality=criticality,
             reaction=", ".join(manifestations),
             category=categories[0] if categories else "",
+            clinical_status=clinical_status[:40],
+            verification_status=verification[:40],
+            flags=tuple(flags),
         )
     ]
 
@@ -129,6 +184,14 @@ def learn_composition(item: Item) -> list[Effect]:
     return effects
 
 
+def _subject(item: Item, reference: JSON | None, path: str) -> list[Effect]:
+    """Inside a Bundle, the patient a clinical resource points to (pass 1: dangling subjects, collisions)."""
+    if item.scope is None:
+        return []
+    subject_key = reference_key(reference, path, item.scope) if reference is not None else ""
+    return [SubjectRef(subject_key, item.scope.sole_patient())]
+
+
 # --- Condition ------------------------------------------------------------------------------------
 
 
@@ -138,22 +201,32 @@ def _categories(resource: JSON, path: str) -> list[Concept]:
 
 def learn_condition(item: Item) -> list[Effect]:
     """Pass 1: a Condition with a category coded ``ALD`` (any system) is an ALD."""
-    categories = _categories(item.resource, item.resource_type)
+    resource, path = item.resource, item.resource_type
+    effects: list[Effect] = _subject(item, object_at(resource, "subject", path), f"{path}.subject")
+    categories = _categories(resource, path)
     if any(c.code.upper() == "ALD" or c.text.upper() == "ALD" for c in categories):
-        return [AldCondition(item.key), Seen()]
-    return [Seen()]
+        effects.append(AldCondition(item.key))
+    effects.append(Seen())
+    return effects
 
 
 def convert_condition(conversion: Conversion) -> list[Record]:
     item = conversion.item
     resource, path = item.resource, item.resource_type
     if status_code(resource, "verificationStatus", path) in DROPPED_VERIFICATION:
-        return []
+        raise Skip("refuted")
     code = concept_at(resource, "code", path)
-    if code.codes & NO_PROBLEM_CODES or code.normalized_text in NO_PROBLEM_TEXTS:
-        return []
-    if not code.text:
-        raise Invalid("Condition has no text (no code text or display)")
+    said = absence(code.text, "problem") if code.text else ""
+    if code.codes & NO_PROBLEM_CODES or code.normalized_text in NO_PROBLEM_TEXTS or said == "absent":
+        raise Skip("negation")
+    flags: tuple[str, ...] = ()
+    text = code.text
+    if not text:
+        if not code.code:
+            raise Invalid("Condition has no text and no code")
+        text, flags = first_coding(code), (CODE_ONLY,)
+    elif said == "possible":
+        flags = (POSSIBLE_ABSENCE,)
     patient_id = conversion.patient_id(object_at(resource, "subject", path), f"{path}.subject")
     onset = date_at(resource, "onsetDateTime", path)
     period = object_at(resource, "onsetPeriod", path)
@@ -163,12 +236,13 @@ def convert_condition(conversion: Conversion) -> list[Record]:
         Condition(
             id=item.key.split("/", 1)[1],
             patient_id=patient_id,
-            text=code.text,
+            text=text,
             code=code.code,
             code_system=code.system,
             is_ald=item.key in conversion.indexes.ald_conditions,
             onset_date=onset,
             clinical_status=status_code(resource, "clinicalStatus", path) or "active",
+            flags=flags,
         )
     ]
 
@@ -197,22 +271,22 @@ def convert_observation(conversion: Conversion) -> list[Record]:
     item = conversion.item
     resource, path = item.resource, item.resource_type
     if code_at(resource, "status", path) in ("entered-in-error", "cancelled"):
-        return []
+        raise Skip("status")
     loinc = {c for s, c, _ in codings(object_at(resource, "code", path), f"{path}.code") if s in (LOINC, "")}
     if loinc & WEIGHT_CODES:
         kind, units, unit_out = "weight", WEIGHT_UNITS, "kg"
     elif loinc & HEIGHT_CODES:
         kind, units, unit_out = "height", HEIGHT_UNITS, "cm"
     else:
-        return []
+        raise Skip("not-used")  # an ALD marker (read in pass 1) or a measurement the snapshot does not keep
     quantity = object_at(resource, "valueQuantity", path)
     if quantity is None:
-        return []  # e.g. a dataAbsentReason: nothing measured
+        raise Skip("not-used")  # e.g. a dataAbsentReason: nothing measured
     q_path = f"{path}.valueQuantity"
     value = number_at(quantity, "value", q_path)
     unit = text_at(quantity, "code", q_path) or text_at(quantity, "unit", q_path)
     if value is None:
-        return []
+        raise Skip("not-used")
     factor = units.get(unit) or units.get(unit.lower())
     if factor is None:
         raise Invalid(f"{kind} in an unknown unit {unit[:20]!r}")
@@ -234,7 +308,7 @@ def convert_appointment(conversion: Conversion) -> list[Record]:
     resource, path = item.resource, item.resource_type
     status = code_at(resource, "status", path) or "booked"
     if status == "entered-in-error":
-        return []
+        raise Skip("status")
     patient_reference: tuple[JSON, str] | None = None
     practitioner_id = ""
     for participant, participant_path in objects_at(resource, "participant", path):
@@ -248,7 +322,7 @@ def convert_appointment(conversion: Conversion) -> list[Record]:
         elif not practitioner_id:
             practitioner_id = conversion.practitioner_id(actor, actor_path)
     if patient_reference is None:
-        return []  # a slot without a patient (meeting, blocked time): nothing to call about
+        raise Skip("not-used")  # a slot without a patient (meeting, blocked time): nothing to call about
     patient_id = conversion.patient_id(*patient_reference)
     start = datetime_at(resource, "start", path)
     if start is None:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from continuity.fhir import clinical, medications, people
-from continuity.fhir.indexes import Conversion, Effect, Indexes, Seen
-from continuity.fhir.json import Invalid
+from continuity.fhir.indexes import Conversion, Effect, Indexes, Seen, Skip
+from continuity.fhir.json import STRIPPED, Invalid
 from continuity.fhir.sources import Item
-from continuity.fhir.vocabulary import USED_TYPES
+from continuity.fhir.vocabulary import ID_CHARACTERS, MAX_ID, USED_TYPES
 from continuity.import_report import ImportProblem
 from continuity.model import Record
 
@@ -34,8 +34,8 @@ LEARNERS: dict[str, Callable[[Item], list[Effect]]] = {
     "AllergyIntolerance": clinical.learn_allergy,
     "Condition": clinical.learn_condition,
     "Observation": clinical.learn_observation,
-    "MedicationRequest": _seen,
-    "MedicationStatement": _seen,
+    "MedicationRequest": medications.learn_medication_use,
+    "MedicationStatement": medications.learn_medication_use,
     "Appointment": _seen,
 }
 
@@ -63,8 +63,11 @@ def learn(item: Item) -> tuple[list[Effect], str]:
         return [], ""
     if not item.key:
         rid = item.resource.get("id")
-        detail = "no id" if rid is None else f"an invalid id {str(rid)[:80]!r}"
-        return [], f"{resource_type} has {detail}"
+        if rid is None:
+            return [], f"{resource_type} has no id"
+        if isinstance(rid, str) and ID_CHARACTERS.fullmatch(rid) and len(rid) > MAX_ID:
+            return [], f"{resource_type} has an id of {len(rid)} characters: at most {MAX_ID} are accepted"
+        return [], f"{resource_type} has an invalid id {str(rid)[:80]!r} (1 to {MAX_ID} of A-Z a-z 0-9 - . _)"
     try:
         return LEARNERS[resource_type](item), ""
     except Invalid as error:
@@ -78,19 +81,25 @@ class Outcome(NamedTuple):
 
     records: list[Record]
     problem: str  # "" when the resource was used
+    reason: str  # why it was not kept (an import report reason), "" when it was
     warnings: list[ImportProblem]
     ins_dropped: bool
+    stripped: bool  # control or bidi characters were removed from its texts
 
 
-def convert(indexes: Indexes, source: str, item: Item) -> Outcome:
+def convert(indexes: Indexes, file_index: int, item: Item) -> Outcome:
     """The records of one resource of a type in ``CONVERTERS``."""
-    conversion = Conversion(indexes, source, item)
+    conversion = Conversion(indexes, file_index, item)
+    before = STRIPPED.count
     try:
         records = CONVERTERS[item.resource_type](conversion)
+    except Skip as skip:
+        records, problem, reason = [], "", skip.reason
     except Invalid as error:
-        return Outcome([], str(error), conversion.warnings, conversion.ins_dropped)
+        records, problem, reason = [], str(error), error.reason
     except _UNFORESEEN as error:
-        return Outcome(
-            [], f"unexpected structure ({type(error).__name__})", conversion.warnings, conversion.ins_dropped
-        )
-    return Outcome(records, "", conversion.warnings, conversion.ins_dropped)
+        records, problem, reason = [], f"unexpected structure ({type(error).__name__})", "invalid"
+    else:
+        problem = reason = ""
+    stripped = STRIPPED.count != before
+    return Outcome(records, problem, reason, conversion.warnings, conversion.ins_dropped, stripped)

@@ -18,7 +18,7 @@ from continuity.fhir.json import (
     text_at,
     texts_at,
 )
-from continuity.fhir.vocabulary import ATC, FHIR_DATE, MAX_TEXT, PERIOD_UNITS_FR, UCUM
+from continuity.fhir.vocabulary import ATC, FHIR_DATE, MAX_TEXT, PERIOD_UNITS_FR, SYSTEM_NAMES, UCUM
 from continuity.model import Address
 
 
@@ -310,3 +310,37 @@ def posology(dosage: JSON, path: str) -> str:
     if boolean_at(dosage, "asNeededBoolean", path):
         parts.append("si besoin")
     return ", ".join(parts)
+
+
+def code_label(system: str, code: str) -> str:
+    """The label of a concept that has only a code: "SNOMED CT 418770003", or the system when unknown."""
+    code = clean(code)[:80]
+    name = SYSTEM_NAMES.get(system)
+    if name is None:
+        name = clean(system.removeprefix("urn:oid:").rstrip("/").rsplit("/", 1)[-1])[:60] or "code"
+    return f"{name} {code}"
+
+
+def coding_keys(concept: object) -> list[str]:
+    """Every coding of a CodeableConcept (already type-checked) as "system|code", in order."""
+    if not isinstance(concept, dict):
+        return []
+    codings_node = concept.get("coding")
+    if isinstance(codings_node, dict):
+        codings_node = [codings_node]
+    if not isinstance(codings_node, list):
+        return []
+    keys = []
+    for coding in codings_node:
+        if isinstance(coding, dict) and isinstance(code := coding.get("code"), str) and code.strip():
+            system = coding.get("system")
+            system = clean(system) if isinstance(system, str) else ""
+            key = f"{system}|{clean(code)}"
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def first_coding(concept: Concept) -> str:
+    """The label built from a concept's first code (Concept keeps the system of its first code)."""
+    return code_label(concept.system, concept.code) if concept.code else ""

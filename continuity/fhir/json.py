@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Any, cast
 
 from continuity.fhir.vocabulary import MAX_TEXT
@@ -27,7 +28,15 @@ JSON = dict[str, Any]
 
 
 class Invalid(Exception):
-    """A resource that cannot be used; the message is the precise English reason."""
+    """A resource that cannot be used; the message is the precise English reason.
+
+    ``reason`` is the import report's reason code (``continuity.import_report.DROP_REASONS``): most
+    problems are ``invalid``; a reference that leads nowhere is ``unresolved-reference``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class _JSONRefused(ValueError):
@@ -130,17 +139,43 @@ def describe(value: Any) -> str:
 # general checks, which give the same results and the same messages.
 
 
+# Characters removed from every text the reader keeps: controls (Cc: ESC of a terminal escape, NUL,
+# C1), formats (Cf: the bidi overrides and isolates U+202A-202E / U+2066-2069, LRM/RLM, zero-width
+# characters, soft hyphen, BOM) and lone surrogates (Cs). A name "EVIL\x1b[2J" or one that reverses
+# itself with U+202E must never reach a screen, a log or a PDF as such. Whitespace controls (tab,
+# newline) become spaces like any other whitespace.
+_STRIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+class _Tally:
+    """How many texts had characters removed, read by the converter around each resource."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+STRIPPED = _Tally()
+
+
 def clean(text: str) -> str:
-    """Collapse whitespace and bound the length of one text value."""
+    """Bound the length of one text value, remove control and bidi characters, collapse whitespace."""
     if (
         len(text) <= MAX_TEXT
-        and text.isprintable()  # no tab, newline or other space than " "
+        and text.isprintable()  # no control, format or separator character, no space other than " "
         and "  " not in text
         and text[:1] != " "
         and text[-1:] != " "
     ):
         return text
-    return " ".join(text[:MAX_TEXT].split())
+    text = text[:MAX_TEXT]
+    if not text.isprintable():
+        kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in _STRIPPED_CATEGORIES)
+        if len(kept) != len(text):
+            STRIPPED.count += 1
+            text = kept
+    return " ".join(text.split())
 
 
 def text_at(node: JSON, key: str, path: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, cast
 
 from continuity.fhir.convert import convert, learn
 from continuity.fhir.indexes import Effect, Indexes
-from continuity.fhir.sources import SourceFile, Span, Unreadable, spans
+from continuity.fhir.sources import SourceFile, Span, Unreadable, rejected_key, spans
 from continuity.import_report import ImportProblem
 from continuity.model import (
     Address,
@@ -60,6 +60,8 @@ class Learnt(NamedTuple):
     light: bool
     effects: list[Effect]
     problem: str
+    bundles: tuple[int, ...]  # the Bundles it was read in, innermost first (none for a plain NDJSON line)
+    rejected_key: str  # with a problem and no usable id: the key it would have had
 
 
 class Converted(NamedTuple):
@@ -71,8 +73,10 @@ class Converted(NamedTuple):
     resource_type: str
     records: list[FlatRecord]
     problem: str
+    reason: str
     warnings: list[ImportProblem]
     ins_dropped: bool
+    stripped: bool
 
 
 def start_pool(workers: int, indexes: Indexes) -> concurrent.futures.ProcessPoolExecutor:
@@ -136,7 +140,17 @@ def learn_chunk(file_index: int, span: Span) -> bytes:
         else:
             effects, problem = learn(unit)
             learnt.append(
-                Learnt(unit.ordinal, unit.location, unit.resource_type, unit.key, unit.light, effects, problem)
+                Learnt(
+                    unit.ordinal,
+                    unit.location,
+                    unit.resource_type,
+                    unit.key,
+                    unit.light,
+                    effects,
+                    problem,
+                    unit.scope.chain() if unit.scope is not None else (),
+                    rejected_key(unit.resource, unit.resource_type) if problem and not unit.key else "",
+                )
             )
     return pickle.dumps(learnt, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -148,17 +162,25 @@ def convert_chunk(file_index: int, sweep: frozenset[str], span: Span) -> bytes:
     """
     indexes = _worker_indexes
     assert indexes is not None, "worker process not initialised"
-    source = str(indexes.files[file_index])
     converted: list[Unreadable | Converted] = []
     for unit in SourceFile(indexes.files[file_index]).items(span=span):
         if isinstance(unit, Unreadable):
             converted.append(unit)
         elif unit.resource_type in sweep and (file_index, unit.ordinal) not in indexes.bad:
-            records, problem, warnings, ins_dropped = convert(indexes, source, unit)
-            flat = [flatten(record) for record in records]
+            unit.key = indexes.collisions.key_of(unit.key, file_index, unit.ordinal)
+            outcome = convert(indexes, file_index, unit)
             converted.append(
                 Converted(
-                    unit.ordinal, unit.location, unit.key, unit.resource_type, flat, problem, warnings, ins_dropped
+                    unit.ordinal,
+                    unit.location,
+                    unit.key,
+                    unit.resource_type,
+                    [flatten(record) for record in outcome.records],
+                    outcome.problem,
+                    outcome.reason,
+                    outcome.warnings,
+                    outcome.ins_dropped,
+                    outcome.stripped,
                 )
             )
     return pickle.dumps(converted, protocol=pickle.HIGHEST_PROTOCOL)

@@ -20,7 +20,7 @@ from continuity.fhir.datatypes import (
     parse_date,
     telecoms,
 )
-from continuity.fhir.indexes import Conversion, Effect, Identity, Role, RoleDescribed
+from continuity.fhir.indexes import Conversion, Effect, Identity, Role, RoleDescribed, Skip
 from continuity.fhir.json import JSON, Invalid, boolean_at, code_at, object_at, objects_at, text_at, texts_at
 from continuity.fhir.sources import Item, reference_key
 from continuity.fhir.vocabulary import (
@@ -33,8 +33,9 @@ from continuity.fhir.vocabulary import (
     RPPS_OID,
     TITLES,
 )
+from continuity.flags import INCOMPLETE
 from continuity.ins import is_valid_nir
-from continuity.intake import Identities
+from continuity.intake import Identities, digest
 from continuity.model import INS_OIDS, IdentityStatus, Patient, Practice, Practitioner, Record, Sex
 
 # --- Patient --------------------------------------------------------------------------------------
@@ -163,7 +164,10 @@ def learn_patient(item: Item) -> list[Effect]:
     """Pass 1: the patient is valid (else Invalid) and counted under its identity."""
     patient, _ = read_patient(item.resource, item.key, item.resource_type)
     born = patient.birth_date.toordinal() if patient.birth_date else 0
-    return [Identity(born, identifiers(item))]
+    found = identifiers(item)
+    # Two different persons under one id differ by birth date, identifiers or birth name.
+    fingerprint = digest(f"{born}|{sorted(i for i, _ in found)}|{patient.birth_name.casefold()}")
+    return [Identity(born, found, fingerprint)]
 
 
 def convert_patient(conversion: Conversion) -> list[Record]:
@@ -178,6 +182,7 @@ def convert_patient(conversion: Conversion) -> list[Record]:
             patient,
             id=canonical.split("/", 1)[1],
             allergy_status=indexes.allergy.of(canonical, indexes.identities),
+            flags=(INCOMPLETE,) if canonical in indexes.incomplete else (),
             **_patient_contact(conversion),
         )
     ]
@@ -235,8 +240,10 @@ def read_practitioner(resource: JSON, key: str, path: str, role: Role | None) ->
 
 
 def learn_practitioner(item: Item) -> list[Effect]:
-    read_practitioner(item.resource, item.key, item.resource_type, None)
-    return [Identity(0, identifiers(item))]
+    practitioner = read_practitioner(item.resource, item.key, item.resource_type, None)
+    found = identifiers(item)
+    fingerprint = digest(f"{sorted(i for i, _ in found)}|{practitioner.family_name.casefold()}|{practitioner.rpps}")
+    return [Identity(0, found, fingerprint)]
 
 
 def convert_practitioner(conversion: Conversion) -> list[Record]:
@@ -250,7 +257,9 @@ def convert_practitioner(conversion: Conversion) -> list[Record]:
 
 
 def learn_organization(item: Item) -> list[Effect]:
-    return [Identity(0, identifiers(item))]
+    found = identifiers(item)
+    name = text_at(item.resource, "name", item.resource_type)
+    return [Identity(0, found, digest(f"{sorted(i for i, _ in found)}|{name.casefold()}"))]
 
 
 def convert_organization(conversion: Conversion) -> list[Record]:
@@ -259,11 +268,11 @@ def convert_organization(conversion: Conversion) -> list[Record]:
     for type_node, type_path in objects_at(resource, "type", path):
         for system, code, _ in codings(type_node, type_path):
             if system.endswith("organization-type") and code in NOT_A_PRACTICE_TYPES:
-                return []
+                raise Skip("not-used")
     name = text_at(resource, "name", path)
     if not name:
         conversion.warn("Organization without a name: not used as the practice")
-        return []
+        raise Skip("not-used")
     phones = telecoms(resource, path, frozenset({"phone"}))
     return [
         Practice(

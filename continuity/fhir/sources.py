@@ -17,7 +17,7 @@ from typing import IO, Any, cast
 
 from continuity.errors import InputError
 from continuity.fhir.json import JSON, Invalid, code_at, describe, fast_line, parse_json
-from continuity.fhir.vocabulary import LINE_HEAD, RESOURCE_ID, RESOURCE_TYPE
+from continuity.fhir.vocabulary import ID_CHARACTERS, LINE_HEAD, LOG_FILE_STEMS, RESOURCE_ID, RESOURCE_TYPE
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """Longest NDJSON line accepted; a longer one is reported and skipped without being held in memory."""
@@ -54,13 +54,37 @@ def expand_sources(sources: Sequence[Path]) -> list[Path]:
 
 
 class Scope:
-    """fullUrl → key of one Bundle (and the Bundles around it)."""
+    """One Bundle: its fullUrl → key map (the Bundles around it are its parents) and its Patients.
 
-    __slots__ = ("parent", "urls")
+    ``number`` identifies the Bundle within its file, the same on every pass (the ordinal counter's
+    value when it was opened), so what pass 1 learns about a Bundle can be looked up in pass 2.
+    """
 
-    def __init__(self, parent: Scope | None) -> None:
+    __slots__ = ("number", "parent", "patients", "urls")
+
+    def __init__(self, parent: Scope | None, number: int) -> None:
         self.parent = parent
+        self.number = number
         self.urls: dict[str, str] = {}
+        self.patients: list[str] = []  # keys of the Patient entries of this Bundle itself
+
+    def chain(self) -> tuple[int, ...]:
+        """The numbers of this Bundle and of the Bundles around it, innermost first."""
+        numbers = []
+        scope: Scope | None = self
+        while scope is not None:
+            numbers.append(scope.number)
+            scope = scope.parent
+        return tuple(numbers)
+
+    def sole_patient(self) -> str:
+        """The key of the only Patient of the innermost Bundle that has any ("" when none or several)."""
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.patients:
+                return scope.patients[0] if len(scope.patients) == 1 else ""
+            scope = scope.parent
+        return ""
 
     def get(self, url: str) -> str | None:
         scope: Scope | None = self
@@ -106,6 +130,20 @@ def resource_key(resource: JSON, resource_type: str, full_url: str) -> str:
         return f"{resource_type}/{rid}"
     if rid is None and full_url:
         return key_from_url(full_url, resource_type)
+    return ""
+
+
+def is_log_file(path: Path) -> bool:
+    """A Bulk export's log or error file (OperationOutcome lines): not resources to import."""
+    stem = path.name.lower().removesuffix(".gz").removesuffix(".ndjson").removesuffix(".json")
+    return stem in LOG_FILE_STEMS
+
+
+def rejected_key(resource: JSON, resource_type: str) -> str:
+    """The key a resource with an unusable id would have had, so that what refers to it says it was rejected."""
+    rid = resource.get("id")
+    if isinstance(rid, str) and ID_CHARACTERS.fullmatch(rid):
+        return f"{resource_type}/{rid}"
     return ""
 
 
@@ -276,7 +314,7 @@ def expand(
     if not isinstance(entries, list):
         yield Unreadable(counter.next(), location, "", f"Bundle.entry must be a list, not {describe(entries)}")
         return
-    scope = Scope(parent)
+    scope = Scope(parent, counter.value)
     prefix = f"{location}, " if location else ""
     keyed: list[tuple[Any, str, str]] = []  # (resource or bad entry, fullUrl, key)
     for entry in entries:
@@ -290,6 +328,8 @@ def expand(
         key = resource_key(resource, entry_type, full_url) if isinstance(resource, dict) and entry_type else ""
         if full_url and key:
             scope.urls[full_url] = key
+        if entry_type == "Patient" and key:
+            scope.patients.append(key)
         keyed.append((entry, full_url, key))
     for index, (entry, _full_url, key) in enumerate(keyed):
         entry_location = f"{prefix}entry {index}"
@@ -334,7 +374,9 @@ def literal_key(target: str) -> str:
     parts = target.split("?", 1)[0].rstrip("/").split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
-    if len(parts) >= 2 and RESOURCE_TYPE.fullmatch(parts[-2]) and RESOURCE_ID.fullmatch(parts[-1]):
+    # An id longer than the reader accepts still makes a key: the reference then leads to a resource
+    # that was rejected (and says so), not to one that "cannot be found".
+    if len(parts) >= 2 and RESOURCE_TYPE.fullmatch(parts[-2]) and ID_CHARACTERS.fullmatch(parts[-1]):
         return f"{parts[-2]}/{parts[-1]}"
     return ""
 

@@ -110,11 +110,25 @@ RECORD_TYPES = SWEEP_ORGS | SWEEP_PATIENTS | SWEEP_CLINICAL
 INDEX_ONLY_TYPES = frozenset({"Medication", "PractitionerRole", "Composition"})
 USED_TYPES = RECORD_TYPES | INDEX_ONLY_TYPES
 IDENTITY_TYPES = frozenset({"Patient", "Practitioner", "Organization"})  # merged across sources by identifier
+# Clinical types whose patient is read in pass 1 when they come in a Bundle (single-patient documents).
+SUBJECT_FIELDS = {
+    "AllergyIntolerance": "patient",
+    "Condition": "subject",
+    "MedicationRequest": "subject",
+    "MedicationStatement": "subject",
+    "Observation": "subject",
+}
+# Not resources to import: a Bulk export's log and error files (OperationOutcome lines).
+LOG_FILE_STEMS = frozenset({"log", "error", "errors", "operationoutcome"})
 
 # --- syntax ---------------------------------------------------------------------------------------
 
+MAX_ID = 255
+"""Longest resource id accepted. FHIR says 64, but real exports write longer ones (a large US vendor
+writes 109): bounded, so a hostile id cannot grow the indexes without limit."""
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-RESOURCE_ID = re.compile(r"[A-Za-z0-9\-._]{1,64}")
+RESOURCE_ID = re.compile(r"[A-Za-z0-9\-._]{1,255}")
+ID_CHARACTERS = re.compile(r"[A-Za-z0-9\-._]+")  # an id's alphabet, whatever its length
 FHIR_DATE = re.compile(
     r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?"
@@ -123,6 +137,28 @@ FHIR_DATE = re.compile(
 # that starts this way is not parsed there (pass 2 parses every line strictly).
 LINE_HEAD = re.compile(
     rb'\s*\{\s*"resourceType"\s*:\s*"(MedicationRequest|MedicationStatement|Appointment|Observation|Condition)"'
-    rb'\s*,\s*"id"\s*:\s*"([A-Za-z0-9\-._]{1,64})"\s*[,}]'
+    rb'\s*,\s*"id"\s*:\s*"([A-Za-z0-9\-._]{1,255})"\s*[,}]'
 )
 SUBSTITUTION_REASON = re.compile(r"\b(MTE|EFG|CIF)\b")
+
+# --- names of code systems, for the label of a concept that has only a code ------------------------
+# "SNOMED CT 418770003": what the desk sees of a drug, problem or allergy exported with a code and no text.
+
+SYSTEM_NAMES = {
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://loinc.org": "LOINC",
+    "http://www.whocc.no/atc": "ATC",
+    "http://hl7.org/fhir/sid/icd-10": "CIM-10",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://hl7.org/fhir/sid/icd-9-cm": "ICD-9-CM",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://hl7.org/fhir/sid/ndc": "NDC",
+    "urn:oid:1.2.250.1.213.2.3.1": "CIP",  # Code Identifiant de Présentation (French drug box)
+    "urn:oid:1.2.250.1.213.2.3.2": "UCD",  # Unité Commune de Dispensation
+    "urn:oid:1.2.250.1.213.2.3.3": "CIS",  # Code Identifiant de Spécialité
+    "http://standardterms.edqm.eu": "EDQM",
+    "http://fhir.de/CodeSystem/ifa/pzn": "PZN",
+    "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips": "IPS",
+}
+COURSES_OF_THERAPY = frozenset({"acute", "continuous", "seasonal"})
+UNCONFIRMED_VERIFICATION = frozenset({"unconfirmed", "presumed", "provisional", "differential"})

@@ -115,7 +115,8 @@ def test_wrong_passphrase_exit_code(practice: Practice) -> None:
 
 def test_rejection_exit_code_and_status_alarm(practice: Practice) -> None:
     practice.publish(1, practice.tmp / "a.snap")
-    practice.publish(1, practice.tmp / "b.snap")
+    # A second publisher record: with the same one, `publish` itself refuses to reuse sequence 1.
+    practice.publish(1, practice.tmp / "b.snap", "--state", practice.tmp / "another-publisher-state.json")
     run("pull", "--home", practice.home, practice.tmp / "a.snap")
     result = run("pull", "--home", practice.home, practice.tmp / "b.snap", code=Equivocation.exit_code)
     assert "ALERTE" in result.output

@@ -43,6 +43,7 @@ def summary(report: ImportReport) -> dict[str, Any]:
         "duplicates": report.duplicates,
         "ins_dropped": report.ins_dropped,
         "ignored_types": dict(report.ignored_types),
+        "whole": report.as_json(),  # per type read / kept / flags / dropped reasons, examples, stripped texts
     }
 
 
@@ -142,6 +143,19 @@ def hostile_lines() -> Iterator[str]:
     )
     yield json.dumps(request("weird", "p2", dosageInstruction="twice"))
     yield json.dumps({"resourceType": "Basic", "id": "ignored"})
+    # The kinds of loss that are kept flagged or counted (docs/fhir-input.md).
+    yield json.dumps(request("unknown", "p4", resourceType="MedicationStatement", status="unknown"))
+    gone = {"reference": "Medication/gone", "display": "KARDEGIC 75 mg"}
+    yield json.dumps(request("retired", "p4", medicationCodeableConcept=None, medicationReference=gone))
+    coded = {"coding": [{"system": "http://snomed.info/sct", "code": "418770003"}]}
+    yield json.dumps(request("coded", "p5", medicationCodeableConcept=coded))
+    yield json.dumps(request("none", "p5", medicationCodeableConcept={"text": "No known medications"}))
+    yield json.dumps(patient("p6", name=[{"family": "EVIL\u001b[2J\u202e", "given": ["Ana"]}]))
+    yield json.dumps(patient("same-id", "1960-01-01"))
+    yield json.dumps(patient("same-id", "1970-02-02"))  # another person under the same id
+    yield json.dumps(request("to-same-id", "same-id"))  # the same file holds both: ambiguous
+    yield json.dumps(request("l" * 200, "p6"))  # a long id
+    yield json.dumps(request("mr8", "p9"))  # a later copy of mr8 about another patient: the earlier is lost
     yield json.dumps({"resourceType": "Patient", "id": "x" * 80})  # invalid id
     yield json.dumps(request("last", "p3"))  # no newline after the last line
 
@@ -168,6 +182,16 @@ def test_hostile_input_gives_the_same_records_and_problems_with_workers(tmp_path
     records, report = read(sources, workers=1)
     assert records and report["problems"] and report["warnings"] and report["duplicates"] and report["ins_dropped"]
     assert any("not valid UTF-8" in problem for problem in report["problems"])
+    whole = report["whole"]
+    assert whole["summary"]["flagged"] == {
+        "treatment.status-unknown": 1,
+        "treatment.unresolved-medication": 1,
+        "treatment.code-only": 1,
+    }
+    assert {"collision", "negation", "duplicate", "invalid"} <= set(whole["summary"]["dropped"])
+    assert whole["stripped_texts"]["count"] == 1
+    for counts in whole["types"].values():  # no loss is silent: every resource read is kept or dropped
+        assert counts["read"] == counts["kept"] + sum(counts["dropped"].values())
     assert read(sources, workers=3) == (records, report)
 
 

@@ -64,4 +64,4 @@ def test_the_fhir_reader_works_without_orjson(tmp_path: Path) -> None:
     )
     ids, problems = json.loads(run(script))
     assert ids == ["p0", "p1", "p2"]
-    assert problems == ["Patient has an invalid id '5'"]
+    assert problems == ["Patient has an invalid id '5' (1 to 255 of A-Z a-z 0-9 - . _)"]
