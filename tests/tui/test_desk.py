@@ -393,3 +393,30 @@ def test_the_print_folder_and_its_delay_are_configurable(practice_db: Path, home
     app = make_app(home=home, db=practice_db, print_folder=tmp_path / "cabinet-impressions", print_keep_days=3)
     assert app.print_directory == tmp_path / "cabinet-impressions" and app.print_keep_days == 3
     assert make_app(home=home, db=practice_db).print_directory == home / "impressions"
+
+
+async def test_flagged_items_are_shown_flagged_where_they_appear(make_app: AppMaker, tmp_path: Path) -> None:
+    from continuity.model import Allergy, Condition, Treatment
+
+    records = [
+        *small_practice(TODAY),
+        patient("FLOU", "Agathe", "1960-06-06", id="pat-flou", flags=("incomplete",)),
+        Treatment("trt-flou", "pat-flou", "amlodipine", "5 mg", flags=("status-unknown",)),
+        Allergy("alg-flou", "pat-flou", "Pénicilline", flags=("unconfirmed",)),
+        Condition("cond-flou", "pat-flou", "Asthme", flags=("possible-absence",)),
+    ]
+    db = snapshot_build.build_from_records(records, tmp_path / "flags.db", created_at=CREATED_AT).path
+    app = make_app(db=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        table = await type_query(pilot, "flou")
+        assert "À VÉRIFIER" in table.row_cells(0)[0].plain
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, PatientScreen)
+        assert "⚠ Dossier incomplet dans l'export" in text_of(screen.query_one("#identity", Static))
+        assert "Pénicilline — ⚠ non confirmée" in text_of(screen.query_one("#allergies", Static))
+        assert "amlodipine 5 mg — ⚠ statut inconnu — à vérifier avec le patient" in text_of(
+            screen.query_one("#treatments", Static))
+        assert "Asthme — ⚠ peut signifier « aucun » — à vérifier" in text_of(screen.query_one("#conditions", Static))

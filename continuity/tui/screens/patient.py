@@ -14,12 +14,32 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from continuity import display, prescribe
+from continuity import display, flags, prescribe
 from continuity.model import AllergyStatus, PatientSummary, Practitioner
 from continuity.session import PatientView
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
 from continuity.tui.widgets.results import HOMONYM_WARNING
+
+
+def flagged(codes: tuple[str, ...]) -> str:
+    """' — ⚠ statut inconnu — à vérifier avec le patient': what the export left uncertain, beside the item."""
+    return "".join(f" — ⚠ {label}" for label in flags.labels_fr(codes))
+
+
+def allergies_text(summary: PatientSummary) -> str:
+    """The allergy block: the headline, then each allergy with its reaction, severity and flags."""
+    headline = display.allergy_headline(summary)
+    if not summary.allergies:
+        return headline
+    details = [
+        f"  • {allergy.substance}"
+        + (f" — réaction : {allergy.reaction}" if allergy.reaction else "")
+        + (" — SÉVÈRE" if allergy.criticality == "high" else "")
+        + flagged(allergy.flags)
+        for allergy in summary.allergies
+    ]
+    return "⚠ " + headline + "\n" + "\n".join(details)
 
 
 def allergy_class(summary: PatientSummary) -> str:
@@ -67,6 +87,7 @@ def identity_block(view: PatientView, today: dt.date) -> str:
     lines = [f"{display.identity_line(patient)} ({display.age_label(patient, today)})"]
     if patient.deceased:
         lines.append(f"⚠ PATIENT {display.deceased_label(patient)}")
+    lines += [f"⚠ {label[:1].upper()}{label[1:]}" for label in flags.labels_fr(patient.flags)]
     status = display.IDENTITY_STATUS_FR[patient.identity_status]
     lines.append(f"Identité : {status}" + (f" — INS {patient.ins}" if patient.ins else ""))
     if view.homonyms:
@@ -101,7 +122,7 @@ def treatments_text(view: PatientView) -> str:
         line = f"• {display.treatment_line(treatment)}"
         if treatment.last_prescriber_id:
             line += f" — prescrit par {prescriber_name(view.practitioners, treatment.last_prescriber_id)}"
-        lines.append(line)
+        lines.append(line + flagged(treatment.flags))
     return "\n".join(lines)
 
 
@@ -112,7 +133,7 @@ def conditions_text(summary: PatientSummary) -> str:
     for condition in summary.conditions:
         onset = f" (depuis le {display.fr_date(condition.onset_date)})" if condition.onset_date else ""
         mark = "[ALD] " if condition.is_ald else ""
-        lines.append(f"• {mark}{condition.text}{onset}")
+        lines.append(f"• {mark}{condition.text}{onset}{flagged(condition.flags)}")
     return "\n".join(lines)
 
 
@@ -182,16 +203,7 @@ class PatientScreen(SessionScreen):
         identity.set_class(bool(view.homonyms), "-homonym")
         identity.set_class(summary.patient.deceased, "-deceased")
         allergies = self.query_one("#allergies", Static)
-        headline = display.allergy_headline(summary)
-        if summary.allergies:
-            details = [
-                f"  • {a.substance}"
-                + (f" — réaction : {a.reaction}" if a.reaction else "")
-                + (" — SÉVÈRE" if a.criticality == "high" else "")
-                for a in summary.allergies
-            ]
-            headline = "⚠ " + headline + "\n" + "\n".join(details)
-        allergies.update(headline)
+        allergies.update(allergies_text(summary))
         for name in ("-recorded", "-none-known", "-no-information"):
             allergies.set_class(name == allergy_class(summary), name)
         self.query_one("#conditions", Static).update(conditions_text(summary))

@@ -73,7 +73,9 @@ def result_cells(
         flags.append(SAME_BIRTH_FLAG if wide else "JUMEAU ?")
     if patient.deceased:
         flags.append("DÉCÉDÉ")
-    warning = result.homonyms or same_birth or patient.deceased
+    if patient.flags:
+        flags.append("À VÉRIFIER" if wide else "!")  # the record is incomplete in the export: said on opening
+    warning = result.homonyms or same_birth or patient.deceased or patient.flags
     cells: tuple[Text, ...] = (
         Text(" ".join(flags), style=FLAG_STYLE if warning else CLOSE_STYLE) if flags else Text(""),
         Text(patient.birth_name.upper(), style=NAME_STYLE),
