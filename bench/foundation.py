@@ -4,6 +4,10 @@ Run: `.venv/bin/python -m bench.foundation [--sizes 2000,20000,100000] [--querie
 Prints a Markdown table for docs/performance.md. The baseline is a naive search measured in the
 same run on the same in-memory database: a `LIKE 'x%'` scan over the name columns. With
 `--workdir`, a FHIR export and database already there are reused (synth and publish not timed).
+With `--baseline-search FILE` (another version of continuity/search.py, e.g. `git show
+REV:continuity/search.py > /tmp/search_before.py`), each query is also run through that version's
+`find` on the same database, interleaved with ours, and the per-shape table compares the CPU time of
+the lookups alone (no patient objects built): a fair before/after on a busy machine.
 
 The query shapes include names as heard (search.py's second tier): a surname respelled so it
 sounds the same ("heard surname"), with a given name, and a surname with two neighbouring letters
@@ -130,7 +134,26 @@ def naive_search(db: snapshotdb.SnapshotDB, text: str) -> list[object]:
     ).fetchall()
 
 
-def bench_size(patients: int, queries: int, workdir: Path, *, reuse: bool = False) -> dict[str, object]:
+def load_search(path: Path) -> object:
+    """Another version of continuity/search.py, loaded under its own name (it imports nothing of ours)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("search_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lookup_cpu(find: Callable[[], object]) -> float:
+    start = time.thread_time()
+    find()
+    return time.thread_time() - start
+
+
+def bench_size(
+    patients: int, queries: int, workdir: Path, *, reuse: bool = False, baseline: object | None = None
+) -> dict[str, object]:
     export = workdir / f"fhir-{patients}"
     out = workdir / f"snapshot-{patients}.db"
     synth_seconds = publish_seconds = float("nan")
@@ -154,6 +177,8 @@ def bench_size(patients: int, queries: int, workdir: Path, *, reuse: bool = Fals
         db.search(text)
     per_shape: dict[str, list[float]] = defaultdict(list)
     per_shape_cpu: dict[str, list[float]] = defaultdict(list)
+    lookups: dict[str, list[float]] = defaultdict(list)
+    lookups_before: dict[str, list[float]] = defaultdict(list)
     ours: list[float] = []
     naive: list[float] = []
     for shape, text in mixed:
@@ -166,6 +191,10 @@ def bench_size(patients: int, queries: int, workdir: Path, *, reuse: bool = Fals
         per_shape[shape].append(elapsed)
         ours.append(elapsed)
         naive.append(timed(lambda t=text: naive_search(db, t)))  # type: ignore[misc]
+        if baseline is not None:
+            query, old_query = search.parse_query(text), baseline.parse_query(text)  # type: ignore[attr-defined]
+            lookups[shape].append(lookup_cpu(lambda q=query: search.find(db._conn, q, 50, db.surnames())))
+            lookups_before[shape].append(lookup_cpu(lambda q=old_query: baseline.find(db._conn, q, 50)))  # type: ignore[attr-defined]
     # Typing: every prefix of "SURNAME Given", keystroke by keystroke, as the TUI searches (the
     # result cache is warm with what the previous keystrokes found, as it is at the desk).
     typing: list[float] = []
@@ -195,6 +224,11 @@ def bench_size(patients: int, queries: int, workdir: Path, *, reuse: bool = Fals
             for s, v in per_shape.items()
         },
         "queries": len(mixed),
+        "lookups": {
+            s: (statistics.median(v) * 1000, percentile(v, 0.99) * 1000,
+                statistics.median(lookups_before[s]) * 1000, percentile(lookups_before[s], 0.99) * 1000)
+            for s, v in lookups.items()
+        },
     }
 
 
@@ -203,13 +237,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,20000,100000")
     parser.add_argument("--queries", type=int, default=1200)
     parser.add_argument("--workdir", type=Path, help="Keep (and reuse) exports and databases here.")
+    parser.add_argument("--baseline-search", type=Path, help="Another search.py to compare lookups with.")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for size in (int(s) for s in args.sizes.split(",")):
-            rows.append(bench_size(size, args.queries, workdir, reuse=args.workdir is not None))
+            baseline = load_search(args.baseline_search) if args.baseline_search else None
+            rows.append(bench_size(size, args.queries, workdir, reuse=args.workdir is not None, baseline=baseline))
     print("| patients | synth (s) | publish (s) | db (MB) | open+validate (ms) | search p50 (ms) | search p99 (ms) "
           "| naive LIKE p50 (ms) | naive LIKE p99 (ms) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -228,6 +264,15 @@ def main() -> None:
     assert isinstance(shapes, dict)
     for shape, (p50, p99, cpu50, cpu99, count) in sorted(shapes.items()):
         print(f"| {shape} | {count} | {p50:.2f} | {p99:.2f} | {cpu50:.2f} | {cpu99:.2f} |")
+    lookups = largest["lookups"]
+    assert isinstance(lookups, dict)
+    if lookups:
+        print("\nLookups alone (search.find, CPU ms), ours against the baseline search.py, same queries, "
+              "interleaved:\n")
+        print("| shape | ours p50 | ours p99 | baseline p50 | baseline p99 |")
+        print("|---|---:|---:|---:|---:|")
+        for shape, (p50, p99, before50, before99) in sorted(lookups.items()):
+            print(f"| {shape} | {p50:.2f} | {p99:.2f} | {before50:.2f} | {before99:.2f} |")
     print(f"\n1-minute load average at the end: {os.getloadavg()[0]:.1f} (2 CPUs)")
 
 
