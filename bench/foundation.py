@@ -22,6 +22,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -141,6 +142,7 @@ def load_search(path: Path) -> object:
     spec = importlib.util.spec_from_file_location("search_baseline", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
 
