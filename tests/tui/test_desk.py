@@ -37,9 +37,12 @@ async def wait_until(pilot: Pilot[None], condition: Any, what: str, tries: int =
 
 async def unlock_screen_ready(pilot: Pilot[None]) -> UnlockScreen:
     app = pilot.app
-    await wait_until(pilot, lambda: isinstance(app.screen, UnlockScreen) and app.screen.query("#unlock-error"),
-                     "the unlock screen")
-    await pilot.pause(0.1)  # its widgets finish mounting
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, UnlockScreen) and bool(app.screen.query("#unlock-error"))
+        and bool(app.screen.query("#label")),
+        "the unlock screen and its widgets",
+    )
     assert isinstance(app.screen, UnlockScreen)
     return app.screen
 
@@ -307,7 +310,7 @@ async def test_idle_lock_warns_a_minute_before(make_app: AppMaker) -> None:
     app = make_app(idle_minutes=0)
     async with app.run_test(size=SIZE) as pilot:
         await unlock(pilot)
-        app.idle_seconds = 4.0  # the warning comes half-way when the delay is shorter than 2 minutes
+        app.idle_seconds = 12.0  # the warning comes half-way when the delay is shorter than 2 minutes
 
         def warned() -> bool:
             return any("se verrouille dans" in str(n.message) for n in app._notifications)

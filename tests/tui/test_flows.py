@@ -235,8 +235,8 @@ async def test_idle_auto_lock(make_app: AppMaker, home: Path) -> None:
             await pilot.pause(0.1)
         assert isinstance(app.screen, UnlockScreen)
         assert app.session is None
-        for _ in range(50):  # let the unlock screen mount its widgets
-            if app.screen.query("#unlock-error"):
+        for _ in range(100):  # let the unlock screen mount its widgets, the name list's label last
+            if app.screen.query("#unlock-error") and app.screen.query("#label"):
                 break
             await pilot.pause(0.05)
         assert "inactivité" in text_of(app.screen.query_one("#unlock-error", Static))

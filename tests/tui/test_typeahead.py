@@ -92,7 +92,8 @@ async def wait_for_started(pilot: Pilot[None], unlocker: GatedUnlocker) -> None:
 async def search_shows(pilot: Pilot[None], text: str) -> ResultsTable:
     def answered() -> bool:
         screen = pilot.app.screen
-        return isinstance(screen, SearchScreen) and screen.query_one(ResultsTable).query_text == text
+        tables = screen.query(ResultsTable) if isinstance(screen, SearchScreen) else []  # may be mounting
+        return any(table.query_text == text for table in tables)
 
     await wait_until(pilot, answered, f"the results for {text!r}")
     return pilot.app.screen.query_one(ResultsTable)
