@@ -38,8 +38,9 @@ elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
 print(json.dumps({{"seconds": elapsed, "cpu_seconds": cpu, "bytes": len(document)}}))
 """
 COLD_CONTINUITY = """
-from continuity import pdf, prescribe
-plan = prescribe.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
+from continuity import pdf
+from continuity.prescribing import rules
+plan = rules.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
 document = pdf.render_prescription(plan.prescription, snapshot_created_at=SNAPSHOT_AT)
 """
 COLD_BASELINE = """
@@ -107,15 +108,16 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import weasyprint
 
-    from continuity import pdf, prescribe
+    from continuity import pdf
+    from continuity.prescribing import printed, rules
     from tests.unit.pdf_fixtures import NOW, SNAPSHOT_AT, ald_summary, line, practitioner
 
-    plan = prescribe.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
+    plan = rules.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
     prescription = plan.prescription
-    form = prescribe.printed_form(prescription, snapshot_created_at=SNAPSHOT_AT)
+    form = printed.printed_form(prescription, snapshot_created_at=SNAPSHOT_AT)
     context = {
-        "form": form, "drill": False, "drill_mention": prescribe.DRILL_MENTION, "duplicate": False,
-        "duplicate_mention": prescribe.DUPLICATE_MENTION, "title": "Ordonnance",
+        "form": form, "drill": False, "drill_mention": printed.DRILL_MENTION, "duplicate": False,
+        "duplicate_mention": printed.DUPLICATE_MENTION, "title": "Ordonnance",
         "snapshot_line": form.footer_line, "page_numbers": False,
     }  # fmt: skip
     html = pdf.html_for(form.template, context)

@@ -73,6 +73,20 @@ def child_pull(home: str, url: str, trace: bool) -> dict[str, Any]:
     }
 
 
+def child_download(url: str, out: str) -> dict[str, Any]:
+    """The same-run baseline of the pull: the same bytes over the same loopback HTTP, to disk, fsynced,
+    with the standard library's plain client and nothing else (no verification, no deadline watchdog)."""
+    import urllib.request
+
+    started = time.perf_counter()
+    with urllib.request.urlopen(url) as response, open(out, "wb") as sink:  # noqa: S310 - loopback only
+        while block := response.read(1 << 20):
+            sink.write(block)
+        sink.flush()
+        os.fsync(sink.fileno())
+    return {"seconds": time.perf_counter() - started}
+
+
 def child_unlock(home: str, query: str) -> dict[str, Any]:
     from continuity import keys
     from continuity.store import Store
@@ -211,7 +225,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
+def measure(size: int, runs: int, cache: Path, work: Path, drug_reference: Path | None = None) -> dict[str, Any]:
     from continuity import keys, publish, snapshotdb, synth
     from continuity.errors import SnapshotDatabaseError
     from continuity.store import Store
@@ -222,11 +236,14 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
         shutil.rmtree(sources, ignore_errors=True)
         synth.write_practice(sources, patients=size, seed=1, today=dt.date(2026, 11, 28))
         (sources / ".complete").write_text("ok")
-    database = cache / f"db-{size}.sqlite"
+    database = cache / f"db-{size}{'-drugs' if drug_reference else ''}.sqlite"
     try:
         db = snapshotdb.open_file(database)
     except SnapshotDatabaseError:  # missing, or built by an older schema: build it again
-        publish.build([sources], database, practice_id="bench")
+        from continuity.drugs import bdpm
+
+        drugs = bdpm.read(drug_reference) if drug_reference else None
+        publish.build([sources], database, practice_id="bench", drugs=drugs)
         db = snapshotdb.open_file(database)
     counts = db.counts()
     query = "DUPONT"  # a showcase patient of every synthetic practice
@@ -260,12 +277,13 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/latest.snap"
-    pulls, unlocks = [], []
+    pulls, unlocks, downloads = [], [], []
     try:
         for run in range(runs):
             home = work / f"run-{size}-{run}"
             shutil.rmtree(home, ignore_errors=True)
             shutil.copytree(template, home)
+            downloads.append(run_child("download", url, str(work / f"download-{size}.snap")))
             pulls.append(run_child("pull", str(home), url, "0"))
             unlocks.append(run_child("unlock", str(home), query))
             if run:
@@ -287,6 +305,7 @@ def measure(size: int, runs: int, cache: Path, work: Path) -> dict[str, Any]:
         "snapshot_bytes": header.total_length,
         "seal_s": seal_s,
         "pull_s": statistics.median(p["seconds"] for p in pulls),
+        "download_s": statistics.median(d["seconds"] for d in downloads),
         "pull_rss_mib": statistics.median(p["rss_kib"] for p in pulls) / 1024,
         "pull_rss_before_mib": statistics.median(p["rss_before_kib"] for p in pulls) / 1024,
         "pull_traced_peak_kib": traced["traced_peak_bytes"] / 1024,
@@ -338,6 +357,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "Budgets (DESIGN.md): pull + verify + store ≤ 2 s with bounded memory; unlock → search usable ≤ 1.5 s.",
         "",
         verdict(largest),
+        "",
+        "Same-run baseline for the pull: the same file over the same loopback HTTP to disk, fsynced, with "
+        "`urllib.request` and nothing else (no verification, no deadline watchdog, no state): "
+        + "; ".join(
+            f"{r['size']:,} patients {r['download_s']:.2f} s, the pull {r['pull_s'] / r['download_s']:.1f}x that"
+            for r in results
+        )
+        + ". The pull adds the signature and header checks, the SHA-256 of the payload, the staging file "
+        "and its rename, the state and journal writes, and the watchdog thread of the whole-pull deadline.",
         "",
         f"Where the {largest['size']:,}-patient unlock goes: argon2id MODERATE {largest['unlock_argon2id_s']:.2f} s "
         f"(fixed by the security floor), decrypt + authenticate + inflate {largest['unlock_decrypt_inflate_s']:.2f} s, "
@@ -402,11 +430,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "results" / "transport-cache")
     parser.add_argument("--write-doc", action="store_true")
+    parser.add_argument("--drug-reference", type=Path, help="publish the snapshots with this BDPM folder")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "pull":
             print(json.dumps(child_pull(rest[0], rest[1], rest[2] == "1")))
+        elif kind == "download":
+            print(json.dumps(child_download(rest[0], rest[1])))
         else:
             print(json.dumps(child_unlock(rest[0], rest[1])))
         return
@@ -414,7 +445,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="continuity-bench-") as work:
         for size in (int(s) for s in args.sizes.split(",")):
-            result = measure(size, args.runs, args.cache, Path(work))
+            result = measure(size, args.runs, args.cache, Path(work), args.drug_reference)
             print(json.dumps(result, indent=1), file=sys.stderr)
             results.append(result)
     text = markdown(results)

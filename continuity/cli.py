@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from continuity import display
+from continuity import __version__, display, logs
 from continuity.errors import ContinuityError
 
 if TYPE_CHECKING:
@@ -30,22 +31,25 @@ class ContinuityGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ContinuityError as error:
-            # Precise English detail for the log and the administrator, French for the person at the desk.
-            log.error("%s: %s", type(error).__name__, error)
-            click.echo(f"Erreur : {error.message_fr}", err=True)
-            click.echo(f"  détail : {error}", err=True)
+            report_error(error)
             ctx.exit(error.exit_code)
 
 
+def report_error(error: ContinuityError) -> None:
+    """One English log line (journal, cron mail, -v) and one French sentence for a person: never both
+    on a terminal, never the French one in the journal (continuity/logs.py)."""
+    if logs.wants_english_error():
+        log.error("%s: %s", type(error).__name__, error)
+    if logs.wants_french_error():
+        click.echo(f"Erreur : {error.message_fr}", err=True)
+
+
 @click.group(cls=ContinuityGroup)
+@click.version_option(__version__, "--version", prog_name="continuity", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
 def cli(verbose: bool) -> None:
     """Continuity: read patient summaries and print emergency ordonnances while the practice software is down."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(verbose=verbose)
 
 
 @cli.group(cls=ContinuityGroup)
@@ -54,7 +58,13 @@ def publisher() -> None:
 
 
 def main() -> None:
-    cli(prog_name="continuity")
+    try:
+        cli(prog_name="continuity")
+    except Exception as error:  # a bug: one log line with the traceback folded in, one French sentence
+        log.critical("unexpected %s: %s", type(error).__name__, error, exc_info=True)
+        if logs.wants_french_error():
+            click.echo("Erreur inattendue : notez l'heure et appelez le support (continuity doctor).", err=True)
+        sys.exit(70)  # EX_SOFTWARE
 
 
 # --- shared: unlock options for every command that reads patient data (transport owns these) ---
@@ -142,7 +152,7 @@ def open_snapshot(
             return OpenedSnapshot(database, None)
         return OpenedSnapshot(database, Session.from_database(database, _login(db, user), Journal(home), home=home))
     login = _login(None, user)
-    session = Session.unlock(home, login, read_passphrase(passphrase_file))
+    session = Session.unlock(home, login, read_passphrase(passphrase_file), on_wait=announce_wait)
     banner = session.banner()
     if banner.fell_back_from:
         click.echo(
@@ -153,6 +163,11 @@ def open_snapshot(
     click.echo(f"Données du {display.fr_datetime(banner.created_at.astimezone(display.PRACTICE_TZ))} "
                f"(instantané n° {banner.sequence}).", err=True)
     return OpenedSnapshot(session.db, session)
+
+
+def announce_wait(failures: int, seconds: float) -> None:
+    """What the person at the keyboard reads while the delay after wrong passphrases runs."""
+    click.echo(f"Trop d'essais incorrects ({failures}) : patientez {seconds:.0f} s avant le prochain essai…", err=True)
 
 
 def _login(db: Path | None, user: str | None) -> str:
@@ -189,6 +204,36 @@ def publisher_synth(patients: int, seed: int, out: Path, today: dt.datetime | No
     click.echo(f"{'total':20} {sum(summary.counts.values()):>9}")
     click.echo(f"demo practitioner RPPS {summary.demo_practitioner_rpps}")
     click.echo(f"wrote {out}")
+
+
+def drug_reference_option(function: Any) -> Any:
+    return click.option(
+        "--drug-reference", "drug_reference", type=click.Path(file_okay=False, path_type=Path),
+        help="BDPM folder (CIS_bdpm.txt, CIS_COMPO_bdpm.txt, CIS_CPD_bdpm.txt, CIS_CIP_bdpm.txt) the snapshot "
+             "carries and every treatment is resolved against.",
+    )(function)
+
+
+def read_drug_reference(folder: Path | None, *, strict: bool) -> Any:
+    """The read BDPM (its report on stderr), or None with the warning that the fallback list will be used."""
+    from continuity.drugs import bdpm, fallback
+
+    if folder is None:
+        click.echo(f"WARNING: no --drug-reference: {fallback.NOTICE_FR}", err=True)
+        return None
+    drugs = bdpm.read(folder, strict=strict)
+    report = drugs.report
+    encodings = ", ".join(f"{name} {encoding}" for name, encoding in sorted(report.encodings.items()))
+    click.echo(f"drug reference  {len(drugs.products)} products, {len(drugs.cip13)} CIP13 ({encodings})", err=True)
+    if report.bad_line_count:
+        click.echo(f"  {report.bad_line_count} line(s) skipped, {len(report.dropped_products)} product(s) "
+                   "left out (use --strict to refuse):", err=True)
+        for bad in report.bad_lines[:50]:
+            click.echo(f"    {bad}", err=True)
+    for rule, count in report.later_rule_products.items():
+        if count:
+            click.echo(f"  {count} product(s) marked secure paper by a rule newer than the files: {rule}", err=True)
+    return drugs
 
 
 def _import_options(function: Any) -> Any:
@@ -228,9 +273,10 @@ def _show_report(build: Any, report_path: Path | None) -> None:
 @publisher.command("build")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Database file to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource (or BDPM line) instead of skipping it.")
 @click.option("--practice", "practice_id", help="Practice identifier (default: from the export).")
 @_import_options
+@drug_reference_option
 def publisher_build(
     sources: tuple[Path, ...],
     out: Path,
@@ -239,11 +285,13 @@ def publisher_build(
     report_path: Path | None,
     max_rejected: float,
     allow_rejected: bool,
+    drug_reference: Path | None,
 ) -> None:
     """Build a snapshot database from FHIR R4 sources (Bundles, resources, Bulk NDJSON folders)."""
     from continuity import publish
     from continuity.errors import ExportRefused
 
+    drugs = read_drug_reference(drug_reference, strict=strict)
     try:
         result = publish.build(
             list(sources),
@@ -252,6 +300,7 @@ def publisher_build(
             practice_id=practice_id,
             max_rejected=max_rejected / 100,
             allow_rejected=allow_rejected,
+            drugs=drugs,
         )
     except ExportRefused as refused:
         _show_report(refused.build, report_path)
@@ -299,7 +348,9 @@ def search_command(
     opened = open_snapshot(db, user, passphrase_file, home=home)
     today = dt.date.today()
     try:
-        results = opened.db.search(" ".join(query), limit=limit)
+        # Through the session: journaled (the query sealed) and capped, like the interface's searches.
+        text = " ".join(query)
+        results = opened.session.search(text, limit=limit) if opened.session else opened.db.search(text, limit=limit)
     finally:
         opened.close()
     if as_json_output:
@@ -393,8 +444,9 @@ def publisher_keygen(out: Path) -> None:
 @click.option("--allow-shrink", is_flag=True, help="Publish even when the patient count dropped by more.")
 @click.option("--expires-in", default="48h", show_default=True, help="Validity (e.g. 48h, 7d); at most 31d.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad resource instead of skipping it.")
+@click.option("--strict", is_flag=True, help="Fail on the first bad resource (or BDPM line) instead of skipping it.")
 @_import_options
+@drug_reference_option
 def publisher_publish(
     sources: tuple[Path, ...],
     key_path: Path,
@@ -410,6 +462,7 @@ def publisher_publish(
     report_path: Path | None,
     max_rejected: float,
     allow_rejected: bool,
+    drug_reference: Path | None,
 ) -> None:
     """Build the snapshot database, check it, compress it, seal it to each appliance and sign it."""
     from continuity import keys, publish
@@ -423,6 +476,7 @@ def publisher_publish(
         raise click.BadParameter(f"{sequence_text!r} is not a sequence number or `auto`", param_hint="--seq")
     signing_key = keys.load_publisher_signing_key(key_path)
     public_keys = [keys.load_appliance_public_key(path) for path in recipients]
+    drugs = read_drug_reference(drug_reference, strict=strict)
     state = publish.PublisherState(state_path) if state_path else publish.PublisherState.beside_key(key_path)
     try:
         result = publish.publish(
@@ -439,6 +493,7 @@ def publisher_publish(
             allow_shrink=allow_shrink,
             max_rejected=max_rejected / 100,
             allow_rejected=allow_rejected,
+            drugs=drugs,
         )
     except ExportRefused as refused:
         _show_report(refused.build, report_path)
@@ -452,6 +507,50 @@ def publisher_publish(
         f"{len(header.recipients)} recipient(s), expires {envelope_time(header.expires_at)}, "
         f"signed by {header.signer_fingerprint}"
     )
+
+
+@publisher.command("witness-serve")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the witness keeps the heads it receives (one folder per appliance).")
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="publisher.key (countersigns the receipts), or the directory holding it.")
+@click.option("--appliance", "appliances", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An appliance.sign.pub to accept (repeat); without it, any appliance key is accepted.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (put TLS in front).")
+@click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535))
+def publisher_witness_serve(
+    directory: Path, key_path: Path, appliances: tuple[Path, ...], host: str, port: int
+) -> None:
+    """Serve the journal witness (POST/GET …/witness/<appliance key id>) for the appliances' nightly pulls."""
+    import socketserver
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    from continuity import keys, witness
+
+    class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    allowed = [bytes(keys.load_appliance_verify_key(path)).hex() for path in appliances] or None
+    ledger = witness.WitnessLedger(directory, keys.load_publisher_signing_key(key_path), allowed=allowed)
+    with make_server(host, port, witness.wsgi_app(ledger), server_class=ThreadingServer) as server:
+        click.echo(f"journal witness on http://{host}:{server.server_port}/…/witness/<appliance key id>, "
+                   f"heads kept in {directory}")  # fmt: skip
+        server.serve_forever()
+
+
+@publisher.command("witness-show")
+@click.option("--dir", "directory", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def publisher_witness_show(directory: Path) -> None:
+    """The last head witnessed from each appliance."""
+    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
+        receipt_path = folder / "receipt.json"
+        if not receipt_path.is_file():
+            continue
+        receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+        continued = folder / "continued-by"
+        note = f"  (continued by {continued.read_text().strip()})" if continued.exists() else ""
+        click.echo(f"{folder.name}  {receipt['received_at']}  checkpoint {receipt['checkpoint']['count']}  "
+                   f"entry {receipt['head']['index']}  receipt {receipt['number']}{note}")
 
 
 def envelope_time(value: dt.datetime) -> str:
@@ -477,12 +576,13 @@ def init_command(home: Path, user: str, role: str, rpps: str | None, passphrase_
 
     keys.make_member(user, role, rpps)  # refuse a bad name, role or RPPS before asking anything
     passphrase = read_passphrase(passphrase_file, prompt="Nouvelle phrase de passe", confirm=True)
-    keys.check_passphrase(passphrase)
+    keys.check_passphrase(passphrase, user)
     store.Store(home).create()
     staff.initialise(home, user, passphrase, role=role, rpps=rpps)
     public = keys.appliance_public_key(home)
     click.echo(f"appliance home:        {home}")
     click.echo(f"appliance public key:  {home / keys.APPLIANCE_PUB}  (send it to the publisher)")
+    click.echo(f"journal key:           {home / keys.APPLIANCE_SIGN_PUB}  (the publisher's journal witness)")
     click.echo(f"fingerprint:           {keys.fingerprint(bytes(public))}")
     click.echo(f"administration key:    {keys.fingerprint(bytes(keys.admin_verify_key(home)))}  (write it down)")
     click.echo(f"first staff member:    {user} ({keys.ROLE_LABELS_FR[keys.Role(role)]})")
@@ -517,7 +617,7 @@ def _administrator(home: Path, user: str, passphrase_file: Path | None, command:
     from continuity.session import authenticate
 
     opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
-                          command=command)
+                          command=command, on_wait=announce_wait)
     if not opened.can_manage_staff:
         from continuity.journal import Action, Journal
 
@@ -567,13 +667,49 @@ def staff_add(
 @click.option("--user", required=True, help="A prescriber who unlocks to confirm.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="That member's passphrase (first line) instead of asking.")
-def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None) -> None:
-    """Remove NAME's keyslot (never the last one, never the last prescriber)."""
+@click.option("--rotate/--no-rotate", default=None,
+              help="Rotate the appliance key right after (asked when not given and a terminal is there).")
+def staff_remove(home: Path, name: str, user: str, passphrase_file: Path | None, rotate: bool | None) -> None:
+    """Remove NAME's keyslot (never the last one, never the last prescriber), then rotate the appliance key."""
     from continuity import staff as staff_module
 
     admin = _administrator(home, user, passphrase_file, "staff remove")
     staff_module.remove(home, admin, name)
-    click.echo(f"{name} can no longer unlock this appliance.")
+    click.echo(f"{name} can no longer unlock this appliance with this file.")
+    click.echo(
+        f"IMPORTANT : si {name} a gardé une copie de son accès, il détient encore la clé du poste et pourrait "
+        "lire les prochaines données. Changez la clé du poste (continuity staff rotate) et envoyez la "
+        "nouvelle clé à l'éditeur.",
+        err=True,
+    )
+    if rotate is None:
+        rotate = sys.stdin.isatty() and click.confirm("Changer la clé du poste maintenant ?", default=True, err=True)
+    if rotate:
+        _rotate(home, admin)
+    else:
+        click.echo(f"Not rotated: run `continuity staff rotate --home {home} --user {user}` soon.", err=True)
+
+
+@staff.command("rotate")
+@_home_option
+@click.option("--user", required=True, help="A prescriber who unlocks to rotate.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="That member's passphrase (first line) instead of asking.")
+def staff_rotate(home: Path, user: str, passphrase_file: Path | None) -> None:
+    """New appliance keys for the remaining staff (after a removal); prints the appliance.pub for the publisher."""
+    _rotate(home, _administrator(home, user, passphrase_file, "staff rotate"))
+
+
+def _rotate(home: Path, admin: Any) -> None:
+    from continuity import rotation
+
+    result = rotation.rotate(home, admin)
+    click.echo(f"New appliance key: {result.appliance_pub}  fingerprint {result.fingerprint}")
+    click.echo(f"Re-granted to: {', '.join(result.regranted)}")
+    click.echo(
+        "À faire : envoyez ce nouveau appliance.pub à l'éditeur (empreinte lue au téléphone) ; tant qu'il "
+        "chiffre encore pour l'ancienne clé, « continuity status » affiche WARNING « rotation en attente ».",
+    )
 
 
 @cli.command("trust")
@@ -593,14 +729,29 @@ def trust_command(home: Path, key_file: Path, add: bool) -> None:
 
 @cli.command("pull")
 @_home_option
-@click.argument("source")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trust only this CA for https (pinning); system CAs otherwise. Verification is always on.")
+# The installed unit gives the source through the environment (/etc/continuity/continuity.env), so
+# the URL is not in the unit nor in `ps`.
+@click.argument("source", envvar="CONTINUITY_SOURCE")
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust only this CA for https (pinning); system CAs otherwise. Verification is always on.",
+)
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to connect.")
 @click.option("--read-timeout", default=30.0, show_default=True, help="Seconds of silence tolerated.")
-@click.option("--deadline", default=600.0, show_default=True, help="Seconds for the whole transfer.")
+@click.option(
+    "--deadline", default=600.0, show_default=True, help="Seconds for the whole pull, every attempt and wait included."
+)
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(0, 10), help="Extra attempts.")
 @click.option("--max-size", type=click.IntRange(1), help="Size cap in bytes (default: the store's, 1 GiB).")
+@click.option(
+    "--netrc",
+    "netrc_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials file (default: $NETRC, the systemd credential 'netrc', ~/.netrc).",
+)
+@click.option("--witness", "witness_url", default="auto", show_default=True,
+              help="Where to send the journal head: auto (next to an http(s) source), a URL, or off.")
 def pull_command(
     home: Path,
     source: str,
@@ -610,9 +761,15 @@ def pull_command(
     deadline: float,
     retries: int,
     max_size: int | None,
+    netrc_file: Path | None,
+    witness_url: str,
 ) -> None:
-    """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed)."""
+    """Fetch, verify and store a snapshot from an https:// or http:// URL or a file path (no secret needed).
+
+    Proxies come from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY.
+    """
     from continuity import pull, store
+    from continuity.errors import Quarantined
 
     options = pull.PullOptions(
         connect_timeout=connect_timeout,
@@ -621,12 +778,49 @@ def pull_command(
         retries=retries,
         ca_file=ca_file,
         max_file_size=max_size,
+        netrc_file=netrc_file,
     )
-    result = pull.Puller(store.Store(home), options).pull(source)
-    if result.outcome == "accepted" and result.header is not None:
-        click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
-    else:
-        click.echo(f"unchanged: {result.source}")
+    appliance = store.Store(home)
+    pulled = False
+    try:
+        result = pull.Puller(appliance, options).pull(source)
+        pulled = True
+        if result.outcome == "quarantined" and result.header is not None:
+            raise Quarantined(f"quarantined: {result.detail}")
+        if result.outcome == "accepted" and result.header is not None:
+            click.echo(f"accepted snapshot {result.header.sequence} from {result.source}")
+        else:
+            click.echo(f"unchanged: {result.source}")
+    finally:
+        # The journal head goes to the witness every night, whatever became of the snapshot; a
+        # rejected or quarantined snapshot keeps its own exit code unless the witness refuses the head.
+        _send_journal_head(home, source, witness_url, ca_file, alarm=pulled)
+
+
+def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path | None, *, alarm: bool) -> None:
+    """The journal witness call of the nightly pull (continuity/witness.py): a refusal is an alarm
+    (exit 34), an unreachable witness only a warning (journaled)."""
+    from continuity import journal as journal_module
+    from continuity import witness
+    from continuity.errors import WitnessError
+
+    if witness_url == "off":
+        return
+    key = journal_module.read_verify_key(home)
+    url = witness.witness_url(source, bytes(key).hex()) if witness_url == "auto" and key else witness_url
+    if url is None or url == "auto":
+        return
+    try:
+        sent = witness.send_head(home, url, ca_file=ca_file)
+    except WitnessError as error:
+        click.echo(f"ATTENTION : {error.message_fr}", err=True)
+        log.warning("journal witness: %s", error)
+        if alarm and ("answered 409" in str(error) or "answered 403" in str(error)):
+            raise
+        return
+    if sent is not None:
+        click.echo(f"journal head witnessed by the publisher: entry {sent.receipt['head']['index']}, "
+                   f"receipt {sent.receipt['number']}")  # fmt: skip
 
 
 @cli.command("watch")
@@ -638,18 +832,70 @@ def watch_command(home: Path, once: bool) -> None:
 
     inbox_watch = watch.InboxWatcher(store.Store(home))
     if once:
-        inbox_watch.scan()
+        inbox_watch.scan(settle=True)
+        rejected = [outcome for outcome in inbox_watch.outcomes if outcome.outcome == "rejected"]
+        if rejected:  # the exit code of the first refusal's reason (docs/operations.md), 20 if unknown
+            from continuity.errors import REJECTION_CLASSES, SnapshotRejected
+
+            codes = {kind.reason: kind.exit_code for kind in REJECTION_CLASSES}
+            raise click.exceptions.Exit(codes.get(rejected[0].reason or "", SnapshotRejected.exit_code))
         return
     watch.run_until_signalled(inbox_watch)
 
 
-@cli.command("status")
+class PluginCommand(click.Command):
+    """A command that answers in monitoring-plugin form whatever happens (`status`).
+
+    A usage error would be click's exit 2 (CRITICAL to a monitoring agent) and a crash a traceback
+    with exit 1 (WARNING) and nothing on stdout: both become one line `CONTINUITY UNKNOWN - ...`, exit 3.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        as_json = "--json" in args  # before parsing, which consumes the list
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as error:
+            _plugin_unknown(f"usage: {error.format_message()}", as_json=as_json)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException as error:
+            _plugin_unknown(f"usage: {error.format_message()}", as_json=bool(ctx.params.get("as_json_output")))
+        except Exception as error:  # noqa: BLE001 - a plugin never ends in a traceback
+            log.exception("status failed")
+            _plugin_unknown(f"{type(error).__name__}: {error}", as_json=bool(ctx.params.get("as_json_output")))
+
+
+def _plugin_unknown(problem: str, *, as_json: bool) -> NoReturn:
+    from continuity import status
+
+    report = status.unknown(problem)
+    click.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else report.headline())
+    raise click.exceptions.Exit(status.UNKNOWN)
+
+
+@cli.command("status", cls=PluginCommand)
 @_home_option
 @click.option("--json", "as_json_output", is_flag=True, help="Print JSON.")
 @click.option("--warn-age", default="36h", show_default=True, help="WARNING when the data is older.")
 @click.option("--crit-age", default="7d", show_default=True, help="CRITICAL when the data is older.")
-def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: str) -> None:
-    """Current snapshot, age, last pull. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins)."""
+@click.option(
+    "--min-free-mib",
+    type=click.IntRange(0),
+    help="WARNING under this much free space in the home (default: twice the snapshot, 64 MiB at least).",
+)
+def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: str, min_free_mib: int | None) -> None:
+    """Current snapshot, age, last pull. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins).
+
+    Only reads: nothing in the home is written, whatever state it is in.
+    """
     from continuity import publish, status
     from continuity.errors import InputError
 
@@ -657,7 +903,10 @@ def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: st
         warn, crit = publish.parse_duration(warn_age), publish.parse_duration(crit_age)
     except InputError as error:
         raise click.BadParameter(str(error)) from error
-    report = status.compute_status(home, warn_age=warn, crit_age=crit)
+    if warn > crit:
+        raise click.BadParameter(f"--warn-age {warn_age} is longer than --crit-age {crit_age}")
+    min_free = min_free_mib * 1024 * 1024 if min_free_mib is not None else None
+    report = status.compute_status(home, warn_age=warn, crit_age=crit, min_free=min_free)
     if as_json_output:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -665,28 +914,106 @@ def status_command(home: Path, as_json_output: bool, warn_age: str, crit_age: st
     raise click.exceptions.Exit(report.code)
 
 
+@cli.command("accept")
+@_home_option
+@click.argument("sequence", type=click.IntRange(1))
+@click.option("--user", required=True, help="The staff member taking the decision (unlocks to confirm).")
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="That member's passphrase (first line) instead of asking.",
+)
+def accept_command(home: Path, sequence: int, user: str, passphrase_file: Path | None) -> None:
+    """Use a quarantined snapshot (far fewer patients than the current one) after checking with the publisher.
+
+    The decision is journaled with the staff member's name. A snapshot without patients is never used.
+    """
+    from continuity import store
+    from continuity.errors import NotFound
+    from continuity.journal import Journal
+    from continuity.session import authenticate
+
+    appliance = store.Store(home)
+    appliance.require_initialized()
+    waiting = {entry.sequence: entry for entry in appliance.quarantine()}
+    if sequence not in waiting:
+        raise NotFound(
+            f"no quarantined snapshot with sequence {sequence} (waiting: {sorted(waiting) or 'none'})",
+            message_fr=f"Aucun instantané n° {sequence} en quarantaine (voir « continuity status »).",
+        )
+    # Any staff member may decide (the practice must be able to act during an outage); who did is journaled.
+    opened = authenticate(home, user, read_passphrase(passphrase_file, prompt=f"Phrase de passe de {user}"),
+                          command="accept")  # fmt: skip
+    current = appliance.read_state().get("current")
+    details: dict[str, Any] = {"patient_count": waiting[sequence].patients, "role": opened.member.role.value}
+    if isinstance(current, dict):
+        details["previous_sequence"] = current.get("sequence")
+        details["previous_patient_count"] = store.patient_count(current.get("counts"))
+    # Journaled first: an override of the shrink guard is never unrecorded, even if the commit then fails.
+    journal = Journal(home)
+    journal.append(user=user, action="snapshot_accepted", snapshot_seq=sequence, details=details)
+    try:
+        header = appliance.accept_quarantined(sequence, by=user)
+    except ContinuityError as error:
+        with contextlib.suppress(ContinuityError):
+            journal.append(user=user, action="snapshot_accept_failed", snapshot_seq=sequence,
+                           details={"error": type(error).__name__})  # fmt: skip
+        raise
+    appliance.record_attempt(source=f"quarantine (accepted by {user})", outcome="accepted", sequence=sequence)
+    click.echo(
+        f"snapshot {header.sequence} is now in use ({store.patient_count(header.counts)} patients); "
+        f"accepted by {user}, journaled"
+    )
+
+
 # --- ordonnances: prescribe, summary --------------------------------------------------------------
 
 
-def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
-    from continuity.errors import NotFound
+def _signer(opened: OpenedSnapshot, prescriber: str | None, db: Path | None) -> Any:
+    """Who is logged in, as far as signing goes: the keyslot's role and RPPS (docs/prescribing.md)."""
+    from continuity.keys import Role
+    from continuity.prescribing.issuing import Signer
 
-    for practitioner in snapshot.practitioners():
-        if wanted in (practitioner.rpps, practitioner.id):
-            return practitioner
-    raise NotFound(
-        f"no practitioner with RPPS or id {wanted!r}",
-        message_fr=f"Aucun praticien du cabinet n'a le RPPS « {wanted} » dans ces données.",
-    )
+    session = opened.session
+    assert session is not None
+    if db is not None and prescriber and session.member.role is not Role.PRESCRIBER:
+        # A plain development database has no keyslot to carry a role: the practitioner named by
+        # --prescriber signs, and the command says so.
+        click.echo("ATTENTION : base de développement (--db) : aucun rôle authentifié, le signataire est le "
+                   f"praticien de --prescriber ({prescriber}).", err=True)
+        rpps = next((p.rpps for p in opened.db.practitioners() if prescriber in (p.rpps, p.id)), prescriber)
+        return Signer(session.user, True, rpps)
+    return session.signer()
+
+
+def _route_choices(specs: tuple[str, ...]) -> dict[str, str]:
+    choices: dict[str, str] = {}
+    for spec in specs:
+        treatment, sep, route = spec.partition("=")
+        if not sep or not treatment.strip() or not route.strip():
+            raise click.BadParameter(f"« {spec} » : attendu TRAITEMENT=VOIE (ex. t-12=orale)", param_hint="--route")
+        choices[treatment.strip()] = route.strip()
+    return choices
 
 
 @cli.command("prescribe")
 @click.argument("patient_id")
-@click.option("--prescriber", "prescriber_rpps", required=True, help="RPPS (or id) of the prescribing practitioner.")
-@click.option("--renew", "renew", multiple=True, help='"all", or an ongoing treatment id to renew (repeatable).')
-@click.option("--line", "line_specs", multiple=True, help='A new line "DCI|dosage|forme|posologie|durée[|voie]".')
-@click.option("--duration", "renew_duration", default="1 mois", show_default=True, help="Duration of each renewal.")
-@click.option("--confirm", is_flag=True, help="Confirm the warnings (allergy, child weight...); refusals stay refused.")
+@click.option("--renew", "renew", multiple=True,
+              help='"all" (every continuous treatment; narcotics, acute courses... left out, each named), or an '
+                   "ongoing treatment id (repeatable).")
+@click.option("--line", "line_specs", multiple=True,
+              help='A new line "DCI|dosage|forme|posologie|durée[|voie][|ald]" (repeatable).')
+@click.option("--duration", "renew_duration",
+              help="Duration of each renewal (default: 1 month, shortened to the drug's limit; what remains of an "
+                   "acute course).")
+@click.option("--route", "route_specs", multiple=True,
+              help="TREATMENT=VOIE: the route of a renewed product that has several (repeatable).")
+@click.option("--confirm", "confirm", multiple=True, is_flag=False, flag_value="",
+              help="Acknowledge a danger by its code (allergy, unidentified, identity, deceased, child-weight, "
+                   "weight; repeatable); bare, the remarks only. Refusals stay refused.")
+@click.option("--prescriber", "prescriber",
+              help="RPPS (or id) of another practitioner of the practice who signs (journaled); by default the "
+                   "logged-in prescriber.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="PDF to write (unless --preview).")
 @click.option("--preview", is_flag=True, help="Only show what would be printed, with the warnings; write nothing.")
 @click.option("--print", "send_to_printer", is_flag=True, help="Also send it to the printer (CUPS).")
@@ -698,11 +1025,12 @@ def _practitioner_by_rpps(snapshot: SnapshotDB, wanted: str) -> Any:
 @unlock_options
 def prescribe_command(
     patient_id: str,
-    prescriber_rpps: str,
     renew: tuple[str, ...],
     line_specs: tuple[str, ...],
-    renew_duration: str,
-    confirm: bool,
+    renew_duration: str | None,
+    route_specs: tuple[str, ...],
+    confirm: tuple[str, ...],
+    prescriber: str | None,
     out: Path | None,
     preview: bool,
     send_to_printer: bool,
@@ -715,19 +1043,30 @@ def prescribe_command(
     user: str | None,
     passphrase_file: Path | None,
 ) -> None:
-    """Print an emergency ordonnance: renew ongoing treatments and/or add lines.
+    """Print an emergency ordonnance, signed by the logged-in prescriber: renew treatments and/or add lines.
 
-    A warning (allergy, child without a recent weight, deceased patient...) stops with exit code 13
-    and writes nothing unless --confirm is given; a refusal (secure-paper drug, over 12 months, no
-    RPPS, sick leave) stops with exit code 12 and cannot be overridden.
+    Each warning prints with its code. A danger (allergy, unidentified substance, identity, deceased,
+    child without a recent weight...) stops with exit code 13 and writes nothing unless acknowledged by
+    its code (--confirm allergy); a remark needs a bare --confirm. A refusal (secure-paper or
+    hospital-only drug, acute course beyond what remains, over the duration limit, no route, reception
+    login...) stops with exit code 12 (40 for a role) and cannot be overridden.
     """
-    from continuity import prescribe, printing
+    from continuity import printing
+    from continuity.prescribing import printed, rules
 
     try:
-        new_lines = [prescribe.parse_line_spec(spec) for spec in line_specs]
-        days = prescribe.parse_duration(renew_duration)
+        new_lines = [rules.parse_line_spec(spec) for spec in line_specs]
+        days = rules.parse_duration(renew_duration) if renew_duration else None
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
+    routes = _route_choices(route_specs)
+    unknown = sorted(set(confirm) - rules.KNOWN_CODES - {""})
+    if unknown:
+        raise click.BadParameter(
+            f"code inconnu : {', '.join(unknown)} (codes : {', '.join(sorted(d.value for d in rules.Danger))})",
+            param_hint="--confirm",
+        )
+    acknowledged = {code for code in confirm if code} | ({rules.REMARK} if "" in confirm else set())
     if not renew and not new_lines:
         raise click.UsageError("rien à prescrire : donnez --renew all, --renew TRAITEMENT ou --line.")
     if "all" in renew and len(renew) > 1:
@@ -736,46 +1075,33 @@ def prescribe_command(
         raise click.UsageError("--out FICHIER.pdf est obligatoire (ou --preview pour seulement voir l'ordonnance).")
 
     opened = open_snapshot(db, user, passphrase_file, home=home)
-    snapshot = opened.db
     try:
-        summary = opened.view(patient_id)
-        prescriber = _practitioner_by_rpps(snapshot, prescriber_rpps)
-        renewals = [
-            prescribe.Renewal(treatment.id, duration_days=days)
-            for treatment in summary.treatments
-            if "all" in renew or treatment.id in renew
-        ]
-        missing = set(renew) - {"all"} - {r.treatment_id for r in renewals}
-        plan = prescribe.build(
-            summary,
-            prescriber,
-            renew=[*renewals, *sorted(missing)],  # unknown ids raise NotFound with their name
-            new_lines=new_lines,
-            now=dt.datetime.now(dt.UTC),
-        )
+        session = opened.session
+        if session is None:
+            raise NotInitializedForPrescribing("--db on a home without an appliance key: no journal, no ordonnance")
+        signing = session.signing(_signer(opened, prescriber, db), None if db is not None else prescriber)
+        view = session.open_patient(patient_id)
+        options = {
+            treatment.id: rules.Renewal(treatment.id, duration_days=days, route=routes.get(treatment.id, ""))
+            for treatment in view.summary.treatments
+        }
+        renewals: Any = "all" if "all" in renew else [options.get(item, rules.Renewal(item)) for item in renew]
+        plan = session.plan_prescription(view, signing, renew=renewals, new_lines=new_lines, options=options)
+        if signing.chosen_by:
+            click.echo(f"Signataire choisi : {signing.practitioner.display_name} (journalisé).", err=True)
         for note in plan.notes:
             click.echo(f"Note : {note}", err=True)
         if preview:
-            click.echo(prescribe.preview_text(plan.prescription, snapshot_created_at=snapshot.created_at,
-                                              footer=not no_footer))  # fmt: skip
+            click.echo(printed.preview_text(plan.prescription, snapshot_created_at=session.banner().created_at,
+                                            footer=not no_footer))  # fmt: skip
             for warning in plan.warnings:
-                click.echo(f"À confirmer : {warning}", err=True)
+                click.echo(f"À confirmer [{warning.code}] : {warning.text}", err=True)
             return
-        if plan.warnings and confirm:
-            for warning in plan.warnings:
-                click.echo(f"Confirmé : {warning}", err=True)
-        # Confirm, render, then journal before anything is written or printed (DESIGN.md: nothing
-        # handed out unrecorded).
-        issued = prescribe.issue(
-            plan,
-            confirm=confirm,
-            journal=opened.journal,
-            user=opened.session.user if opened.session else _login(db, user),
-            snapshot_seq=opened.sequence,
-            snapshot_created_at=snapshot.created_at,
-            duplicate=duplicate,
-            drill=drill,
-            footer=not no_footer,
+        for warning in plan.warnings:
+            if warning.code in acknowledged:
+                click.echo(f"Confirmé [{warning.code}] : {warning.text}", err=True)
+        issued = session.issue_prescription(
+            plan, signing, acknowledged=acknowledged, duplicate=duplicate, drill=drill, footer=not no_footer
         )
     finally:
         opened.close()
@@ -789,11 +1115,18 @@ def prescribe_command(
 
         raise StoreError(f"cannot write {out}: {error}", message_fr=f"Impossible d'écrire {out}.") from error
     kind = "bizone (ALD)" if prescription.is_bizone else "standard"
-    count = len(prescription.lines)
-    click.echo(f"Ordonnance {kind} de {count} ligne(s) enregistrée dans : {written}")
+    click.echo(f"Ordonnance {kind}, {printed.line_count(len(prescription.lines))}, enregistrée dans : {written}")
     if send_to_printer:
         job = printing.print_pdf(document, save_to=written, printer=printer)
         click.echo(job.message_fr)
+
+
+class NotInitializedForPrescribing(ContinuityError):
+    exit_code = 6
+    default_message_fr = (
+        "Base de développement (--db) sur un poste non initialisé : sans journal, aucune ordonnance n'est "
+        "imprimée (--preview reste possible après « continuity init »)."
+    )
 
 
 @cli.command("summary")
@@ -848,7 +1181,7 @@ def _open_secrets(home: Path, user: str, passphrase: str, *, command: str) -> An
     """Open the staff keyslot for a journal command; a failure is journaled like any failed unlock."""
     from continuity.session import authenticate
 
-    return authenticate(home, user, passphrase, command=command).secrets
+    return authenticate(home, user, passphrase, command=command, on_wait=announce_wait).secrets
 
 
 @cli.group(cls=ContinuityGroup)
@@ -859,8 +1192,14 @@ def journal() -> None:
 @journal.command("verify")
 @_home_option
 @click.option("--paper", help="COUNT:HASH from a paper copy of a checkpoint; the journal must match it.")
+@click.option("--witness", "witness_source",
+              help="The publisher's witness (URL, or the pull URL) or a receipt FILE: the journal must extend it.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA to trust for an https witness (as for pull).")
 @click.option("--json", "as_json_output", is_flag=True, help="Print the report as JSON (same exit codes).")
-def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
+def journal_verify(
+    home: Path, paper: str | None, witness_source: str | None, ca_file: Path | None, as_json_output: bool
+) -> None:
     """Check the hash chain and the signed checkpoints. Exit 0 OK, 11 broken, 10 unreadable."""
     from continuity import journal as journal_module
     from continuity.errors import JournalBroken
@@ -871,15 +1210,36 @@ def journal_verify(home: Path, paper: str | None, as_json_output: bool) -> None:
         if not count.isdigit() or len(head) != 64:
             raise click.BadParameter("attendu NOMBRE:EMPREINTE (64 caractères hexadécimaux)", param_hint="--paper")
         expected = (int(count), head.lower())
-    report = journal_module.verify_journal(home, paper=expected)
+    witnessed = None
+    if witness_source:
+        from continuity import witness
+
+        receipt: dict[str, Any] | None
+        if witness_source.startswith(("http://", "https://")):
+            receipt = witness.fetch_receipt(witness.resolve_url(witness_source, home), home, ca_file=ca_file)
+        else:
+            receipt = witness.read_receipt(Path(witness_source), witness.trusted_keys(home))
+        assert receipt is not None
+        witnessed = witness.witnessed_head(receipt)
+    report = journal_module.verify_journal(home, paper=expected, witness=witnessed)
+    if report.witnessed is not None and not as_json_output:
+        seen = report.witnessed
+        click.echo(f"Témoin de l'éditeur : journal vu le {journal_module.fr_time(seen.received_at)} "
+                   f"jusqu'à l'entrée n° {seen.reported_index} (signé jusqu'à {seen.signed_count} entrées).")
     if as_json_output:
         fields = {key: getattr(report, key) for key in ("entries", "files", "first_index", "head", "checkpoints")}
         problems = [
             {"file": p.file, "line": p.line, "index": p.index, "kind": p.kind, "message_fr": p.message_fr}
             for p in report.problems
         ]
+        last_seen = report.witnessed
+        seen_json = None if last_seen is None else {
+            "received_at": last_seen.received_at, "signed_count": last_seen.signed_count,
+            "reported_index": last_seen.reported_index,
+        }  # fmt: skip
         click.echo(json.dumps({"ok": report.ok, **fields, "unsigned_tail": report.unsigned_tail,
-                               "problems": problems, "notes_fr": report.notes_fr}, ensure_ascii=False))  # fmt: skip
+                               "witnessed": seen_json, "problems": problems, "notes_fr": report.notes_fr},
+                              ensure_ascii=False))  # fmt: skip
     for note in [] if as_json_output else report.notes_fr:
         click.echo(f"Remarque : {note}")
     if report.ok and as_json_output:
@@ -919,14 +1279,16 @@ def journal_checkpoint(
         raise click.UsageError("indiquez --user pour signer un point de contrôle, ou --print / --pdf pour le recopier")
     if user is not None:
         secrets = _open_secrets(home, user, read_passphrase(passphrase_file), command="journal checkpoint")
-        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user)
+        entry = journal_module.Journal(home).checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
         click.echo(f"Point de contrôle signé : {entry.details['count']} entrées.", err=print_copy)
     if print_copy:
         click.echo(journal_module.checkpoint_text(home), nl=False)
     if pdf_path is not None:
         try:
             with pdf_path.open("xb") as handle:
-                handle.write(journal_module.checkpoint_pdf(home))
+                from continuity import pdf
+
+                handle.write(pdf.render_checkpoint(journal_module.checkpoint_fields(home)))
         except FileExistsError as error:
             raise click.BadParameter(f"{pdf_path} existe déjà", param_hint="--pdf") from error
         click.echo(f"Copie PDF : {pdf_path}", err=True)
@@ -966,8 +1328,8 @@ def journal_export(
             "Lancez « continuity journal verify ».",
             err=True,
         )
-    result = reconcile.export(journal_, secrets.box_key, since, out, user=user, until=until, with_pdf=not no_pdf)
-    journal_.checkpoint(secrets.signing_key, user)
+    result = reconcile.export(journal_, secrets.all_box_keys, since, out, user=user, until=until, with_pdf=not no_pdf)
+    journal_.checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
     click.echo(f"{len(result.prescriptions)} ordonnance(s) exportée(s) dans {result.directory} :")
     for path in result.files:
         click.echo(f"  {path}")
@@ -986,6 +1348,8 @@ _ACTION_LABELS_FR = {
     "print_summary": "a imprimé le résumé",
     "export": "a exporté les ordonnances",
     "unlock": "a ouvert une session",
+    "unlock_failed": "a échoué à ouvrir une session",
+    "search": "a cherché des patients",
     "lock": "a fermé la session",
 }
 
@@ -1036,7 +1400,7 @@ def journal_retention(home: Path, months: int) -> None:
 @_home_option
 @click.option("--json", "as_json_output", is_flag=True, help="Print the checks as JSON (same exit code).")
 def doctor_command(home: Path, as_json_output: bool) -> None:
-    """Check keys, publisher, data freshness, journal, printer, disk and clock. Exit 1 if a check fails."""
+    """Check keys, data, journal, printer, PDF, schedule, ownership, disk, clock. Exit 0 OK, 1 WARNING, 2 FAILED."""
     from continuity import doctor
 
     checks = doctor.run_checks(home)
@@ -1048,8 +1412,7 @@ def doctor_command(home: Path, as_json_output: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False))
     else:
         click.echo(doctor.checklist_text(checks), nl=False)
-    if any(check.status is doctor.Status.FAILED for check in checks):
-        raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(doctor.exit_code(checks))
 
 
 @cli.command("drill")
@@ -1157,14 +1520,14 @@ def demo_command(ctx: click.Context, home: Path | None, patients: int, seed: int
     click.echo(f"\n$ continuity show {patient_id}")
     ctx.invoke(show_command, patient_id=patient_id, as_json_output=False, **unlock)
     out = practice.platform / "ordonnance-demo.pdf"
-    # Reception cannot issue an ordonnance: the doctor logs in for this step.
-    doctor_passphrase_file = practice.platform / "demo-doctor-passphrase.txt"
-    doctor_passphrase_file.write_text(demo.DEMO_DOCTOR_PASSPHRASE + "\n")
-    doctor = {**unlock, "user": demo.DEMO_DOCTOR, "passphrase_file": doctor_passphrase_file}
-    click.echo(f"\n$ continuity prescribe {patient_id} --renew all --out {out} --user {demo.DEMO_DOCTOR}")
+    # An ordonnance is signed by the logged-in prescriber: the demo's doctor, not the reception login.
+    doctor_file = practice.platform / "demo-doctor-passphrase.txt"
+    doctor_file.write_text(demo.DEMO_DOCTOR_PASSPHRASE + "\n")
+    doctor = {**unlock, "user": demo.DEMO_DOCTOR, "passphrase_file": doctor_file}
+    click.echo(f"\n$ continuity prescribe {patient_id} --user {demo.DEMO_DOCTOR} --renew all --confirm --out {out}")
     ctx.invoke(
-        prescribe_command, patient_id=patient_id, prescriber_rpps=practice.synth.demo_practitioner_rpps,
-        renew=("all",), line_specs=(), renew_duration="1 mois", confirm=True, out=out, send_to_printer=False,
+        prescribe_command, patient_id=patient_id, prescriber=None, renew=("all",), line_specs=(),
+        renew_duration=None, route_specs=(), confirm=("",), out=out, preview=False, send_to_printer=False,
         printer=None, duplicate=False, drill=False, no_footer=False, **doctor,
     )
     click.echo(f"\nOuvrir l'interface : continuity tui --home {practice.home}")

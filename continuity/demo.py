@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from continuity import keys, publish, pull, staff, synth
+from continuity.drugs import bdpm
 from continuity.errors import StoreError
 from continuity.store import Store
 
 DEMO_USER = "accueil"
-DEMO_PASSPHRASE = "continuite demo"
+DEMO_PASSPHRASE = "continuite demo lilas"
 DEMO_DOCTOR = "dr.garnier"
-DEMO_DOCTOR_PASSPHRASE = "ordonnance demo"
+DEMO_DOCTOR_PASSPHRASE = "ordonnance demo tilleul"
 DEMO_PRACTICE_ID = "cabinet-demo"
+DEMO_DRUG_REFERENCE = Path(__file__).resolve().parent / "drugs" / "demo_bdpm"
 # A marker that makes `prepare` willing to wipe a home: it never deletes a real appliance's data.
 MARKER = ".continuity-demo"
 
@@ -61,6 +63,9 @@ def prepare(home: Path, *, patients: int = 2000, seed: int = 2026, today: dt.dat
     keys.trust_publisher(home, platform / "keys" / "publisher.pub")
     snapshot_file = platform / "outbox" / "snapshot-000001.snap"
     snapshot_file.parent.mkdir(parents=True)
+    # The demo's drug reference: the BDPM subset shipped in the package (every drug the synthetic
+    # practice prescribes, cut from a real BDPM copy; see continuity/drugs/demo_bdpm/SOURCES.md).
+    drugs = bdpm.read(DEMO_DRUG_REFERENCE)
     publish.publish(
         [export],
         snapshot_file,
@@ -68,6 +73,7 @@ def prepare(home: Path, *, patients: int = 2000, seed: int = 2026, today: dt.dat
         recipients=[keys.appliance_public_key(home)],
         practice_id=DEMO_PRACTICE_ID,
         sequence=1,
+        drugs=drugs,
     )
     store = Store(home)
     pull.pull(store, str(snapshot_file))

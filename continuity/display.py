@@ -111,6 +111,11 @@ def fr_phone(number: str) -> str:
     return " ".join(digits[i:i + 2] for i in range(0, 10, 2))
 
 
+def count_label(count: int, singular: str, plural: str) -> str:
+    """'1 ligne', '3 lignes', 'aucune ligne' is left to the caller: French agreement, never 'ligne(s)'."""
+    return f"{count} {singular if count <= 1 else plural}"
+
+
 def born_label(patient: Patient) -> str:
     # "né(e)" only when the sex is not known: the sex is shown beside it anyway.
     prefix = {Sex.FEMALE: "née", Sex.MALE: "né"}.get(patient.sex, "né(e)")
@@ -135,8 +140,9 @@ def age_label(patient: Patient, today: dt.date) -> str:
     return f"{max(months, 0)} mois"
 
 
-def names_label(patient: Patient) -> str:
-    """BIRTHNAME (usedname) Given names: the used name in brackets only when it differs."""
+def patient_name(patient: Patient) -> str:
+    """BIRTHNAME (usedname) Given names « used given name »: how a patient is named on screen, on every
+    printout and in the reconciliation export (the used name in brackets only when it differs)."""
     used = f" ({patient.used_name})" if patient.used_name and patient.used_name != patient.birth_name else ""
     given = " ".join(patient.birth_given_names)
     if patient.used_given_name and patient.used_given_name not in patient.birth_given_names:
@@ -145,7 +151,7 @@ def names_label(patient: Patient) -> str:
 
 
 def identity_line(patient: Patient) -> str:
-    return f"{names_label(patient)} — {born_label(patient)} — {patient.sex.label_fr}"
+    return f"{patient_name(patient)} — {born_label(patient)} — {patient.sex.label_fr}"
 
 
 def age_of_data(created_at: dt.datetime, now: dt.datetime) -> str:

@@ -2,7 +2,13 @@
 
 Each check returns a :class:`Check`: ``ok``, ``warning``, ``failed``, or ``unchecked`` when the check
 could not be made (a module not installed, nothing to check yet) — never a false "OK". The checks only
-read: no passphrase is asked, nothing is decrypted and nothing is journaled.
+read: no passphrase is asked, nothing is decrypted and nothing is journaled. The one exception to
+"only read" is a test ordonnance rendered in memory (fictitious patient, marked EXERCICE, never
+written nor printed): a broken install's one failure that matters is an ordonnance that cannot be
+produced.
+
+The exit code follows the monitoring-plugin convention, with or without ``--json``: 0 every check
+OK (or unchecked), 1 something to watch, 2 a check failed.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +34,10 @@ DISK_WARNING_BYTES: Final = 500 * 1024 * 1024
 DISK_FAILURE_BYTES: Final = 100 * 1024 * 1024
 CLOCK_TOLERANCE: Final = dt.timedelta(minutes=5)
 LPSTAT_TIMEOUT_SECONDS: Final = 10
+SYSTEM_QUERY_TIMEOUT_SECONDS: Final = 10
+OWNERSHIP_SCAN_LIMIT: Final = 20_000  # entries walked in the home (a real one holds a few hundred)
+# What schedules the nightly pull and the morning status (scripts/install.sh enables them).
+TIMERS: Final = ("continuity-pull.timer", "continuity-status.timer")
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -55,6 +67,17 @@ class Context:
     now: dt.datetime
     which: Callable[[str], str | None]
     run: Runner
+    render: Callable[[], bytes]
+
+
+def _query(context: Context, command: list[str]) -> subprocess.CompletedProcess[str] | None:
+    """A system query (systemctl, timedatectl, crontab); None when it cannot run at all."""
+    if context.which(command[0]) is None:
+        return None
+    try:
+        return context.run(command, capture_output=True, text=True, timeout=SYSTEM_QUERY_TIMEOUT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def _snapshot_created_at(home: Path) -> tuple[dt.datetime | None, dict[str, Any] | None]:
@@ -244,7 +267,7 @@ def check_printer(context: Context) -> Check:
             name,
             Status.WARNING,
             "Aucune imprimante par défaut.",
-            "Choisir l'imprimante par défaut : lpoptions -d NOM_DE_L_IMPRIMANTE.",
+            "Choisir l'imprimante par défaut pour tous les comptes : sudo lpadmin -d NOM_DE_L_IMPRIMANTE.",
         )
     if disabled:
         return Check(
@@ -274,6 +297,154 @@ def check_disk(context: Context) -> Check:
     )
 
 
+def render_test_ordonnance() -> bytes:
+    """A one-line ordonnance for a fictitious patient, marked EXERCICE, rendered in memory only."""
+    from continuity import model, pdf
+
+    now = dt.datetime.now(dt.UTC)
+    prescriber = model.Practitioner(
+        id="doctor-test",
+        family_name="Contrôle",
+        given_names=("Poste",),
+        rpps="10000000000",
+        qualite="Médecin généraliste",
+        specialty="Médecine générale",
+        address=model.Address(lines=("Vérification du poste",), postal_code="75000", city="Paris", country="France"),
+    )
+    patient = model.Patient(
+        id="doctor-test",
+        birth_name="ESSAI",
+        birth_given_names=("Vérification",),
+        sex=model.Sex.FEMALE,
+        birth_date=dt.date(1970, 1, 1),
+    )
+    line = model.PrescriptionLine(
+        dci="paracétamol", strength="500 mg", form="gélule", route="voie orale",
+        posology="1 gélule si douleur, sans dépasser 6 par jour", duration_days=3,
+    )  # fmt: skip
+    prescription = model.Prescription(
+        id="doctor-test", issued_at=now, patient=patient, prescriber=prescriber, lines=(line,)
+    )
+    return pdf.render_prescription(prescription, snapshot_created_at=now, drill=True)
+
+
+def check_render(context: Context) -> Check:
+    name = "Impression des ordonnances (PDF)"
+    try:
+        document = context.render()
+    except Exception as error:  # noqa: BLE001 - whatever breaks the render (missing library, font, form) is the finding
+        message = error.message_fr if isinstance(error, ContinuityError) else f"{type(error).__name__}: {error}"
+        return Check(
+            name,
+            Status.FAILED,
+            f"Aucune ordonnance ne peut être produite : {message}",
+            "Réinstaller les bibliothèques d'impression (sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 "
+            "fonts-dejavu-core) puis Continuity (sudo make install) ; en attendant, ordonnances manuscrites.",
+        )
+    if not document.startswith(b"%PDF-") or len(document) < 1000:
+        return Check(name, Status.FAILED, f"Le PDF produit est invalide ({len(document)} octets).",
+                     "Réinstaller Continuity (sudo make install) et appeler le support.")  # fmt: skip
+    return Check(name, Status.OK, f"Ordonnance d'essai produite en mémoire ({len(document) // 1024} Ko).")
+
+
+def check_schedule(context: Context) -> Check:
+    """The nightly pull and the morning status are scheduled: systemd timers, or cron."""
+    name = "Tâches programmées"
+    states: dict[str, str] = {}
+    systemctl = _query(context, ["systemctl", "is-enabled", *TIMERS])
+    if systemctl is not None:
+        answers = systemctl.stdout.split()
+        if len(answers) == len(TIMERS):
+            states = dict(zip(TIMERS, answers, strict=True))
+    if states and all(state == "enabled" for state in states.values()):
+        return Check(name, Status.OK, "Récupération nocturne et contrôle du matin programmés (systemd).")
+    crontab = _query(context, ["crontab", "-l"])
+    if crontab is not None and crontab.returncode == 0 and "continuity pull" in crontab.stdout:
+        return Check(name, Status.OK, "Récupération nocturne programmée (cron).")
+    off = [timer for timer, state in states.items() if state != "enabled"]
+    detail = (
+        f"Minuteries non activées : {', '.join(f'{t} ({states[t]})' for t in off)}."
+        if states
+        else "Aucune récupération nocturne programmée (ni systemd ni cron)."
+    )
+    return Check(
+        name,
+        Status.WARNING,
+        detail + " Les données ne seront pas mises à jour.",
+        "sudo systemctl enable --now continuity-pull.timer continuity-status.timer "
+        "(installation : sudo make install ; sans systemd : deploy/continuity.crontab).",
+    )
+
+
+def check_ownership(context: Context) -> Check:
+    """Everything in the home belongs to the user the commands and units run as, and nobody else writes it."""
+    name = "Propriétaire et droits des fichiers"
+    home = context.home
+    try:
+        info = home.stat()
+    except FileNotFoundError:
+        return Check(name, Status.UNCHECKED, f"{home} n'existe pas encore.")
+    me = os.geteuid()
+    remedy_owner = (
+        f"Lancer les commandes par « sudo continuity … » (elles passent par l'utilisateur du service), "
+        f"puis rendre les fichiers à ce dernier : sudo chown -R continuity:continuity {home}"
+    )
+    if info.st_uid != me:
+        return Check(
+            name,
+            Status.FAILED,
+            f"{home} appartient à {_user_name(info.st_uid)}, mais cette vérification tourne sous "
+            f"{_user_name(me)} : les tâches et l'interface n'y écriront pas.",
+            remedy_owner,
+        )
+    foreign: list[str] = []
+    writable: list[str] = []
+    seen = 0
+    for directory, subdirectories, files in os.walk(home):
+        for entry in (*subdirectories, *files):
+            seen += 1
+            if seen > OWNERSHIP_SCAN_LIMIT:
+                break
+            path = Path(directory, entry)
+            try:
+                entry_info = path.lstat()
+            except OSError:
+                continue
+            relative = str(path.relative_to(home))
+            if entry_info.st_uid != me:
+                foreign.append(f"{relative} ({_user_name(entry_info.st_uid)})")
+            elif entry_info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not stat.S_ISLNK(entry_info.st_mode):
+                writable.append(relative)
+    if foreign:
+        return Check(name, Status.FAILED,
+                     f"{len(foreign)} fichier(s) d'un autre propriétaire : {', '.join(foreign[:3])}.",
+                     remedy_owner)  # fmt: skip
+    if writable:
+        return Check(
+            name,
+            Status.FAILED,
+            f"{len(writable)} fichier(s) modifiable(s) par d'autres comptes : {', '.join(writable[:3])}.",
+            f"sudo chmod -R go-w {home}",
+        )
+    if info.st_mode & 0o077:
+        return Check(
+            name,
+            Status.WARNING,
+            f"{home} est accessible aux autres comptes (droits {stat.S_IMODE(info.st_mode):04o}).",
+            f"sudo chmod 700 {home}",
+        )
+    return Check(name, Status.OK, f"Tout appartient à {_user_name(me)}, dossier réservé (700).")
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def check_clock(context: Context) -> Check:
     name = "Horloge"
     references: list[tuple[str, dt.datetime]] = []
@@ -299,7 +470,16 @@ def check_clock(context: Context) -> Check:
             f"L'horloge du poste ({shown}) est en retard sur {what} ({later}) : dates des ordonnances fausses.",
             "Remettre le poste à l'heure (date et heure système, synchronisation NTP) avant d'imprimer.",
         )
-    return Check(name, Status.OK, f"Heure du poste : {shown}.")
+    synced = _query(context, ["timedatectl", "show", "--property=NTPSynchronized", "--value"])
+    if synced is not None and synced.returncode == 0 and synced.stdout.strip() == "no":
+        return Check(
+            name,
+            Status.WARNING,
+            f"Heure du poste : {shown}, non synchronisée (NTP) : elle peut dériver.",
+            "sudo timedatectl set-ntp true, et vérifier l'accès au serveur de temps.",
+        )
+    sync = " (synchronisée)" if synced is not None and synced.stdout.strip() == "yes" else ""
+    return Check(name, Status.OK, f"Heure du poste : {shown}{sync}.")
 
 
 CHECKS: Final[Sequence[Callable[[Context], Check]]] = (
@@ -311,6 +491,9 @@ CHECKS: Final[Sequence[Callable[[Context], Check]]] = (
     check_printer,
     check_disk,
     check_clock,
+    check_render,
+    check_schedule,
+    check_ownership,
 )
 
 _CHECK_NAMES: Final[dict[Callable[[Context], Check], str]] = {
@@ -322,6 +505,9 @@ _CHECK_NAMES: Final[dict[Callable[[Context], Check], str]] = {
     check_printer: "Imprimante",
     check_disk: "Espace disque",
     check_clock: "Horloge",
+    check_render: "Impression des ordonnances (PDF)",
+    check_schedule: "Tâches programmées",
+    check_ownership: "Propriétaire et droits des fichiers",
 }
 
 
@@ -331,9 +517,10 @@ def run_checks(
     now: dt.datetime | None = None,
     which: Callable[[str], str | None] = shutil.which,
     run: Runner = subprocess.run,
+    render: Callable[[], bytes] = render_test_ordonnance,
 ) -> list[Check]:
     """Run every check; one failing check never stops the others."""
-    context = Context(Path(home), now or dt.datetime.now(dt.UTC), which, run)
+    context = Context(Path(home), now or dt.datetime.now(dt.UTC), which, run, render)
     results = []
     for check in CHECKS:
         try:
@@ -373,4 +560,11 @@ def checklist_text(checks: Sequence[Check]) -> str:
 
 def printer_check(*, which: Callable[[str], str | None] = shutil.which, run: Runner = subprocess.run) -> Check:
     """The printer check alone (the drill uses it)."""
-    return check_printer(Context(Path("."), dt.datetime.now(dt.UTC), which, run))
+    return check_printer(Context(Path("."), dt.datetime.now(dt.UTC), which, run, render_test_ordonnance))
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    """Monitoring-plugin convention: 2 when a check failed, 1 when one needs watching, else 0."""
+    if any(check.status is Status.FAILED for check in checks):
+        return 2
+    return 1 if any(check.status is Status.WARNING for check in checks) else 0

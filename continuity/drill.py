@@ -1,5 +1,8 @@
 """Outage drill: a timed rehearsal (unlock, find the listed test patient, print a marked ordonnance) and its report.
 
+A prescriber's drill prints the ordonnance through the one issuing path; a reception login, which never
+issues ordonnances, prints the patient summary instead (the printout reception makes during an outage).
+
 Everything a drill prints carries "EXERCICE — NE PAS DÉLIVRER" on every page (``pdf.render_prescription(
 drill=True)``), its ordonnance is journaled as ``drill_prescription`` (never exported for
 reconciliation), and the drill itself is journaled as ``drill`` with its timings and result. The
@@ -13,7 +16,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from continuity import doctor
 from continuity.errors import ContinuityError, JournalError, PrintError
@@ -21,7 +24,7 @@ from continuity.journal import PARIS, Action, Journal
 from continuity.model import PrescriptionLine
 
 if TYPE_CHECKING:
-    from continuity.session import Session
+    from continuity.session import PatientView, Session
 
 DRILL_MENTION: Final = "EXERCICE — NE PAS DÉLIVRER"
 # A harmless line: the drill tests the chain (unlock → print), not a therapeutic decision.
@@ -29,7 +32,7 @@ DRILL_LINE: Final = PrescriptionLine(
     dci="paracétamol",
     strength="500 mg",
     form="comprimé",
-    route="orale",
+    route="orale",  # a drill line must never ask for a route
     posology="EXERCICE — 1 comprimé si douleur, jusqu'à 3 par jour",
     duration_days=5,
 )
@@ -142,8 +145,6 @@ def _rehearse(
     step: Callable[[str, float, bool, str], None],
     clock_start: float,
 ) -> None:
-    from continuity import pdf, prescribe
-
     begin = time.monotonic()
     results = session.search(patient_search, limit=5)
     if not results:
@@ -156,37 +157,51 @@ def _rehearse(
     step("Recherche du patient test", begin, True, f"dossier {patient_id} ouvert")
 
     begin = time.monotonic()
-    summary = view.summary
-    prescriber = _prescriber(summary.general_practitioner, session.practitioners())
-    if prescriber is None:
-        step("Ordonnance d'exercice", begin, False, "aucun prescripteur avec un numéro RPPS dans les données")
-        return
+    signer = session.signer()
+    # A prescriber rehearses the ordonnance; reception, who never issues one, rehearses what it prints
+    # during an outage: the patient summary. Both are marked on every page and journaled as drills.
+    name = "Ordonnance d'exercice" if signer.is_prescriber else "Résumé d'exercice (accueil)"
     try:
-        plan = prescribe.build(summary, prescriber, new_lines=[DRILL_LINE], now=session.now())
-        prescription = prescribe.check_confirmed(plan, True)
-        document = pdf.render_prescription(prescription, snapshot_created_at=session.banner().created_at, drill=True)
-        prescribe.record_issued(
-            session.journal, prescription, document, user=session.user, snapshot_seq=session.sequence, drill=True
-        )
+        if signer.is_prescriber:
+            # The same path as a real ordonnance (Session.issue_prescription), signed by the logged-in
+            # prescriber. The drill line is harmless, and the warnings a real ordonnance would stop on are
+            # acknowledged: the drill tests the chain, not a therapeutic decision.
+            signing = session.signing(signer)
+            plan = session.plan_prescription(view, signing, new_lines=[DRILL_LINE])
+            issued = session.issue_prescription(plan, signing, acknowledged={w.code for w in plan.warnings},
+                                                drill=True)
+            document, kind = issued.pdf, "ordonnance"
+        else:
+            document, kind = _drill_summary(session, view), "resume"
+    except JournalError:
+        raise
     except ContinuityError as error:
-        step("Ordonnance d'exercice", begin, False, error.message_fr)
+        step(name, begin, False, error.message_fr)
         return
-    step("Ordonnance d'exercice", begin, True, f"PDF de {len(document) // 1024} Ko marqué « {DRILL_MENTION} »")
+    step(name, begin, True, f"PDF de {len(document) // 1024} Ko marqué « {DRILL_MENTION} »")
 
     begin = time.monotonic()
     stamp = report.started_at.astimezone(PARIS).strftime("%Y%m%d-%H%M")
     try:
-        outcome = printer(document, out_dir / f"exercice-ordonnance-{stamp}.pdf")
+        outcome = printer(document, out_dir / f"exercice-{kind}-{stamp}.pdf")
     except PrintError as error:
         step("Impression", begin, False, error.message_fr)
         return
     step("Impression", begin, True, outcome)
 
 
-def _prescriber(preferred: Any, practitioners: dict[str, Any]) -> Any:
-    if preferred is not None and preferred.rpps:
-        return preferred
-    return next((p for p in practitioners.values() if p.rpps), None)
+def _drill_summary(session: Session, view: PatientView) -> bytes:
+    """The patient summary marked as a drill, journaled before it is handed out."""
+    import hashlib
+
+    from continuity import pdf
+
+    banner = session.banner()
+    document = pdf.render_summary(view.summary, snapshot_created_at=banner.created_at,
+                                  practice_name=banner.practice_name, drill=True)
+    session.record_print(Action.PRINT_SUMMARY, view.summary.patient.id,
+                         details={"pdf_sha256": hashlib.sha256(document).hexdigest(), "drill": True})
+    return document
 
 
 def _snapshot_line(session: Session) -> str:

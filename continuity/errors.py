@@ -29,6 +29,12 @@ class InputError(ContinuityError):
     default_message_fr = "Un fichier source est illisible ou incomplet."
 
 
+class DrugReferenceError(InputError):
+    """A drug reference folder (BDPM files) that cannot be used: missing file, encoding, layout, bad line."""
+
+    default_message_fr = "La référence des médicaments (BDPM) est illisible ou incomplète."
+
+
 class SnapshotDatabaseError(ContinuityError):
     """A snapshot database that fails validation (schema, integrity, counts)."""
 
@@ -108,6 +114,13 @@ class ConfirmationRequired(ContinuityError):
     default_message_fr = "Une confirmation est nécessaire."
 
 
+class NotAllowed(ContinuityError):
+    """The logged-in staff member's role does not allow this (reception issuing an ordonnance)."""
+
+    exit_code = 40  # 18-19 publisher, 20-3x snapshot transport
+    default_message_fr = "Votre rôle ne permet pas cette opération."
+
+
 class PrintError(ContinuityError):
     exit_code = 14
     default_message_fr = "L'impression a échoué."
@@ -123,6 +136,14 @@ class StoreError(ContinuityError):
 
     exit_code = 16
     default_message_fr = "Le dossier de l'application est inaccessible ou plein."
+
+
+class WitnessError(ContinuityError):
+    """The publisher's journal witness could not be reached, refused the head, or sent something that
+    does not verify (continuity/witness.py)."""
+
+    exit_code = 34
+    default_message_fr = "Le témoin de l'éditeur n'a pas enregistré la fin du journal."
 
 
 class NoSnapshot(ContinuityError):
@@ -234,6 +255,18 @@ class TransportError(SnapshotRejected):
     default_message_fr = "Impossible de récupérer les données (réseau ou serveur indisponible)."
 
 
+class Quarantined(SnapshotRejected):
+    """A verified snapshot with far fewer patients than the current one (or none): kept aside, not used."""
+
+    exit_code = 33
+    reason = "quarantined"
+    default_message_fr = (
+        "Le fichier reçu contient beaucoup moins de patients que les données actuelles : il est mis de côté "
+        "et les données actuelles restent utilisées. Prévenez l'éditeur ; un responsable peut l'accepter "
+        "(« continuity accept »)."
+    )
+
+
 REJECTION_CLASSES: tuple[type[SnapshotRejected], ...] = (
     Malformed,
     UnsupportedFormat,
@@ -247,4 +280,5 @@ REJECTION_CLASSES: tuple[type[SnapshotRejected], ...] = (
     PayloadCorrupt,
     TooLarge,
     TransportError,
+    Quarantined,
 )

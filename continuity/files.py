@@ -1,7 +1,8 @@
-"""Crash-safe file writes: atomic replacement and exclusive private creation, both fsynced."""
+"""Crash-safe file writes (atomic replacement, exclusive private creation, both fsynced) and free space."""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -48,3 +49,22 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> None:
         path.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+# errno values meaning "no room left": the file system is full, or the user's quota is reached.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_no_space(error: BaseException) -> bool:
+    """True for an OSError saying the disk (or the quota) is full."""
+    return isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged process can still write on the file system holding `path`.
+
+    f_bavail, not f_bfree: the blocks ext4 reserves for root are no use to the service user.
+    Raises OSError if `path` cannot be examined.
+    """
+    info = os.statvfs(path)
+    return info.f_bavail * info.f_frsize

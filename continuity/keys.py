@@ -55,6 +55,7 @@ APPLIANCE_PUB = "appliance.pub"
 APPLIANCE_SIGN_PUB = "appliance.sign.pub"
 ADMIN_PUB = "admin.pub"
 ROSTER = "staff.json"
+ARCHIVE = "previous-keys.json"  # earlier appliance box keys, sealed to the current one (after rotations)
 KEYSLOTS = "keyslots"
 TRUSTED = "trusted"
 
@@ -140,13 +141,25 @@ class ApplianceSecrets:
     box_key: PrivateKey
     signing_key: nacl.signing.SigningKey
     admin_key: nacl.signing.SigningKey | None = None
+    # Box keys of this appliance before its rotations, newest first (previous-keys.json): snapshots
+    # sealed before the publisher switched and older journal details stay readable.
+    previous_box_keys: tuple[PrivateKey, ...] = ()
+
+    @property
+    def all_box_keys(self) -> tuple[PrivateKey, ...]:
+        return (self.box_key, *self.previous_box_keys)
+
+    def box_key_for(self, recipient_key_ids: Iterable[bytes]) -> PrivateKey:
+        """The box key a file was sealed to (the current one when none matches: the error says so)."""
+        wanted = set(recipient_key_ids)
+        return next((key for key in self.all_box_keys if key_id(bytes(key.public_key)) in wanted), self.box_key)
 
     def to_bytes(self) -> bytes:
         admin = bytes(self.admin_key) if self.admin_key is not None else b""
         return bytes(self.box_key) + bytes(self.signing_key) + admin
 
     def without_admin(self) -> ApplianceSecrets:
-        return replace(self, admin_key=None)
+        return replace(self, admin_key=None, previous_box_keys=())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ApplianceSecrets:
@@ -166,6 +179,7 @@ class OpenedSlot:
 
     member: StaffMember
     secrets: ApplianceSecrets
+    roster_serial: int = 0  # the version of the signed roster it was checked against (journaled at unlock)
 
     @property
     def can_manage_staff(self) -> bool:
@@ -193,6 +207,11 @@ def fingerprint(key_bytes: bytes) -> str:
 
 def _encode_key_line(prefix: str, key_bytes: bytes) -> str:
     return f"{prefix}:{base64.b64encode(key_bytes).decode('ascii')}\n"
+
+
+def key_line(prefix: str, key_bytes: bytes) -> bytes:
+    """A one-line key file's content (§6)."""
+    return _encode_key_line(prefix, key_bytes).encode()
 
 
 def _decode_key_line(path: Path, prefix: str) -> bytes:
@@ -271,6 +290,11 @@ def load_appliance_public_key(path: Path) -> PublicKey:
     return PublicKey(_decode_key_line(path, APPLIANCE_PUBLIC_PREFIX))
 
 
+def load_appliance_verify_key(path: Path) -> nacl.signing.VerifyKey:
+    """An appliance's journal verify key file (`appliance.sign.pub`, enrolled with the publisher's witness)."""
+    return nacl.signing.VerifyKey(_decode_key_line(path, APPLIANCE_SIGN_PREFIX))
+
+
 # --- appliance ------------------------------------------------------------------------------------
 
 
@@ -303,11 +327,59 @@ def check_user(user: str) -> str:
     return user
 
 
-def check_passphrase(passphrase: str) -> str:
+MIN_PASSPHRASE_SCORE = 3  # zxcvbn: 3 = "safely unguessable", with argon2id making each guess costly
+# zxcvbn knows English words; these are what a French practice would reach for first.
+PRACTICE_WORDS = (
+    "continuity", "continuite", "accueil", "secretariat", "secretaire", "cabinet", "medecin", "medical",
+    "docteur", "ordonnance", "patient", "urgence", "sante", "infirmier", "demo", "motdepasse", "azerty",
+    "soleil", "bonjour", "doudou", "loulou", "chouchou", "marseille", "paris", "france", "amour",
+)  # fmt: skip
+_WEAK_PARTS_FR = {
+    "repeat": "des répétitions (« aaaa », « abcabc »)",
+    "sequence": "des suites (« abcd », « 1234 »)",
+    "spatial": "une suite de touches du clavier (« azerty », « qsdf »)",
+    "date": "une date ou une année",
+    "passwords": "un mot de passe très courant",
+    "user_inputs": "un mot lié au cabinet, à ce logiciel ou à votre nom",
+}
+
+
+def _plain(text: str) -> str:
+    """Lowercase, accents and separators removed: "Dr. Garnier" and "drgarnier" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if ch.isalnum())
+
+
+def check_passphrase(passphrase: str, user: str | None = None) -> str:
+    """Refuse a passphrase that is short, contains the login, or is easy to guess (zxcvbn), in French."""
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise StaffError(
             f"passphrase too short: at least {MIN_PASSPHRASE_LENGTH} characters",
             message_fr=f"Phrase de passe trop courte : au moins {MIN_PASSPHRASE_LENGTH} caractères.",
+        )
+    names = [part for part in re.split(r"[._-]", user or "") if len(part) >= 3] + ([user] if user else [])
+    plain = _plain(passphrase)
+    if any(_plain(name) and _plain(name) in plain for name in names):
+        raise StaffError(
+            "passphrase contains the user name",
+            message_fr="La phrase de passe contient votre nom d'utilisateur : choisissez-en une autre.",
+        )
+    from zxcvbn import zxcvbn  # lazily: its dictionaries take a moment to load
+
+    result = zxcvbn(passphrase[:100], user_inputs=[*names, *PRACTICE_WORDS])
+    if result["score"] < MIN_PASSPHRASE_SCORE:
+        kinds = []
+        for match in result["sequence"]:
+            kind = match.get("dictionary_name") if match.get("pattern") == "dictionary" else match.get("pattern")
+            if kind in _WEAK_PARTS_FR and _WEAK_PARTS_FR[kind] not in kinds:
+                kinds.append(_WEAK_PARTS_FR[kind])
+        why = f" : elle contient {', '.join(kinds)}" if kinds else ""
+        raise StaffError(
+            f"passphrase too easy to guess (zxcvbn score {result['score']}, minimum {MIN_PASSPHRASE_SCORE})",
+            message_fr=(
+                f"Phrase de passe trop facile à deviner{why}. Choisissez trois ou quatre mots sans lien entre "
+                "eux, par exemple « lampe girafe tambour », sans votre nom ni celui du cabinet."
+            ),
         )
     return passphrase
 
@@ -550,6 +622,8 @@ class Roster:
     appliance: str  # key id (hex) of the appliance box key the roster belongs to
     admin_key: bytes  # the administration verify key that signs it
     entries: tuple[RosterEntry, ...]
+    signature: bytes = b""  # as read from staff.json (read_roster), for the journal
+    endorsement: bytes | None = None
 
     def signed_content(self) -> dict[str, Any]:
         return {
@@ -589,6 +663,14 @@ def _roster_bytes(roster: Roster, admin: nacl.signing.SigningKey, endorsement: b
     if endorsement is not None:
         document["endorsement"] = _b64text(endorsement)
     return (json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def roster_file_bytes(
+    roster: Roster, admin: nacl.signing.SigningKey, *, previous_admin: nacl.signing.SigningKey | None = None
+) -> bytes:
+    """`staff.json` for `roster`, signed by `admin` and endorsed by the previous administration key."""
+    endorsement = previous_admin.sign(roster.signed_bytes()).signature if previous_admin is not None else None
+    return _roster_bytes(roster, admin, endorsement)
 
 
 def _roster_error(path: Path, reason: str) -> KeyslotError:
@@ -646,7 +728,7 @@ def read_roster(home: Path) -> Roster:
             raise _roster_error(path, "signed by another administration key than admin.pub") from error
     if roster.appliance != key_id(bytes(appliance_public_key(home))).hex():
         raise _roster_error(path, "roster of another appliance key (before a rotation, or another appliance)")
-    return roster
+    return replace(roster, signature=signature, endorsement=endorsement)
 
 
 def _parse_roster(document: dict[str, Any]) -> Roster:
@@ -707,9 +789,12 @@ def open_member(home: Path, user: str, passphrase: str) -> OpenedSlot:
     Raises AuthenticationError (wrong passphrase or unknown user), KeyslotRefused (a slot the signed
     roster does not list as it is: removed member, restored or replaced file) or KeyslotError.
     """
+    from continuity import rotation  # rotation builds on this module
+
     path = _slot_path(home, user)
     if not (home / APPLIANCE_PUB).exists():
         raise NotInitialized(f"{home}: no appliance key (run `continuity init`)")
+    rotation.finish_interrupted(home)
     if not path.is_file():
         # Same message and about the same delay as a wrong passphrase: nothing tells which names exist.
         _derive(passphrase, bytes(SALT_BYTES), default_limits())
@@ -733,7 +818,7 @@ def open_member(home: Path, user: str, passphrase: str) -> OpenedSlot:
     member_key = PrivateKey(personal)
     if bytes(member_key.public_key) != slot.member_key:
         raise KeyslotError(f"keyslot of {user!r}: personal key does not match its public half")
-    return OpenedSlot(entry.member, _open_grant(home, user, member_key, slot.grant))
+    return OpenedSlot(entry.member, _open_grant(home, user, member_key, slot.grant), roster.serial)
 
 
 def _open_grant(home: Path, user: str, member_key: PrivateKey, grant: bytes) -> ApplianceSecrets:
@@ -748,7 +833,48 @@ def _open_grant(home: Path, user: str, member_key: PrivateKey, grant: bytes) -> 
     if secrets.admin_key is not None and bytes(secrets.admin_key.verify_key) != bytes(admin_verify_key(home)):
         # A stale administration key (the first member's, once a prescriber was enrolled): no power.
         secrets = secrets.without_admin()
-    return secrets
+    return replace(secrets, previous_box_keys=_previous_box_keys(home, secrets.box_key))
+
+
+def regrant_keyslot(path: Path, entry: RosterEntry, secrets: ApplianceSecrets) -> bytes:
+    """The keyslot file of `entry` with a new grant of `secrets` (a rotation: no passphrase needed)."""
+    slot = _read_slot(path, entry.member.name)
+    if slot.digest != entry.slot or slot.member_key != entry.member_key:
+        raise KeyslotRefused(f"{path}: not the keyslot the staff roster lists; not re-granted")
+    return _slot_bytes(replace(slot, grant=_grant(PublicKey(slot.member_key), secrets)))
+
+
+def archive_bytes(box_keys: Sequence[PrivateKey], current: PublicKey) -> bytes:
+    """`previous-keys.json`: earlier box keys (newest first), each sealed to the current box key."""
+    content = {
+        "format": "continuity-previous-keys",
+        "version": 1,
+        "keys": [
+            {"key_id": key_id(bytes(key.public_key)).hex(), "sealed": _b64text(SealedBox(current).encrypt(bytes(key)))}
+            for key in box_keys
+        ],
+    }
+    return (json.dumps(content, sort_keys=True, indent=1) + "\n").encode()
+
+
+def _previous_box_keys(home: Path, box_key: PrivateKey) -> tuple[PrivateKey, ...]:
+    path = home / ARCHIVE
+    try:
+        content = json.loads(path.read_bytes()[:MAX_ROSTER_FILE])
+    except FileNotFoundError:
+        return ()
+    except (OSError, ValueError) as error:
+        log.error("%s unreadable (%s): older snapshots and journal details will not open", path, error)
+        return ()
+    found = []
+    for item in content.get("keys", []) if isinstance(content, dict) else []:
+        try:
+            key = PrivateKey(SealedBox(box_key).decrypt(base64.b64decode(item["sealed"], validate=True)))
+        except (KeyError, TypeError, ValueError, binascii.Error, nacl.exceptions.CryptoError) as error:
+            log.error("%s: an archived key does not open (%s)", path, error)
+            continue
+        found.append(key)
+    return tuple(found)
 
 
 def open_keyslot(home: Path, user: str, passphrase: str) -> ApplianceSecrets:
@@ -782,7 +908,7 @@ def init_appliance(
     others; when they are reception, enrolling the first prescriber replaces that key (add_staff).
     """
     member = make_member(user, role, rpps)
-    check_passphrase(passphrase)
+    check_passphrase(passphrase, user)
     if (home / APPLIANCE_PUB).exists():
         raise StaffError(
             f"{home} is already initialised (appliance.pub exists)",
@@ -838,7 +964,7 @@ def add_staff(
 ) -> Roster:
     """Enrol a new staff member with the (already unlocked) secrets of an administrator; returns the new roster."""
     member = make_member(user, role, rpps)
-    check_passphrase(passphrase)
+    check_passphrase(passphrase, user)
     admin = _require_admin(home, secrets)
     roster = read_roster(home)
     if roster.find(user) is not None:

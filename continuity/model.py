@@ -134,6 +134,42 @@ class Condition:
     flags: tuple[str, ...] = ()  # continuity.flags codes
 
 
+class ResolutionMethod(enum.StrEnum):
+    """How a treatment line was matched to the drug reference (continuity/drugs/reference.py)."""
+
+    CODE = "code"  # a CIP13, CIP7 or CIS code of the source
+    DENOMINATION = "denomination"  # the text is a product's exact denomination
+    TEXT = "text"  # normalised DCI or brand text
+    UNRESOLVED = "unresolved"  # nothing matched, or the matches disagree: the substance is unidentified
+
+
+@dataclass(frozen=True, slots=True)
+class DrugResolution:
+    """What the drug reference says a treatment line is, computed by the publisher (or for a new line).
+
+    `substances` are DCI names as doctors write them ("amoxicilline"); the conditions are the most
+    restrictive of the candidate products (secure paper if any is, the shortest duration limit), except
+    `hospital_only`, true when every candidate is reserved to hospitals.
+    """
+
+    method: ResolutionMethod
+    products: tuple[int, ...] = ()  # candidate CIS codes
+    substances: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()  # BDPM route names ("orale", "transdermique")
+    form: str = ""
+    secure_paper: bool = False
+    narcotic: bool = False
+    hospital_only: bool = False
+    list: str = ""  # "I", "II" or ""
+    max_days: int | None = None
+    detail: str = ""  # how it was resolved, or why not (English, for the log and the report)
+    denomination: str = ""  # the product's denomination when there is exactly one candidate
+
+    @property
+    def identified(self) -> bool:
+        return self.method is not ResolutionMethod.UNRESOLVED and bool(self.substances)
+
+
 @dataclass(frozen=True, slots=True)
 class Treatment:
     """An ongoing treatment, as the platform last knew it."""
@@ -158,6 +194,8 @@ class Treatment:
     course: str = ""  # "acute" | "continuous" | "seasonal", "" when the source does not say
     end_date: dt.date | None = None  # when the treatment ends, as the source says it (docs/fhir-input.md)
     flags: tuple[str, ...] = ()  # continuity.flags codes: shown with the line, never a reason to hide it
+    # The drug reference's reading of this line, computed at publish time (None: no reference).
+    drug: DrugResolution | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +293,7 @@ class PrescriptionLine:
     ald_related: bool = False
     brand: str = ""
     source_treatment_id: str = ""  # empty for a new line
+    drug: DrugResolution | None = None  # the reference's reading (None: no reference)
 
 
 @dataclass(frozen=True, slots=True)

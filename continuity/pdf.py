@@ -20,9 +20,10 @@ from typing import Any
 
 import jinja2
 
-from continuity import display, prescribe
+from continuity import display
 from continuity.errors import RenderError
 from continuity.model import PatientSummary, Prescription
+from continuity.prescribing import printed, rules
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["date_fr"] = prescribe.date_fr
+    env.filters["date_fr"] = printed.date_fr
     env.filters["datetime_fr"] = display.fr_datetime
+    env.globals["count_label"] = display.count_label
     return env
 
 
@@ -233,16 +235,16 @@ def render_prescription(
     """The ordonnance (standard or bizone, chosen by the lines), optionally followed by its duplicate.
 
     Raises PrescriptionRefused if the prescription should never have been built (see
-    `prescribe.assert_printable`), RenderError if weasyprint fails.
+    `rules.assert_printable`), RenderError if weasyprint fails.
     """
-    prescribe.assert_printable(prescription)
-    form = prescribe.printed_form(prescription, snapshot_created_at=snapshot_created_at, footer=footer)
+    rules.assert_printable(prescription)
+    form = printed.printed_form(prescription, snapshot_created_at=snapshot_created_at, footer=footer)
     context: dict[str, Any] = {
         "form": form,
         "drill": drill,
-        "drill_mention": prescribe.DRILL_MENTION,
+        "drill_mention": printed.DRILL_MENTION,
         "duplicate": False,
-        "duplicate_mention": prescribe.DUPLICATE_MENTION,
+        "duplicate_mention": printed.DUPLICATE_MENTION,
         "title": "Ordonnance",
         "snapshot_line": form.footer_line,
     }
@@ -252,8 +254,11 @@ def render_prescription(
     return render_documents(parts)
 
 
-def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime, practice_name: str) -> bytes:
-    """The patient summary hand-out: identity, allergies first, conditions, treatments, measures."""
+def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime, practice_name: str,
+                   drill: bool = False) -> bytes:
+    """The patient summary hand-out: identity, allergies first, conditions, treatments, measures.
+
+    `drill` marks every page "EXERCICE — NE PAS DÉLIVRER" (a reception drill prints this)."""
     patient = summary.patient
     now = dt.datetime.now(dt.UTC)
     weight = summary.latest("weight")
@@ -261,7 +266,8 @@ def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime,
     context = {
         "title": "Résumé du dossier",
         "practice_name": practice_name,
-        "patient_name": prescribe.patient_name(patient),
+        "patient_name": display.patient_name(patient),
+        "born": display.born_label(patient) if patient.birth_date else "date de naissance inconnue",
         "patient": patient,
         "summary": summary,
         "weight": weight,
@@ -272,6 +278,19 @@ def render_summary(summary: PatientSummary, *, snapshot_created_at: dt.datetime,
             "elles peuvent être incomplètes ou ne pas refléter les derniers changements."
         ),
         "number": display.fr_number,
-        "drill": False,
+        "drill": drill,
+        "drill_mention": printed.DRILL_MENTION,
     }
     return render_form("summary.html", context)
+
+
+def render_checkpoint(fields: Mapping[str, str]) -> bytes:
+    """The paper copy of the journal's last signed checkpoint (journal.checkpoint_fields gives the fields)."""
+    return render_form(
+        "checkpoint.html",
+        {
+            "title": "Point de contrôle du journal d'accès",
+            "fields": fields,
+            "snapshot_line": "Copie papier d'un point de contrôle signé : à conserver hors du poste.",
+        },
+    )

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import nacl.signing
 from nacl.public import PublicKey
@@ -26,6 +26,9 @@ from continuity.errors import ExportRefused, InputError, ShrinkRefused
 from continuity.import_report import ImportReport
 from continuity.import_summary import ImportSummary
 from continuity.strict_json import object_without_duplicates, refuse_constant
+
+if TYPE_CHECKING:
+    from continuity.drugs.bdpm import Bdpm
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -93,11 +96,13 @@ def build(
     max_rejected: float = DEFAULT_MAX_REJECTED,
     allow_rejected: bool = False,
     workers: int | None = None,
+    drugs: Bdpm | None = None,
 ) -> snapshot_build.BuildResult:
     """Read FHIR sources (files or Bulk NDJSON folders) and write the snapshot database.
 
     ``out`` is written only for an export that may be published (``check_export``); the report is in
-    the result, or in the ``ExportRefused`` raised.
+    the result, or in the ``ExportRefused`` raised. ``drugs``: a read BDPM folder
+    (continuity/drugs/bdpm.py) the snapshot carries and every treatment is resolved against.
     """
     from continuity import fhir  # the reader (and orjson) load only when a build runs
 
@@ -111,6 +116,7 @@ def build(
             practice_id=practice_id,
             created_at=created_at,
             strict=strict,
+            drugs=drugs,
         )
         result.report = report
         check_export(result, max_rejected=max_rejected, allow_rejected=allow_rejected)
@@ -167,8 +173,11 @@ def publish(
     max_rejected: float = DEFAULT_MAX_REJECTED,
     allow_rejected: bool = False,
     workers: int | None = None,
+    drugs: Bdpm | None = None,
 ) -> Published:
     """Build, check, compress, seal to every recipient and sign. The plaintext database only lives in a temp dir.
+
+    ``drugs``: a read BDPM folder the snapshot carries (``build``).
 
     With a ``state`` (the record of this practice's publications), ``sequence=None`` takes the next one,
     an explicit sequence must be greater than the last published, and a patient count that dropped by
@@ -193,6 +202,7 @@ def publish(
             max_rejected=max_rejected,
             allow_rejected=allow_rejected,
             workers=workers,
+            drugs=drugs,
         )
         if state is not None:
             state.check_shrink(practice_id, built.counts, max_shrink=max_shrink, allow_shrink=allow_shrink, build=built)

@@ -38,6 +38,7 @@ from continuity.journal import (
     PrescriptionPayload,
     read_prescription_payload,
 )
+from continuity.model import Patient, Sex
 
 PARIS = display.PRACTICE_TZ
 # UUIDv5 namespace of Continuity exports (a fixed random UUID: ids stay stable across exports).
@@ -125,7 +126,7 @@ def window_start(day: dt.date | dt.datetime) -> dt.datetime:
 
 def collect(
     journal: Journal,
-    box_key: nacl.public.PrivateKey,
+    box_key: nacl.public.PrivateKey | Sequence[nacl.public.PrivateKey],
     since: dt.date | dt.datetime,
     until: dt.date | dt.datetime | None = None,
 ) -> tuple[list[IssuedPrescription], list[Skipped]]:
@@ -160,14 +161,19 @@ def _uuid(*parts: str) -> str:
 
 
 def patient_display(payload: PrescriptionPayload) -> str:
-    """BIRTHNAME (usedname) First names — né(e) le JJ/MM/AAAA, as identitovigilance asks."""
-    patient = payload["patient"]
-    name = patient["birth_name"]
-    if patient["used_name"] and patient["used_name"] != patient["birth_name"]:
-        name += f" ({patient['used_name']})"
-    given = " ".join(patient["birth_given_names"])
-    born = _date_fr(patient["birth_date"]) if patient["birth_date"] else "date de naissance inconnue"
-    return f"{name} {given} — né(e) le {born}".strip()
+    """The patient as every screen and printout names them (display.patient_name), with the birth date."""
+    traits = payload["patient"]
+    patient = Patient(
+        id=traits["id"],
+        birth_name=traits["birth_name"],
+        birth_given_names=tuple(traits["birth_given_names"]),
+        sex=Sex(traits["sex"]) if traits["sex"] in Sex._value2member_map_ else Sex.UNKNOWN,
+        birth_date=dt.date.fromisoformat(traits["birth_date"]) if traits["birth_date"] else None,
+        used_name=traits["used_name"],
+        used_given_name=traits["used_given_name"],
+    )
+    born = display.born_label(patient) if patient.birth_date else "date de naissance inconnue"
+    return f"{display.patient_name(patient)} — {born}"
 
 
 def prescriber_display(payload: PrescriptionPayload) -> str:
@@ -456,7 +462,7 @@ def _write_new(path: Path, data: bytes) -> None:
 
 def export(
     journal: Journal,
-    box_key: nacl.public.PrivateKey,
+    box_key: nacl.public.PrivateKey | Sequence[nacl.public.PrivateKey],
     since: dt.date | dt.datetime,
     out_dir: Path,
     *,

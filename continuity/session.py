@@ -14,26 +14,31 @@ import datetime as dt
 import enum
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from continuity import display
 from continuity.errors import ContinuityError, JournalError
-from continuity.journal import Action, Journal
+from continuity.journal import Action, Journal, ensure_reserve
 from continuity.keys import Role, StaffMember
-from continuity.model import PatientSummary, Practitioner
+from continuity.model import PatientSummary, Practitioner, PrescriptionLine
 from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
 
 if TYPE_CHECKING:
+    from continuity.drugs.reference import DrugReference
     from continuity.keys import ApplianceSecrets, OpenedSlot
+    from continuity.prescribing.issuing import IssuedDocument, Signer, SigningChoice
+    from continuity.prescribing.rules import PrescriptionPlan, Renewal
 
 log = logging.getLogger(__name__)
 
 # The practice is in France: times on screen are Paris times whatever the machine's TZ says.
 PRACTICE_TZ = display.PRACTICE_TZ
 AMBER_AFTER = dt.timedelta(hours=36)
+# One search shows at most this many patients: enough to pick among homonyms, not a directory dump.
+MAX_SEARCH_RESULTS = 50
 RED_AFTER = dt.timedelta(days=7)
 
 Clock = Callable[[], dt.datetime]
@@ -204,6 +209,7 @@ class Session:
         passphrase: str,
         *,
         clock: Clock = system_clock,
+        on_wait: Callable[[int, float], None] | None = None,
     ) -> Session:
         """Open `user`'s keyslot, decrypt the newest good snapshot, journal the unlock.
 
@@ -213,7 +219,8 @@ class Session:
         from continuity import store  # lazily: the store is not needed by dev mode
 
         journal = Journal(home)
-        slot = authenticate(home, user, passphrase, command="unlock", journal=journal)
+        slot = authenticate(home, user, passphrase, command="unlock", journal=journal, on_wait=on_wait)
+        ensure_reserve(home)  # (re)made while there is room: released to the journal if the disk fills
         secrets = slot.secrets
         opened = store.Store(home).open_latest(secrets)
         header: Any = opened.header
@@ -231,11 +238,11 @@ class Session:
             expires_at=header.expires_at,
         )
         try:
-            details: dict[str, Any] = {"role": slot.member.role.value}
+            details: dict[str, Any] = {"role": slot.member.role.value, "roster_serial": slot.roster_serial}
             if opened.fell_back_from is not None:
                 details["fell_back_from"] = opened.fell_back_from
             session._journal_unlock(details=details)
-            journal.checkpoint(secrets.signing_key, user)
+            journal.checkpoint(secrets.signing_key, user, box_key=secrets.box_key)
         except BaseException:
             session._drop()
             raise
@@ -258,7 +265,7 @@ class Session:
         try:
             self.journal.append(user=self.user, action=Action.LOCK, snapshot_seq=sequence, details={"reason": reason})
             if secrets is not None:
-                self.journal.checkpoint(secrets.signing_key, self.user)
+                self.journal.checkpoint(secrets.signing_key, self.user, box_key=secrets.box_key)
         except JournalError as error:
             log.error("could not journal the lock: %s", error)
 
@@ -300,9 +307,22 @@ class Session:
 
     # -- reading
 
-    def search(self, text: str, limit: int = 50) -> list[SearchResult]:
-        """Find patients. Listing candidates is not journaled; opening one is."""
-        return self.db.search(text, limit=limit)
+    def search(self, text: str, limit: int = MAX_SEARCH_RESULTS) -> list[SearchResult]:
+        """Find patients: at most MAX_SEARCH_RESULTS, and journaled before they are returned.
+
+        A list of names, birth dates and INS is patient data: the query text is sealed like other
+        patient details, the number of results is in clear. JournalError means: show nothing.
+        """
+        live = self._live
+        limit = max(1, min(limit, MAX_SEARCH_RESULTS))
+        results = live.db.search(text, limit=limit)
+        if results:
+            # Without an appliance key (dev mode on a plain database) the query cannot be sealed: it
+            # is left out, never written in clear; the search itself is still journaled.
+            sealed = {"query": text} if self.journal.can_seal() else None
+            self.journal.append(user=self.user, action=Action.SEARCH, snapshot_seq=live.sequence,
+                                details={"results": len(results), "limit": limit}, sealed=sealed)  # fmt: skip
+        return results
 
     def open_patient(self, patient_id: str) -> PatientView:
         """Journal the access FIRST, then read the summary. JournalError means: show nothing."""
@@ -318,6 +338,63 @@ class Session:
         """Journal a printout; call it before sending anything to the printer."""
         self.journal.append(user=self.user, action=action, patient_id=patient_id,
                             snapshot_seq=self._live.sequence, details=details, sealed=sealed)
+
+    # -- ordonnances: the one path the CLI, the TUI and the drill take (continuity/prescribing/)
+
+    def drug_reference(self) -> DrugReference | None:
+        return self._live.db.drug_reference()
+
+    def signer(self) -> Signer:
+        """The logged-in member as a signer: their role and RPPS come from their authenticated keyslot."""
+        from continuity.prescribing.issuing import Signer
+
+        return Signer(self.member.name, self.member.role is Role.PRESCRIBER, self.member.rpps)
+
+    def signing(self, signer: Signer, chosen: str | None = None) -> SigningChoice:
+        """Who signs an ordonnance issued in this session (NotAllowed for reception)."""
+        from continuity.prescribing import issuing
+
+        return issuing.signing_practitioner(signer, self._live.practitioners.values(), chosen=chosen)
+
+    def plan_prescription(
+        self,
+        view: PatientView,
+        signing: SigningChoice,
+        *,
+        renew: Iterable[str | Renewal] | str = (),
+        new_lines: Iterable[PrescriptionLine] = (),
+        prescription_id: str | None = None,
+        options: Mapping[str, Renewal] | None = None,
+    ) -> PrescriptionPlan:
+        """Apply the ordonnance rules (continuity/prescribing/rules.py) with this snapshot's drug reference."""
+        from continuity.prescribing import rules
+
+        return rules.build(
+            view.summary, signing.practitioner, renew=renew, new_lines=new_lines, now=self.now(),
+            prescription_id=prescription_id, drugs=self.drug_reference(), homonyms=view.homonyms, options=options,
+        )
+
+    def issue_prescription(
+        self,
+        plan: PrescriptionPlan,
+        signing: SigningChoice,
+        *,
+        acknowledged: Collection[str],
+        duplicate: bool = False,
+        drill: bool = False,
+        footer: bool = True,
+    ) -> IssuedDocument:
+        """Acknowledgements, render, journal: the PDF is returned only once the journal holds it."""
+        from continuity.prescribing import issuing
+
+        live = self._live
+        if plan.prescription.prescriber != signing.practitioner:
+            raise ValueError("the plan was built for another prescriber than the signing one")
+        return issuing.issue(
+            plan, acknowledged=acknowledged, journal=self.journal, user=self.user, snapshot_seq=live.sequence,
+            snapshot_created_at=live.data_time, chosen_by=signing.chosen_by, duplicate=duplicate, drill=drill,
+            footer=footer,
+        )
 
     def agenda(self, day_from: dt.date, day_to: dt.date) -> list[AgendaEntry]:
         return self.db.agenda(day_from, day_to)
@@ -450,28 +527,42 @@ class NewerSnapshot:
 
 
 def authenticate(
-    home: Path, user: str, passphrase: str, *, command: str, journal: Journal | None = None
+    home: Path,
+    user: str,
+    passphrase: str,
+    *,
+    command: str,
+    journal: Journal | None = None,
+    on_wait: Callable[[int, float], None] | None = None,
 ) -> OpenedSlot:
     """Open a staff keyslot, for any command that needs one (unlock, journal export, staff changes...).
 
-    Every failure, whatever the command, is journaled as `unlock_failed` with the command and the
-    reason before it is raised (best effort: a journal that cannot be written must not hide the
-    authentication error itself).
+    First waits out the growing delay after wrong passphrases (kept in the home, shared by the
+    interface and the command line; `on_wait(failures, seconds)` is told before waiting). Every
+    failure, whatever the command, is counted and journaled as `unlock_failed` with the command and
+    the reason before it is raised (best effort: a journal that cannot be written must not hide the
+    authentication error itself). On success the process is made non-dumpable: it now holds keys.
     """
-    from continuity import keys  # lazily: argon2 is not needed by dev mode
+    from continuity import hardening, keys, throttle  # lazily: argon2 is not needed by dev mode
 
+    throttle.wait_turn(home, announce=on_wait)
     try:
-        return keys.open_member(home, user, passphrase)
+        slot = keys.open_member(home, user, passphrase)
     except ContinuityError as error:
+        delay = throttle.record_failure(home)
+        details: dict[str, Any] = {"reason": type(error).__name__, "command": command}
+        if delay:
+            details["next_try_in_s"] = delay
         try:
             (journal or Journal(home)).append(
-                user=_journal_user(user),
-                action=Action.UNLOCK_FAILED,
-                details={"reason": type(error).__name__, "command": command},
+                user=_journal_user(user), action=Action.UNLOCK_FAILED, details=details
             )
         except (JournalError, ValueError) as journal_error:
             log.warning("could not journal a failed unlock: %s", journal_error)
         raise
+    throttle.record_success(home)
+    hardening.make_non_dumpable()
+    return slot
 
 
 def _journal_user(user: str) -> str:

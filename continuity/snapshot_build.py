@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from continuity import search, snapshotdb
+from continuity.drugs import fallback as drug_fallback
+from continuity.drugs import reference as drug_reference
 from continuity.errors import InputError
 from continuity.import_report import ImportReport
 from continuity.model import (
@@ -26,6 +28,7 @@ from continuity.model import (
     Allergy,
     Appointment,
     Condition,
+    DrugResolution,
     Measurement,
     Patient,
     Practice,
@@ -34,6 +37,9 @@ from continuity.model import (
     Record,
     Treatment,
 )
+
+if TYPE_CHECKING:
+    from continuity.drugs.bdpm import Bdpm
 
 
 @dataclass
@@ -110,8 +116,13 @@ class _Writer:
 class _Builder:
     """Writes records into a fresh database file; records may arrive in any order."""
 
-    def __init__(self, conn: sqlite3.Connection, *, strict: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, strict: bool,
+                 drugs: drug_reference.DrugReference | None = None) -> None:
         self.conn = conn
+        # Every treatment is resolved against the drug reference as it is added; equal resolutions
+        # share one drug_resolution row (a practice has far fewer distinct lines than treatments).
+        self.drugs = drugs
+        self.resolution_ids: dict[DrugResolution, int] = {}
         self.rows: dict[str, int] = {}  # patient id -> row
         self.defined: set[str] = set()  # patient ids that have a Patient record
         self.homonym_keys: dict[int, tuple[str, ...]] = {}
@@ -176,14 +187,15 @@ class _Builder:
                     _json(list(record.flags)),
                 ))
             case Treatment():
+                drug_id, narcotic = self._resolve(record)
                 self._queue("treatment", (
                     record.id, self.row_of(record.patient_id), record.dci, record.strength, record.form,
                     record.route, record.posology, record.brand, _iso(record.start_date),
                     int(record.chronic), int(record.ald_related),
                     record.non_substitution.value if record.non_substitution else None,
-                    int(record.narcotic), record.renewals_left, record.last_prescriber_id,
+                    int(narcotic), record.renewals_left, record.last_prescriber_id,
                     _iso(record.last_prescribed_on), _json(list(record.codes)), record.course,
-                    _iso(record.end_date), _json(list(record.flags)),
+                    _iso(record.end_date), _json(list(record.flags)), drug_id,
                 ))
             case RecentPrescription():
                 self._queue("recent_prescription", (
@@ -202,6 +214,23 @@ class _Builder:
                 ))
             case Practice():
                 self.practice = record
+
+    def _resolve(self, treatment: Treatment) -> tuple[int | None, bool]:
+        """The drug_resolution id of a treatment and whether it needs secure paper.
+
+        With a reference, "secure paper" is the reference's conditions; without one, the hand-written
+        list of substances (continuity/drugs/fallback.py), by text.
+        """
+        if self.drugs is None:
+            listed = drug_fallback.secure_paper_substance(treatment.dci, treatment.brand, strength=treatment.strength)
+            return None, treatment.narcotic or listed is not None
+        resolution = self.drugs.resolve(drug_reference.DrugQuery(
+            treatment.dci, treatment.strength, treatment.form, treatment.brand, treatment.codes,
+        ))
+        known = self.resolution_ids.get(resolution)
+        if known is None:
+            known = self.resolution_ids[resolution] = len(self.resolution_ids) + 1
+        return known, resolution.secure_paper
 
     def _patient(self, patient: Patient) -> None:
         row = self.row_of(patient.id)
@@ -269,11 +298,13 @@ def build_from_records(
     practice_id: str | None = None,
     created_at: dt.datetime | None = None,
     strict: bool = False,
+    drugs: Bdpm | None = None,
 ) -> BuildResult:
     """Write a snapshot database at `out` (atomically: a temp file renamed into place).
 
     A record the schema would refuse fails the build when `strict`, else it is skipped and listed in
-    `BuildResult.warnings`.
+    `BuildResult.warnings`. With `drugs` (a read BDPM), the snapshot carries the drug reference and
+    every treatment its resolution, computed here, once.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=out.parent)
@@ -286,7 +317,8 @@ def build_from_records(
             conn.execute("PRAGMA journal_mode = OFF")
             conn.execute("PRAGMA synchronous = OFF")
             conn.executescript(snapshotdb.TABLES)
-            builder = _Builder(conn, strict=strict)
+            resolver = drug_reference.in_memory(drugs) if drugs is not None else None
+            builder = _Builder(conn, strict=strict, drugs=resolver)
             conn.execute("BEGIN")
             try:
                 for record in records:
@@ -294,6 +326,14 @@ def build_from_records(
                 warnings = builder.finish()
             finally:
                 builder.writer.close()
+                if resolver is not None:
+                    resolver.close()
+            if drugs is not None:
+                drug_reference.write_tables(conn, drugs)
+                conn.executemany(
+                    "INSERT INTO drug_resolution VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    ((rid, *drug_reference.resolution_row(r)) for r, rid in builder.resolution_ids.items()),
+                )
             practice = builder.practice or Practice(id=practice_id or "practice", name="Cabinet médical")
             meta = {
                 "schema_version": str(snapshotdb.SCHEMA_VERSION),
@@ -302,6 +342,7 @@ def build_from_records(
                 "practice_address": _address_json(practice.address),
                 "practice_phone": practice.phone,
                 "created_at": (created_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+                "drug_reference": drug_reference.describe(drugs) if drugs is not None else "",
             }
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
             conn.commit()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from continuity import search
+from continuity.drugs import reference as drug_reference
 from continuity.errors import NotFound, SnapshotDatabaseError
 from continuity.model import (
     Address,
@@ -31,6 +32,7 @@ from continuity.model import (
     AllergyStatus,
     Appointment,
     Condition,
+    DrugResolution,
     IdentityStatus,
     Measurement,
     NonSubstitutionReason,
@@ -42,9 +44,10 @@ from continuity.model import (
     Treatment,
 )
 
-# 2: flags, allergy statuses, treatment codes/course/end date; 3: name_word (phonetic keys), patient
-# deceased_date, the (rank, birth_date) index (docs/snapshot-database.md).
-SCHEMA_VERSION = 3
+# 2: flags, allergy statuses, treatment codes/course/end date; 3: the drug reference tables and
+# treatment.drug; 4: name_word (phonetic keys), patient deceased_date, the (rank, birth_date) index
+# (docs/snapshot-database.md).
+SCHEMA_VERSION = 4
 
 # A database larger than this is refused before it is even deserialised (100,000 patients ≈ 120 MB).
 MAX_DATABASE_BYTES = 1 << 30
@@ -150,7 +153,8 @@ CREATE TABLE treatment (
     codes TEXT NOT NULL,
     course TEXT NOT NULL,
     end_date TEXT,
-    flags TEXT NOT NULL
+    flags TEXT NOT NULL,
+    drug INTEGER
 ) STRICT;
 CREATE TABLE recent_prescription (
     id TEXT PRIMARY KEY NOT NULL,
@@ -192,6 +196,10 @@ CREATE INDEX appointment_patient ON appointment (patient);
 CREATE INDEX appointment_start ON appointment (start);
 """
 
+# The drug reference (continuity/drugs/reference.py): empty tables when the publisher was given none.
+TABLES += drug_reference.TABLES
+INDEXES += drug_reference.INDEXES
+
 # Treatment.course: what the source says of the course of therapy ("" when it does not say).
 COURSES = frozenset({"", "acute", "continuous", "seasonal"})
 
@@ -205,6 +213,7 @@ COUNTED_TABLES = (
     "recent_prescription",
     "measurement",
     "appointment",
+    *drug_reference.COUNTED_TABLES,
 )
 
 
@@ -301,6 +310,28 @@ def _validate(conn: sqlite3.Connection, expected_counts: Mapping[str, int] | Non
                 raise SnapshotDatabaseError(
                     f"{table}: {actual} rows, the signed header says {expected_counts.get(table)}"
                 )
+    _validate_drugs(conn)
+
+
+def _validate_drugs(conn: sqlite3.Connection) -> None:
+    """A snapshot with a drug reference resolves every treatment, and each resolution is readable.
+
+    One pass over the treatments (the resolutions are few and their ids contiguous from 1).
+    """
+    has_reference = conn.execute("SELECT 1 FROM drug_product LIMIT 1").fetchone() is not None
+    first, last, resolutions = conn.execute("SELECT min(id), max(id), count(*) FROM drug_resolution").fetchone()
+    if resolutions and (first != 1 or last != resolutions):
+        raise SnapshotDatabaseError(f"drug_resolution ids are not 1..{resolutions}")
+    total, resolved, dangling = conn.execute(
+        "SELECT count(*), count(drug), count(*) FILTER (WHERE drug < 1 OR drug > ?) FROM treatment", (resolutions,)
+    ).fetchone()
+    unresolved = total - resolved
+    if has_reference and unresolved:
+        raise SnapshotDatabaseError(f"drug reference present but {unresolved} treatment(s) carry no resolution")
+    if not has_reference and resolved:
+        raise SnapshotDatabaseError(f"{resolved} treatment(s) carry a drug resolution but there is no reference")
+    if dangling:
+        raise SnapshotDatabaseError(f"{dangling} treatment(s) point to a missing drug_resolution row")
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -356,11 +387,26 @@ class SnapshotDB:
         self._results: OrderedDict[int, tuple[Patient, int]] = OrderedDict()
         self._surnames: search.SurnameIndex | None = None
         self._surnames_lock = threading.Lock()
+        self._resolutions: dict[int, DrugResolution] = {}
+        for row in conn.execute("SELECT * FROM drug_resolution"):
+            try:
+                self._resolutions[row[0]] = drug_reference.resolution_from_row(row[1:])
+            except (ValueError, TypeError) as error:
+                raise SnapshotDatabaseError(f"drug_resolution {row[0]}: {error}") from error
+        has_reference = conn.execute("SELECT 1 FROM drug_product LIMIT 1").fetchone() is not None
+        self._drugs = drug_reference.DrugReference(conn) if has_reference else None
 
     def close(self) -> None:
         self._results.clear()
         self._surnames = None
+        self._resolutions.clear()
+        if self._drugs is not None:
+            self._drugs.close()
         self._conn.close()
+
+    def drug_reference(self) -> drug_reference.DrugReference | None:
+        """The snapshot's drug reference, or None when the publisher was given none (fallback rules apply)."""
+        return self._drugs
 
     def surnames(self) -> search.SurnameIndex:
         """The surname words for typo tolerance, read once per unlock (a few ms)."""
@@ -497,7 +543,7 @@ class SnapshotDB:
                     narcotic=bool(r["narcotic"]), renewals_left=r["renewals_left"],
                     last_prescriber_id=r["last_prescriber_id"], last_prescribed_on=_date(r["last_prescribed_on"]),
                     codes=_strings(r["codes"]), course=_course(r["course"]), end_date=_date(r["end_date"]),
-                    flags=_strings(r["flags"]),
+                    flags=_strings(r["flags"]), drug=self._resolution(r["drug"]),
                 )
                 for r in self._rows(
                     "SELECT * FROM treatment WHERE patient = ? ORDER BY ald_related DESC, dci", key
@@ -526,6 +572,14 @@ class SnapshotDB:
             raise SnapshotDatabaseError(f"patient {patient_id}: unreadable record: {error}") from error
         gp = self.practitioner(patient.general_practitioner_id) if patient.general_practitioner_id else None
         return PatientSummary(patient, allergies, conditions, treatments, recent, measurements, gp, appointments)
+
+    def _resolution(self, drug_id: int | None) -> DrugResolution | None:
+        if drug_id is None:
+            return None
+        resolution = self._resolutions.get(drug_id)
+        if resolution is None:  # validated at open; kept as a guard against a changed database
+            raise SnapshotDatabaseError(f"treatment points to missing drug_resolution {drug_id}")
+        return resolution
 
     @staticmethod
     def _appointment(r: sqlite3.Row, patient_id: str) -> Appointment:

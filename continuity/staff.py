@@ -14,14 +14,22 @@ from continuity import keys
 from continuity.journal import Action, Journal
 
 
-def roster_details(roster: keys.Roster, **extra: Any) -> dict[str, Any]:
-    """What a staff change journals in clear (logins, roles and RPPS are not patient data)."""
-    return {
+def roster_details(home: Path, **extra: Any) -> dict[str, Any]:
+    """What a staff change journals in clear (logins, roles and RPPS are not patient data): the new
+    roster itself with its signature, so that `journal verify` can follow the administration key
+    from the first roster on and compare the last one with `staff.json`."""
+    roster = keys.read_roster(home)
+    details = {
         **extra,
         "roster_serial": roster.serial,
         "roster_digest": roster.digest,
         "admin_key": keys.fingerprint(roster.admin_key),
+        "roster": roster.signed_content(),
+        "roster_signature": roster.signature.hex(),
     }
+    if roster.endorsement is not None:
+        details["endorsement"] = roster.endorsement.hex()
+    return details
 
 
 def initialise(
@@ -35,12 +43,11 @@ def initialise(
 ) -> keys.ApplianceSecrets:
     """`continuity init`: the appliance keys, the first member, and the journal's first entry."""
     secrets = keys.init_appliance(home, user, passphrase, limits, role=role, rpps=rpps)
-    roster = keys.read_roster(home)
-    member = roster.members[0]
+    member = keys.read_roster(home).members[0]
     Journal(home).append(
         user=user,
         action=Action.STAFF_ADDED,
-        details=roster_details(roster, staff=user, role=member.role.value, rpps=member.rpps, init=True),
+        details=roster_details(home, staff=user, role=member.role.value, rpps=member.rpps, init=True),
     )
     return secrets
 
@@ -63,7 +70,7 @@ def add(
     extra: dict[str, Any] = {"staff": name, "role": member.member.role.value, "rpps": member.member.rpps}
     if roster.admin_key != bytes(previous_admin_key):
         extra["admin_key_replaced"] = keys.fingerprint(bytes(previous_admin_key))
-    Journal(home).append(user=admin.member.name, action=Action.STAFF_ADDED, details=roster_details(roster, **extra))
+    Journal(home).append(user=admin.member.name, action=Action.STAFF_ADDED, details=roster_details(home, **extra))
     return roster
 
 
@@ -75,6 +82,6 @@ def remove(home: Path, admin: keys.OpenedSlot, name: str) -> keys.Roster:
     Journal(home).append(
         user=admin.member.name,
         action=Action.STAFF_REMOVED,
-        details=roster_details(roster, staff=name, role=role),
+        details=roster_details(home, staff=name, role=role),
     )
     return roster

@@ -1,44 +1,78 @@
 #!/usr/bin/env bash
-# Prepare a machine for Continuity: the system libraries weasyprint needs (and poppler for the
-# tests), then a .venv with the package installed. Safe to run again: it skips what is present.
-# Usage: scripts/bootstrap.sh [--test]
+# Prepare this checkout for Continuity: check Python, install the system libraries weasyprint needs
+# (plus CUPS, python3-venv, and poppler for the tests), then a .venv with the package installed.
+# Safe to run again: it skips what is present and repairs a half-made .venv.
+#
+# Usage: scripts/bootstrap.sh              the demo: the package and its publisher extra (make demo)
+#        scripts/bootstrap.sh --test       also the development group: ruff, mypy, pytest... (make test)
+#        scripts/bootstrap.sh --wheelhouse DIR
+#                                          offline: install the locked versions from DIR only (made by
+#                                          scripts/wheelhouse.sh on a connected machine), hashes checked
+# PYTHON=python3.12 scripts/bootstrap.sh   use another interpreter (3.11 or newer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
-
-packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core fonts-dejavu-extra)
-[ "$want_test" = 1 ] && packages+=(poppler-utils)
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+mode=demo wheelhouse=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --test) mode=test ;;
+    --wheelhouse) [ $# -ge 2 ] || { echo "ERROR: --wheelhouse needs a directory" >&2; exit 2; }
+                  mode=wheelhouse wheelhouse=$(cd "$2" && pwd) || exit 2; shift ;;
+    *) echo "usage: scripts/bootstrap.sh [--test | --wheelhouse DIR]" >&2; exit 2 ;;
+  esac
+  shift
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "Installing system packages: ${missing[*]}"
-  if [ "$(id -u)" = 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo); else
-    echo "ERROR: need root or sudo to install: ${missing[*]}" >&2
-    echo "Ask an administrator to run: apt-get install ${missing[*]}" >&2
+python=${PYTHON:-python3}
+
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+# 1. Python 3.11 or newer, before anything else.
+check_python "$python"
+
+# 2. System packages (poppler's pdftotext for the tests).
+packages=("${RUNTIME_PACKAGES[@]}")
+[ "$mode" = test ] && packages+=(poppler-utils)
+if [ "$mode" = wheelhouse ]; then ensure_packages --offline "${packages[@]}"; else ensure_packages "${packages[@]}"; fi
+
+# 3. The .venv: made again when a previous run left it without a working pip (python3-venv missing,
+# interrupted run, interpreter upgraded underneath it).
+if [ -e .venv ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  echo "Repairing .venv (left incomplete by an earlier run)"
+  rm -rf .venv
+fi
+# The distribution was called "continuity" before (an unrelated PyPI project's name): start afresh.
+if compgen -G ".venv/lib/python3*/site-packages/__editable__.continuity-[0-9]*" >/dev/null; then
+  echo "Re-creating .venv (the package was renamed continuity-appliance)"
+  rm -rf .venv
+fi
+rm -rf continuity.egg-info  # its metadata, left by a build of the old name, would still show it installed
+if [ ! -e .venv ]; then
+  if ! "$python" -m venv .venv; then
+    rm -rf .venv
+    echo "ERROR: '$python -m venv' failed: install the python3-venv package (apt-get install python3-venv)." >&2
     exit 1
   fi
-  apt_log=$(mktemp)
-  if ! { "${as_root[@]}" apt-get update -qq && \
-         DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; \
-       } >"$apt_log" 2>&1; then
-    cat "$apt_log" >&2
-    echo "ERROR: could not install ${missing[*]} with apt-get (output above)." >&2
-    exit 1
-  fi
-  rm -f "$apt_log"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv || { echo "ERROR: python3 -m venv failed; install python3-venv." >&2; exit 1; }
-fi
-stamp=.venv/.installed-$([ "$want_test" = 1 ] && echo test || echo base)
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  if [ "$want_test" = 1 ]; then .venv/bin/python -m pip install -q -e '.[test]'; else .venv/bin/python -m pip install -q -e .; fi
-  touch "$stamp"
-fi
+# 4. The package. pip is used as the venv made it (no self-upgrade: what runs is what Debian ships).
+stamp=.venv/.installed-$mode
+if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ "$mode" != wheelhouse ]; then exit 0; fi
+rm -f .venv/.installed-*
+pip=(.venv/bin/python -m pip install -q)
+editable=(-e)
+case "$mode" in
+  demo) "${pip[@]}" "${editable[@]}" '.[publisher]' ;;
+  test)
+    # The development group (PEP 735), read here because the pip Debian ships predates `--group`.
+    mapfile -t dev < <(.venv/bin/python -c \
+      'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"], sep="\n")')
+    "${pip[@]}" "${editable[@]}" '.[publisher]' "${dev[@]}" ;;
+  wheelhouse)
+    shopt -s nullglob
+    wheels=("$wheelhouse"/continuity_appliance-*.whl)
+    [ ${#wheels[@]} = 1 ] || { echo "ERROR: expected one continuity_appliance-*.whl in $wheelhouse" >&2; exit 1; }
+    # Every dependency at its locked version and hash, from the directory only; then the project itself.
+    "${pip[@]}" --no-index --find-links "$wheelhouse" --require-hashes -r "$wheelhouse/requirements.txt"
+    "${pip[@]}" --no-index --no-deps "${wheels[0]}" ;;
+esac
+touch "$stamp"

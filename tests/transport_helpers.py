@@ -1,14 +1,18 @@
-"""Shared fixtures for the transport tests: a publisher, an initialised appliance, snapshot makers, tampering."""
+"""Shared fixtures for the transport tests: a publisher, an initialised appliance, snapshot makers, tampering,
+a real HTTP server and a real HTTP proxy on loopback."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import hashlib
 import http.server
 import os
+import socket
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,4 +199,118 @@ def serving(tls: ssl.SSLContext | None = None) -> Iterator[SnapshotServer]:
     finally:
         server.shutdown()
         server.server_close()
+        thread.join(5)
+
+
+def isolate_network_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """No proxy, netrc or systemd credential from the machine running the tests leaks into them."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name in ("NETRC", "CREDENTIALS_DIRECTORY", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))  # ~/.netrc is looked up there
+
+
+# --- a real HTTP proxy on 127.0.0.1: CONNECT tunnels (https) and absolute-URI requests (http) --------
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    """What a practice's proxy (squid, tinyproxy) does, reduced to the two methods a pull uses."""
+
+    server: LoopbackProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+    def _authorised(self) -> bool:
+        expected = self.server.credentials
+        if expected is None:
+            return True
+        token = "Basic " + base64.b64encode(expected.encode()).decode("ascii")
+        if self.headers.get("Proxy-Authorization") == token:
+            return True
+        self.send_response(407, "Proxy Authentication Required")
+        self.send_header("Proxy-Authenticate", 'Basic realm="cabinet"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.close_connection = True
+        return False
+
+    def do_CONNECT(self) -> None:  # noqa: N802 - the stdlib's name
+        self.server.seen.append(("CONNECT", self.path, dict(self.headers)))
+        if not self._authorised():
+            return
+        host, _, port = self.path.rpartition(":")
+        try:
+            upstream = socket.create_connection((host, int(port)), timeout=5)
+        except OSError:
+            self.send_error(502)
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        _relay(self.connection, upstream)
+        self.close_connection = True
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        self.server.seen.append(("GET", self.path, dict(self.headers)))
+        if not self._authorised():
+            return
+        target = urllib.parse.urlsplit(self.path)
+        if target.scheme != "http" or not target.hostname:
+            self.send_error(400)
+            return
+        upstream = socket.create_connection((target.hostname, target.port or 80), timeout=5)
+        skipped = {"proxy-authorization", "proxy-connection", "connection"}
+        lines = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items() if k.lower() not in skipped)
+        path = urllib.parse.urlunsplit(("", "", target.path or "/", target.query, ""))
+        upstream.sendall(f"GET {path} HTTP/1.1\r\n{lines}Connection: close\r\n\r\n".encode("latin-1"))
+        _relay(self.connection, upstream)
+        self.close_connection = True
+
+
+def _relay(client: socket.socket, upstream: socket.socket) -> None:
+    """Copy bytes both ways until one side closes."""
+    import selectors
+
+    with upstream, selectors.DefaultSelector() as selector:
+        selector.register(client, selectors.EVENT_READ, upstream)
+        selector.register(upstream, selectors.EVENT_READ, client)
+        while True:
+            for key, _ in selector.select(timeout=10):
+                source = key.fileobj
+                assert isinstance(source, socket.socket)
+                try:
+                    data = source.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                key.data.sendall(data)
+
+
+class LoopbackProxy(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, credentials: str | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        self.credentials = credentials  # "user:password" required in Proxy-Authorization, if set
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+
+    def url(self, userinfo: str = "") -> str:
+        host, port = self.server_address[:2]
+        return f"http://{userinfo + '@' if userinfo else ''}{host!s}:{port}"
+
+
+@contextlib.contextmanager
+def proxying(credentials: str | None = None) -> Iterator[LoopbackProxy]:
+    proxy = LoopbackProxy(credentials)
+    thread = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
         thread.join(5)

@@ -1,21 +1,27 @@
-"""`continuity prescribe` and `continuity summary` on a plain snapshot database."""
+"""`continuity prescribe` and `continuity summary`: on a development database, and through the unlocked store.
+
+Development databases (`--db`) need an initialised home (the journal seals to its key): nothing is
+printed unrecorded. The signer is the logged-in prescriber; on a `--db` database, which has no keyslot
+to carry a role, `--prescriber` names the practitioner and the command says so.
+"""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import subprocess
 from pathlib import Path
 
-import nacl.public
 import pytest
 from click.testing import CliRunner
 
 from continuity import journal as journal_module
 from continuity import snapshot_build
 from continuity.cli import cli
-from continuity.model import Practice, Record
+from continuity.drugs import bdpm
+from continuity.model import Practice, Record, Treatment
+from tests.prescribing_helpers import BDPM_FIXTURE, PRESCRIBER, PRESCRIBER_PASSPHRASE, PRESCRIBER_RPPS, with_prescriber
+from tests.unit.journal_helpers import make_appliance
 from tests.unit.pdf_fixtures import ald_summary, child, flat, pdf_text, practitioner, weight
 
 
@@ -41,10 +47,16 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def ref_db_path(tmp_path: Path) -> Path:
+    """The same practice, plus a narcotic named by its brand, published with the BDPM subset."""
+    skenan = Treatment("t-sk", "pat-1", "SKENAN LP 30 mg", posology="1 gélule matin et soir", chronic=True)
+    return snapshot_build.build_from_records([*_records(), skenan], tmp_path / "r.db",
+                                             drugs=bdpm.read(BDPM_FIXTURE)).path
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
+    return make_appliance(tmp_path / "home").home
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -61,11 +73,25 @@ def test_renew_all_writes_a_bizone_ordonnance(db_path: Path, home: Path, tmp_pat
     out = tmp_path / "ordonnance.pdf"
     code, stdout, stderr = _prescribe(db_path, home, out, "--renew", "all")
     assert code == 0, stderr
-    assert f"enregistrée dans : {out}" in stdout and "bizone" in stdout
-    assert "n'est pas journalisé" in stderr  # --db on a home without appliance key
+    assert f"enregistrée dans : {out}" in stdout and "bizone" in stdout and "3 lignes" in stdout
+    assert "base de développement (--db)" in stderr
+    assert "liste intégrée" in stderr  # no reference in this snapshot: the output says what checked narcotics
     text = flat(" ".join(pdf_text(out.read_bytes(), tmp_path)))
     assert "AFFECTION EXONÉRANTE" in text and "MALADIES INTERCURRENTES" in text
     assert "metformine 1000 mg" in text and "Durée : 1 mois" in text
+
+
+def test_with_the_reference_renew_all_leaves_the_narcotic_brand_out_naming_it(
+    ref_db_path: Path, home: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "o.pdf"
+    code, stdout, stderr = _prescribe(ref_db_path, home, out, "--renew", "all", "--route", "t-ins=sous-cutanée")
+    assert code == 0, stderr
+    assert "Non repris : « SKENAN LP 30 mg » — à rédiger sur ordonnance sécurisée" in stderr
+    text = flat(" ".join(pdf_text(out.read_bytes(), tmp_path)))
+    assert "SKENAN" not in text and "morphine" not in text
+    code, _, stderr = _prescribe(ref_db_path, home, tmp_path / "x.pdf", "--renew", "t-sk")
+    assert code == 12 and "ORDONNANCE SÉCURISÉE" in stderr
 
 
 def test_renew_one_treatment_with_a_duration_and_a_new_line(db_path: Path, home: Path, tmp_path: Path) -> None:
@@ -81,24 +107,39 @@ def test_renew_one_treatment_with_a_duration_and_a_new_line(db_path: Path, home:
     assert "metformine" not in text
 
 
-def test_allergy_warning_stops_without_confirm_and_names_the_substance(
-    db_path: Path, home: Path, tmp_path: Path
-) -> None:
+def test_a_new_ald_line_goes_to_the_top_zone(db_path: Path, home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.pdf"
+    code, stdout, stderr = _prescribe(db_path, home, out, "--line",
+                                      "gliclazide|30 mg|comprimé à libération modifiée|1 comprimé le matin|1 mois|ald")
+    assert code == 0, stderr
+    assert "bizone" in stdout
+    text = flat(pdf_text(out.read_bytes(), tmp_path)[0])
+    assert text.index("AFFECTION EXONÉRANTE") < text.index("gliclazide") < text.index("MALADIES INTERCURRENTES")
+
+
+def test_each_danger_is_acknowledged_by_its_code(db_path: Path, home: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.pdf"
     line = "amoxicilline|1 g|comprimé|1 comprimé matin et soir|7j"
-    code, stdout, stderr = _prescribe(db_path, home, out, "--line", line)
+    code, _, stderr = _prescribe(db_path, home, out, "--line", line)
     assert code == 13
-    assert "amoxicilline" in stderr and "Pénicillines" in stderr and "Confirmation nécessaire" in stderr
+    assert "[allergy]" in stderr and "Pénicillines" in stderr and "--confirm allergy" in stderr
     assert not out.exists() and list(tmp_path.glob("o*.pdf")) == []
-    code, _, stderr = _prescribe(db_path, home, out, "--line", line, "--confirm")
+    code, _, stderr = _prescribe(db_path, home, out, "--line", line, "--confirm")  # a bare --confirm: remarks only
+    assert code == 13 and not out.exists()
+    code, _, stderr = _prescribe(db_path, home, out, "--line", line, "--confirm", "allergy")
     assert code == 0, stderr
-    assert "Confirmé : ALLERGIE" in stderr
-    assert out.exists()
+    assert "Confirmé [allergy] : ALLERGIE" in stderr and out.exists()
+
+
+def test_an_unknown_code_is_refused(db_path: Path, home: Path, tmp_path: Path) -> None:
+    code, _, stderr = _prescribe(db_path, home, tmp_path / "o.pdf", "--renew", "all", "--confirm", "tout")
+    assert code == 2 and "code inconnu : tout" in stderr and "allergy" in stderr
 
 
 def test_refusal_cannot_be_confirmed_away(db_path: Path, home: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.pdf"
-    code, _, stderr = _prescribe(db_path, home, out, "--line", "morphine|10 mg|gélule|1 matin et soir|7j", "--confirm")
+    code, _, stderr = _prescribe(db_path, home, out, "--line", "morphine|10 mg|gélule|1 matin et soir|7j",
+                                 "--confirm", "--confirm", "allergy")
     assert code == 12
     assert "ORDONNANCE SÉCURISÉE" in stderr and "morphine" in stderr
     assert not out.exists()
@@ -118,11 +159,27 @@ def test_unknown_prescriber_and_treatment(db_path: Path, home: Path, tmp_path: P
     assert code == 5 and "t-nope" in stderr
 
 
+def test_without_a_prescriber_login_nothing_is_issued(db_path: Path, home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.pdf"
+    code, _, stderr = run("prescribe", "pat-1", "--db", str(db_path), "--home", str(home), "--user", "accueil",
+                          "--renew", "all", "--out", str(out))  # fmt: skip
+    assert code == 40 and "Seul un médecin prescripteur connecté" in stderr and not out.exists()
+
+
+def test_an_uninitialised_home_prints_nothing_unrecorded(db_path: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    code, _, stderr = _prescribe(db_path, bare, tmp_path / "o.pdf", "--renew", "all")
+    assert code == 6 and "sans journal, aucune ordonnance" in stderr and not (tmp_path / "o.pdf").exists()
+
+
 def test_bad_line_and_nothing_to_prescribe_are_usage_errors(db_path: Path, home: Path, tmp_path: Path) -> None:
     code, _, stderr = _prescribe(db_path, home, tmp_path / "o.pdf", "--line", "amoxicilline seule")
     assert code == 2 and "ligne illisible" in stderr
     code, _, stderr = _prescribe(db_path, home, tmp_path / "o.pdf")
     assert code == 2 and "rien à prescrire" in stderr
+    code, _, stderr = _prescribe(db_path, home, tmp_path / "o.pdf", "--renew", "all", "--route", "orale")
+    assert code == 2 and "TRAITEMENT=VOIE" in stderr
 
 
 def test_print_failure_keeps_the_pdf_and_says_where(db_path: Path, home: Path, tmp_path: Path) -> None:
@@ -133,19 +190,13 @@ def test_print_failure_keeps_the_pdf_and_says_where(db_path: Path, home: Path, t
     assert out.exists() and len(list(tmp_path.glob("o*.pdf"))) == 1
 
 
-def test_prescription_is_journaled_with_sealed_details(db_path: Path, home: Path, tmp_path: Path) -> None:
-    key = nacl.public.PrivateKey.generate()
-    encoded = base64.b64encode(bytes(key.public_key)).decode()
-    key_file = home / journal_module.APPLIANCE_PUBLIC_KEY_FILE
-    key_file.write_text(f"{journal_module.APPLIANCE_PUBLIC_PREFIX}:{encoded}\n")
+def test_drill_ordonnance_is_journaled_as_a_drill(db_path: Path, home: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.pdf"
     code, _, stderr = _prescribe(db_path, home, out, "--renew", "all", "--drill")
     assert code == 0, stderr
     entries = [e for e in journal_module.Journal(home).entries() if e.action == "drill_prescription"]
-    assert len(entries) == 1
-    payload = journal_module.read_prescription_payload(entries[0].open_sealed(key))
-    assert payload["pdf_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert entries[0].user == "dr.lefevre" and entries[0].patient_id == "pat-1"
+    assert len(entries) == 1 and entries[0].user == "dr.lefevre" and entries[0].patient_id == "pat-1"
+    assert entries[0].details["pdf_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert "EXERCICE — NE PAS DÉLIVRER" in flat(pdf_text(out.read_bytes(), tmp_path)[0])
 
 
@@ -165,61 +216,94 @@ def test_written_pdf_is_private(db_path: Path, home: Path, tmp_path: Path) -> No
     assert subprocess.run(["test", "-s", str(out)]).returncode == 0
 
 
-def test_prescribe_through_the_unlocked_store_journals_sealed_to_the_appliance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.transport_helpers import PASSPHRASE, USER, make_rig, use_weak_kdf
+def _unlocked_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    from tests.transport_helpers import make_rig, use_weak_kdf
 
     use_weak_kdf(monkeypatch)
     rig = make_rig(tmp_path)
+    with_prescriber(rig)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     rig.ingest(rig.make(1, created_at=now - dt.timedelta(hours=2)), now=now)
     secret = tmp_path / "pass"
-    secret.write_text(PASSPHRASE + "\n")
+    secret.write_text(PRESCRIBER_PASSPHRASE + "\n")
+    return rig.home, secret
+
+
+def test_the_logged_in_prescriber_signs_through_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, secret = _unlocked_rig(tmp_path, monkeypatch)
     out = tmp_path / "rousseau.pdf"
     code, stdout, stderr = run(
-        "prescribe", "pat-qual", "--home", str(rig.home), "--user", USER, "--passphrase-file", str(secret),
-        "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
+        "prescribe", "pat-qual", "--home", str(home), "--user", PRESCRIBER, "--passphrase-file", str(secret),
+        "--renew", "all", "--out", str(out),
     )  # fmt: skip
     assert code == 0, stderr
     assert "bizone" in stdout
     text = flat(pdf_text(out.read_bytes(), tmp_path)[0])
+    # Signed by the logged-in prescriber, not by the patient's GP (Dr Garnier).
+    assert "Dr Claire Valide" in text and f"N° RPPS : {PRESCRIBER_RPPS}" in text and "Garnier" not in text
     assert "ROUSSEAU Jacques" in text and "Non substituable (MTE)" in text
-    entries = [e for e in journal_module.Journal(rig.home).entries() if e.action == "print_prescription"]
-    assert len(entries) == 1 and entries[0].user == USER
-    payload = journal_module.read_prescription_payload(entries[0].open_sealed(rig.secrets.box_key))
-    assert payload["pdf_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert [line["dci"] for line in payload["lines"]] == ["metformine", "lévothyroxine sodique"]
+    entries = [e for e in journal_module.Journal(home).entries() if e.action == "print_prescription"]
+    assert len(entries) == 1 and entries[0].user == PRESCRIBER
+    assert entries[0].details["prescriber_id"] == "prac-rx" and entries[0].details["signed_for_other"] is False
+
+
+def test_a_prescriber_may_choose_another_practitioner_and_it_is_journaled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, secret = _unlocked_rig(tmp_path, monkeypatch)
+    out = tmp_path / "o.pdf"
+    code, _, stderr = run(
+        "prescribe", "pat-qual", "--home", str(home), "--user", PRESCRIBER, "--passphrase-file", str(secret),
+        "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "Signataire choisi : Dr Hélène Garnier (journalisé)" in stderr
+    (entry,) = [e for e in journal_module.Journal(home).entries() if e.action == "print_prescription"]
+    assert entry.user == PRESCRIBER and entry.details["prescriber_id"] == "prac-1"
+    assert entry.details["signed_for_other"] is True
+
+
+def test_reception_can_never_issue_through_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.transport_helpers import PASSPHRASE, USER
+
+    home, _ = _unlocked_rig(tmp_path, monkeypatch)
+    secret = tmp_path / "reception"
+    secret.write_text(PASSPHRASE + "\n")
+    out = tmp_path / "o.pdf"
+    code, _, stderr = run(
+        "prescribe", "pat-qual", "--home", str(home), "--user", USER, "--passphrase-file", str(secret),
+        "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
+    )  # fmt: skip
+    assert code == 40 and "Seul un médecin prescripteur connecté" in stderr and not out.exists()
+    assert not [e for e in journal_module.Journal(home).entries() if e.action == "print_prescription"]
 
 
 def test_wrong_passphrase_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.transport_helpers import USER, make_rig, use_weak_kdf
-
-    use_weak_kdf(monkeypatch)
-    rig = make_rig(tmp_path)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    rig.ingest(rig.make(1, created_at=now - dt.timedelta(hours=2)), now=now)
-    secret = tmp_path / "pass"
+    home, secret = _unlocked_rig(tmp_path, monkeypatch)
     secret.write_text("pas la bonne\n")
     out = tmp_path / "o.pdf"
     code, _, _ = run(
-        "prescribe", "pat-qual", "--home", str(rig.home), "--user", USER, "--passphrase-file", str(secret),
-        "--prescriber", "10001234567", "--renew", "all", "--out", str(out),
+        "prescribe", "pat-qual", "--home", str(home), "--user", PRESCRIBER, "--passphrase-file", str(secret),
+        "--renew", "all", "--out", str(out),
     )  # fmt: skip
     assert code == 7
     assert not out.exists()
 
 
-def test_preview_shows_the_text_and_the_warnings_and_writes_nothing(db_path: Path, home: Path, tmp_path: Path) -> None:
+def test_preview_shows_the_text_and_the_warnings_with_codes_and_writes_nothing(
+    db_path: Path, home: Path, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in home.iterdir())
     code, stdout, stderr = run(
         "prescribe", "pat-1", "--db", str(db_path), "--home", str(home), "--user", "u", "--prescriber", "10101234567",
         "--renew", "all", "--line", "amoxicilline|1 g|comprimé|1 matin et soir|7j", "--preview",
     )  # fmt: skip
     assert code == 0, stderr
     assert "AFFECTION EXONÉRANTE" in stdout and "4. amoxicilline 1 g, comprimé, voie orale" in stdout
-    assert "À confirmer : ALLERGIE" in stderr and "Pénicillines" in stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "s.db"]
-    assert list(home.iterdir()) == []
+    assert "À confirmer [allergy] : ALLERGIE" in stderr and "Pénicillines" in stderr
+    assert not list(tmp_path.glob("*.pdf"))
+    # Only the journal (viewing the patient is recorded) changed in the home.
+    assert {p for p in sorted(p.name for p in home.iterdir())} - set(before) <= {"journal"}
 
 
 def test_out_is_required_without_preview(db_path: Path, home: Path) -> None:

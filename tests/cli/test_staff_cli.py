@@ -38,7 +38,7 @@ def passphrase_file(tmp: Path, name: str, text: str) -> Path:
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     doctor = passphrase_file(tmp_path, "doctor", "cheval correct agrafe")
-    desk = passphrase_file(tmp_path, "desk", "bureau accueil lumineux")
+    desk = passphrase_file(tmp_path, "desk", "bureau lumineux cerise")
     out = run("init", "--home", home, "--user", "dr.martin", "--role", "prescriber", "--rpps", RPPS,
               "--passphrase-file", doctor).stdout  # fmt: skip
     assert "dr.martin (prescripteur)" in out and "administration key" in out

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,7 +134,7 @@ def test_status_codes(practice: Practice, tmp_path: Path) -> None:
     practice.publish(1, practice.tmp / "s.snap")
     run("pull", "--home", practice.home, practice.tmp / "s.snap")
     run("status", "--home", practice.home, code=0)
-    run("status", "--home", practice.home, "--warn-age", "0s", code=2)  # 0s is not a valid duration
+    run("status", "--home", practice.home, "--warn-age", "0s", code=3)  # 0s is not a valid duration
     created = dt.datetime.fromisoformat(
         Store(practice.home).read_state()["current"]["created_at"].replace("Z", "+00:00")
     )
@@ -146,13 +150,13 @@ def test_status_warn_and_crit_ages(practice: Practice) -> None:
     state["current"]["created_at"] = old
     state_path.write_text(json.dumps(state))
     assert "WARNING" in run("status", "--home", practice.home, code=1).stdout
-    assert "CRITICAL" in run("status", "--home", practice.home, "--crit-age", "1d", code=2).stdout
+    assert "CRITICAL" in run("status", "--home", practice.home, "--warn-age", "12h", "--crit-age", "1d", code=2).stdout
     run("status", "--home", practice.home, "--warn-age", "2d", code=0)
 
 
 def test_staff_commands(practice: Practice) -> None:
     bob = practice.tmp / "bob.pass"
-    bob.write_text("la phrase de bob est longue\n")
+    bob.write_text("la phrase du docteur est longue\n")
     # alice (reception, the first member) enrols the first prescriber, who then manages staff.
     run(
         "staff", "add", "--home", practice.home, "bob", "--role", "prescriber", "--rpps", "10101010105",
@@ -186,3 +190,75 @@ def test_watch_once_imports_the_inbox(practice: Practice) -> None:
     run("watch", "--home", practice.home, "--once")
     assert json.loads(run("status", "--home", practice.home, "--json").stdout)["current"]["sequence"] == 1
     assert list((practice.home / "inbox").glob("*.snap")) == []
+
+
+# --- status answers in monitoring-plugin form, whatever happens (issue #12 item 5) -------------------
+
+
+def plugin_line(result: Result) -> str:
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    return lines[0]
+
+
+def test_status_usage_errors_are_unknown_not_critical(practice: Practice) -> None:
+    bad_option = run("status", "--home", practice.home, "--bogus", code=3)
+    assert plugin_line(bad_option).startswith("CONTINUITY UNKNOWN - status unknown - usage: No such option")
+    reversed_ages = run("status", "--home", practice.home, "--warn-age", "8d", "--crit-age", "7d", code=3)
+    assert "longer than --crit-age" in plugin_line(reversed_ages)
+    as_json = run("status", "--home", practice.home, "--json", "--crit-age", "soon", code=3)
+    report = json.loads(as_json.stdout)
+    assert report["status"] == "UNKNOWN" and "soon" in report["problems"][0]
+    assert "Usage" not in as_json.output  # click's usage text is not mixed into the plugin output
+    unknown_option = json.loads(run("status", "--home", practice.home, "--json", "--bogus", code=3).stdout)
+    assert unknown_option["status"] == "UNKNOWN" and "--bogus" in unknown_option["problems"][0]
+
+
+def test_status_crash_is_unknown_with_one_line(practice: Practice, monkeypatch: pytest.MonkeyPatch) -> None:
+    from continuity import status
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nwith a second line")
+
+    # A fake bug: compute_status itself turns every error into UNKNOWN, so only a patched one can reach
+    # the command's own safety net.
+    monkeypatch.setattr(status, "compute_status", broken)
+    result = run("status", "--home", practice.home, code=3)
+    assert plugin_line(result) == "CONTINUITY UNKNOWN - status unknown - RuntimeError: a bug\\x0awith a second line"
+
+
+def run_as_another_user(practice: Practice, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user the home's modes apply to (the monitoring agent, say).
+
+    As root, file modes do not apply: the command then runs in a user namespace without any mapping,
+    where the kernel no longer lets root override them.
+    """
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-c", "from continuity.cli import main; main()", *args]
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("running as root and no unshare command to drop root's override of file modes")
+        command = ["unshare", "--user", *command]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env)
+    if os.geteuid() == 0 and done.returncode != 3 and "unshare" in done.stderr:
+        pytest.skip(f"user namespaces are not allowed here: {done.stderr.strip()}")
+    return done
+
+
+@pytest.mark.parametrize("unreadable", ["home", "state"])
+def test_status_run_by_a_user_who_cannot_read_the_home_is_unknown(practice: Practice, unreadable: str) -> None:
+    # Before: a traceback on stderr, exit 1 (WARNING) and nothing on stdout.
+    practice.publish(1, practice.tmp / "s.snap")
+    run("pull", "--home", practice.home, practice.tmp / "s.snap")
+    target = practice.home if unreadable == "home" else practice.home / "state.json"
+    mode = target.stat().st_mode & 0o777
+    target.chmod(0)
+    try:
+        done = run_as_another_user(practice, "status", "--home", str(practice.home))
+    finally:
+        target.chmod(mode)
+    assert done.returncode == 3, done
+    assert done.stdout.startswith("CONTINUITY UNKNOWN - status unknown - ") and done.stdout.count("\n") == 1
+    assert "not readable" in done.stdout or "Permission denied" in done.stdout
+    assert "Traceback" not in done.stderr

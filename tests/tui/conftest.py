@@ -12,6 +12,7 @@ import pytest
 from continuity import snapshot_build
 from continuity.errors import JournalError
 from continuity.journal import Journal
+from continuity.keys import Role
 from continuity.session import DatabaseUnlocker, fixed_clock
 from continuity.tui.app import ContinuityApp
 from tests.factories import small_practice
@@ -58,9 +59,12 @@ AppMaker = Callable[..., ContinuityApp]
 @pytest.fixture
 def make_app(practice_db: Path, home: Path) -> AppMaker:
     def make(*, now: dt.datetime = NOW, idle_minutes: float = 5.0, failing_journal: bool = False,
-             db: Path | None = None) -> ContinuityApp:
+             db: Path | None = None, prescriber: bool = False) -> ContinuityApp:
         unlocker_type = FailingUnlocker if failing_journal else DatabaseUnlocker
-        unlocker = unlocker_type(db or practice_db, home, user="accueil", clock=fixed_clock(now))
+        # A prescriber (the practice's Dr Garnier, RPPS of tests/factories) or the reception login.
+        role = {"role": Role.PRESCRIBER, "rpps": "10001234567"} if prescriber else {}
+        unlocker = unlocker_type(db or practice_db, home, user="dr.garnier" if prescriber else "accueil",
+                                 clock=fixed_clock(now), **role)
         return ContinuityApp(unlocker, idle_minutes=idle_minutes, watch_store=False,
                              print_directory=home.parent / "prints")
 

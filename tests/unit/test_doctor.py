@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,18 +24,39 @@ NOW = dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC)
 
 
 class FakeCups:
-    def __init__(self, default: str = "system default destination: Accueil", printers: str = "") -> None:
+    """lpstat, and the system queries doctor makes (systemctl, timedatectl, crontab), as on an installed PC.
+
+    A fake because the test machine has no running systemd and no CUPS queue to answer the same way
+    every time; the real commands are run by .ci/install-trial.sh on a fresh Debian."""
+
+    def __init__(
+        self,
+        default: str = "system default destination: Accueil",
+        printers: str = "",
+        timers: str = "enabled\nenabled\n",
+        ntp: str = "yes\n",
+        crontab: str | None = None,
+    ) -> None:
         self.default = default
         self.printers = printers or "printer Accueil is idle.  enabled since Sat 28 Nov 2026"
+        self.answers = {"systemctl": timers, "timedatectl": ntp, "crontab": crontab}
         self.calls: list[list[str]] = []
 
     def which(self, name: str) -> str | None:
-        return f"/usr/bin/{name}"
+        return None if name in self.answers and self.answers[name] is None else f"/usr/bin/{name}"
 
     def run(self, command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
         self.calls.append(command)
+        if command[0] in self.answers:
+            return subprocess.CompletedProcess(command, 0, self.answers[command[0]] or "", "")
         out = self.default if command[1] == "-d" else self.printers
         return subprocess.CompletedProcess(command, 0, out, "")
+
+
+@functools.cache
+def rendered() -> bytes:
+    """The real test ordonnance, rendered once for the whole module."""
+    return doctor.render_test_ordonnance()
 
 
 @pytest.fixture
@@ -47,6 +70,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     keys.trust_publisher(path, tmp_path / "publisher.pub")
     write_state(path, created_at=NOW - dt.timedelta(hours=9))
     Journal(path).append(user="system", action="pull_accepted", snapshot_seq=5)
+    path.chmod(0o700)  # as the installed home (StateDirectoryMode=0700)
     return path
 
 
@@ -62,6 +86,7 @@ def write_state(home: Path, *, created_at: dt.datetime) -> None:
         "sequence": 5,
         "created_at": envelope.format_time(created_at),
         "expires_at": envelope.format_time(created_at + dt.timedelta(days=30)),
+        "payload_sha256": "0" * 64,  # the state's shape is checked on read (store._state_problem)
     }
     state = {"version": 1, "current": current, "attempts": [], "conditional": {}}
     (home / store.STATE_FILE).write_text(json.dumps(state))
@@ -71,9 +96,11 @@ def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
     return {check.name_fr: check for check in checks}
 
 
-def run_checks(home: Path, cups: FakeCups | None = None, now: dt.datetime = NOW) -> dict[str, doctor.Check]:
+def run_checks(
+    home: Path, cups: FakeCups | None = None, now: dt.datetime = NOW, render: Any = rendered
+) -> dict[str, doctor.Check]:
     cups = cups or FakeCups()
-    return by_name(doctor.run_checks(home, now=now, which=cups.which, run=cups.run))
+    return by_name(doctor.run_checks(home, now=now, which=cups.which, run=cups.run, render=render))
 
 
 def test_a_ready_appliance_passes(home: Path) -> None:
@@ -166,6 +193,73 @@ def test_doctor_command_exit_codes(home: Path, tmp_path: Path) -> None:
     from continuity.cli import cli
 
     result = CliRunner().invoke(cli, ["doctor", "--home", str(tmp_path / "empty")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # monitoring-plugin CRITICAL: a check failed
     assert "ÉCHEC" in result.stdout
     assert "À faire" in result.stdout
+
+
+def test_the_test_ordonnance_is_a_real_pdf_marked_exercice(tmp_path: Path) -> None:
+    from tests.unit.pdf_fixtures import flat, pdf_text
+
+    text = flat(" ".join(pdf_text(rendered(), tmp_path)))
+    assert "paracétamol 500 mg" in text
+    assert "EXERCICE — NE PAS DÉLIVRER" in text
+
+
+def test_a_broken_renderer_fails_the_check(home: Path) -> None:
+    def broken() -> bytes:
+        raise OSError("cannot load library 'libpango-1.0-0'")
+
+    check = run_checks(home, render=broken)["Impression des ordonnances (PDF)"]
+    assert check.status is Status.FAILED
+    assert "libpango" in check.detail_fr
+    assert "apt-get install" in check.remedy_fr
+
+
+def test_the_schedule_systemd_or_cron(home: Path) -> None:
+    disabled = FakeCups(timers="disabled\nenabled\n", crontab="")
+    check = run_checks(home, disabled)["Tâches programmées"]
+    assert check.status is Status.WARNING
+    assert "continuity-pull.timer (disabled)" in check.detail_fr
+    cron = FakeCups(timers=None, crontab="30 2 * * * /usr/local/bin/continuity pull https://x/latest.snap\n")
+    assert run_checks(home, cron)["Tâches programmées"].status is Status.OK
+    assert run_checks(home, FakeCups(timers=None, crontab=None))["Tâches programmées"].status is Status.WARNING
+
+
+def test_clock_not_synchronised_warns(home: Path) -> None:
+    check = run_checks(home, FakeCups(ntp="no\n"))["Horloge"]
+    assert check.status is Status.WARNING
+    assert "timedatectl set-ntp true" in check.remedy_fr
+    assert "(synchronisée)" in run_checks(home)["Horloge"].detail_fr
+
+
+def test_ownership_and_modes(home: Path) -> None:
+    name = "Propriétaire et droits des fichiers"
+    (home / "journal").mkdir(exist_ok=True)
+    loose = home / "journal" / "loose"
+    loose.write_text("x")
+    loose.chmod(0o666)
+    check = run_checks(home)[name]
+    assert check.status is Status.FAILED
+    assert "journal/loose" in check.detail_fr
+    loose.chmod(0o600)
+    home.chmod(0o755)
+    assert run_checks(home)[name].status is Status.WARNING
+    home.chmod(0o700)
+    assert run_checks(home)[name].status is Status.OK
+    if os.geteuid() == 0:  # only root can give a file away, as a careless `sudo` does
+        os.chown(loose, 65534, 65534)
+        check = run_checks(home)[name]
+        assert check.status is Status.FAILED
+        assert "sudo chown -R continuity:continuity" in check.remedy_fr
+
+
+def test_json_keeps_the_plugin_exit_code(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from continuity.cli import cli
+
+    result = CliRunner().invoke(cli, ["doctor", "--json", "--home", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    rows = json.loads(result.stdout)
+    assert {row["status"] for row in rows} >= {"failed"}

@@ -11,6 +11,7 @@ from continuity import doctor, drill, reconcile
 from continuity.errors import PrintError
 from continuity.journal import Journal, verify_journal
 from continuity.session import Session, fixed_clock
+from tests.prescribing_helpers import PRESCRIBER, PRESCRIBER_PASSPHRASE, with_prescriber
 from tests.transport_helpers import NOW, PASSPHRASE, USER, Rig, make_rig, use_weak_kdf
 
 pypdf = pytest.importorskip("pypdf")
@@ -20,6 +21,7 @@ pypdf = pytest.importorskip("pypdf")
 def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
     use_weak_kdf(monkeypatch)
     made = make_rig(tmp_path)
+    with_prescriber(made)
     made.ingest(made.make(1))
     return made
 
@@ -40,6 +42,11 @@ def ok_printer() -> doctor.Check:
 
 
 def unlock(rig: Rig) -> Session:
+    """The prescriber's login: a drill ordonnance is signed by the logged-in prescriber."""
+    return Session.unlock(rig.home, PRESCRIBER, PRESCRIBER_PASSPHRASE, clock=fixed_clock(NOW))
+
+
+def unlock_reception(rig: Rig) -> Session:
     return Session.unlock(rig.home, USER, PASSPHRASE, clock=fixed_clock(NOW))
 
 
@@ -83,6 +90,7 @@ def test_a_full_drill(rig: Rig, tmp_path: Path) -> None:
     assert actions == [
         ("unlock", None),
         ("checkpoint", None),
+        ("search", None),  # searches are journaled too (issue 13)
         ("view_patient", "pat-oeuvray"),
         ("drill_prescription", "pat-oeuvray"),
         ("lock", None),
@@ -97,6 +105,21 @@ def test_a_full_drill(rig: Rig, tmp_path: Path) -> None:
     found, skipped = reconcile.collect(Journal(rig.home), rig.secrets.box_key, dt.date(2000, 1, 1))
     assert found == []
     assert skipped == []
+
+
+def test_a_reception_drill_prints_the_marked_summary_not_an_ordonnance(rig: Rig, tmp_path: Path) -> None:
+    paper = Paper()
+    report = drill.run_drill(lambda: unlock_reception(rig), patient_search="oeuvray", out_dir=tmp_path / "drills",
+                             printer=paper, printer_check=ok_printer, with_report_pdf=False)
+    assert report.ok, report.text()
+    assert [step.name_fr for step in report.steps][2:] == ["Résumé d'exercice (accueil)", "Impression"]
+    (document,) = paper.sent
+    texts = pages_text(document, tmp_path)
+    assert all("EXERCICE" in text for text in texts) and "Résumé" in texts[0]
+    actions = [entry.action for entry in Journal(rig.home).entries()]
+    assert "print_summary" in actions and "drill_prescription" not in actions
+    summary_entry = next(e for e in Journal(rig.home).entries() if e.action == "print_summary")
+    assert summary_entry.details["drill"] is True
 
 
 def test_a_failed_print_makes_the_drill_incomplete(rig: Rig, tmp_path: Path) -> None:

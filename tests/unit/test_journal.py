@@ -161,7 +161,7 @@ def test_no_patient_data_in_clear_on_disk(appliance: Appliance, clock: Clock) ->
             snapshot_seq=1,
             sealed=journal_module.prescription_payload(prescription, pdf_sha256="cd" * 32),
         )
-    journal.checkpoint(appliance.signing_key, "dr.martin")
+    journal.checkpoint(appliance.signing_key, "dr.martin", box_key=appliance.box_key)
     scanned = 0
     for path, data in files_bytes(appliance.home):
         scanned += 1
@@ -198,7 +198,7 @@ def filled(appliance: Appliance, clock: Clock) -> Path:
     """Twelve entries in November with a checkpoint after the sixth; returns the month file."""
     journal = appliance.journal()
     fill(journal, 6)
-    journal.checkpoint(appliance.signing_key, "dr.martin")
+    journal.checkpoint(appliance.signing_key, "dr.martin", box_key=appliance.box_key)
     fill(journal, 5)
     assert verify_journal(appliance.home).ok
     return appliance.home / "journal" / "2026-11.jsonl"
@@ -241,8 +241,8 @@ def test_rewriting_the_whole_chain_is_caught_by_the_checkpoint(appliance: Applia
         rewritten.append(changed.to_line())
     filled.write_bytes(b"".join(rewritten))
     problems = verify_journal(appliance.home).problems
-    assert [p.kind for p in problems] == ["checkpoint"]
-    assert problems[0].index == 6
+    assert (problems[0].kind, problems[0].index) == ("checkpoint", 6)
+    assert {p.kind for p in problems} == {"checkpoint", "head"}  # journal.head names the real last entry
 
 
 def test_deleting_an_entry_is_caught(appliance: Appliance, filled: Path) -> None:
@@ -261,7 +261,7 @@ def test_deleting_the_last_entry_is_caught_by_the_paper_checkpoint(appliance: Ap
     paper = (head.index + 1, head.hash)
     assert verify_journal(appliance.home, paper=paper).ok
     filled.write_bytes(b"".join(lines_of(filled)[:-1]))
-    assert kinds_with_paper(appliance.home, paper) == ["paper"]
+    assert kinds_with_paper(appliance.home, paper) == ["head", "paper"]  # journal.head sees it too
 
 
 def kinds_with_paper(home: Path, paper: tuple[int, str]) -> list[str]:
@@ -282,7 +282,7 @@ def test_truncating_mid_line_is_caught(appliance: Appliance, filled: Path) -> No
     data = filled.read_bytes()
     filled.write_bytes(data[: len(data) - 40])
     problems = verify_journal(appliance.home).problems
-    assert [(p.kind, p.line) for p in problems] == [("truncated", 12)]
+    assert [(p.kind, p.line) for p in problems] == [("truncated", 12), ("head", None)]
 
 
 def test_replacing_a_whole_month_is_caught(appliance: Appliance, clock: Clock, tmp_path: Path) -> None:
@@ -307,7 +307,7 @@ def test_replacing_a_whole_month_is_caught(appliance: Appliance, clock: Clock, t
 
 def test_checkpoint_from_another_appliance_is_caught(appliance: Appliance, filled: Path) -> None:
     intruder = nacl.signing.SigningKey.generate()
-    appliance.journal().checkpoint(intruder, "dr.martin")
+    appliance.journal().checkpoint(intruder, "dr.martin", box_key=appliance.box_key)
     problems = verify_journal(appliance.home).problems
     assert [p.kind for p in problems] == ["checkpoint"]
     assert "autre poste" in problems[0].message_fr
@@ -338,7 +338,7 @@ def test_checkpoint_counts_and_text(appliance: Appliance, filled: Path) -> None:
 
 
 def test_paper_copy_skips_a_checkpoint_of_another_appliance(appliance: Appliance, filled: Path) -> None:
-    appliance.journal().checkpoint(nacl.signing.SigningKey.generate(), "dr.martin")
+    appliance.journal().checkpoint(nacl.signing.SigningKey.generate(), "dr.martin", box_key=appliance.box_key)
     assert journal_module.last_signed_checkpoint(appliance.home).index == 6
 
 
@@ -571,7 +571,7 @@ def small_journal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes
     journal = appliance.journal()
     for number in range(4):
         journal.append(user="dr.martin", action="view_patient", patient_id=f"pat-{number}", sealed={"n": number})
-    journal.checkpoint(appliance.signing_key, "dr.martin")
+    journal.checkpoint(appliance.signing_key, "dr.martin", box_key=appliance.box_key)
     journal.append(user="accueil", action="print_summary", patient_id="pat-9", details={"pages": 2})
     path = next((appliance.home / "journal").glob("*.jsonl"))
     return appliance.home, path.read_bytes()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import re
 from pathlib import Path
 
 import pytest
 
-from continuity import doctor, drill, pdf, prescribe
+from continuity import doctor, drill
 from continuity.journal import Journal, verify_journal
 from continuity.model import Patient, PrescriptionLine
 from continuity.session import Session, fixed_clock
 from tests.factories import small_practice
+from tests.prescribing_helpers import PRESCRIBER, PRESCRIBER_PASSPHRASE, with_prescriber
 from tests.transport_helpers import NOW, PASSPHRASE, USER, make_rig, use_weak_kdf
 from tests.unit.journal_helpers import files_bytes
 
@@ -35,6 +35,7 @@ def markers(patient: Patient) -> list[str]:
 def test_a_full_session_leaves_no_patient_data_in_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_weak_kdf(monkeypatch)
     rig = make_rig(tmp_path)
+    with_prescriber(rig)
     rig.ingest(rig.make(1))
     patients = [record for record in small_practice() if isinstance(record, Patient)]
     assert len(patients) > 5
@@ -42,20 +43,18 @@ def test_a_full_session_leaves_no_patient_data_in_clear(tmp_path: Path, monkeypa
     session = Session.unlock(rig.home, USER, PASSPHRASE, clock=fixed_clock(NOW))
     for patient in patients:
         session.open_patient(patient.id)
+    session.lock()
+    session = Session.unlock(rig.home, PRESCRIBER, PRESCRIBER_PASSPHRASE, clock=fixed_clock(NOW))
     view = session.open_patient("pat-qual")
-    prescriber = view.practitioners["prac-1"]
-    plan = prescribe.build(
-        view.summary,
-        prescriber,
+    signing = session.signing(session.signer())
+    plan = session.plan_prescription(
+        view, signing,
         new_lines=[PrescriptionLine(dci="paracétamol", strength="1 g", form="comprimé", posology="1 cp si douleur")],
-        now=NOW,
     )
-    prescription = prescribe.check_confirmed(plan, True)
-    document = pdf.render_prescription(prescription, snapshot_created_at=NOW - dt.timedelta(hours=5))
-    prescribe.record_issued(session.journal, prescription, document, user=USER, snapshot_seq=session.sequence)
+    session.issue_prescription(plan, signing, acknowledged={w.code for w in plan.warnings})
     session.lock()
     drill.run_drill(
-        lambda: Session.unlock(rig.home, USER, PASSPHRASE, clock=fixed_clock(NOW)),
+        lambda: Session.unlock(rig.home, PRESCRIBER, PRESCRIBER_PASSPHRASE, clock=fixed_clock(NOW)),
         patient_search="rousseau",
         out_dir=tmp_path / "drill-out",
         printer=lambda pdf_bytes, save_to: "imprimé",

@@ -15,7 +15,7 @@ from typing import Any
 import pypdf
 import pytest
 
-from continuity import pdf, prescribe
+from continuity import pdf
 from continuity.errors import RenderError
 from continuity.model import (
     Allergy,
@@ -25,6 +25,7 @@ from continuity.model import (
     Prescription,
     Sex,
 )
+from continuity.prescribing import printed, rules
 from tests.unit.pdf_fixtures import (
     HOSTILE_NAMES,
     LONG_NAME,
@@ -128,7 +129,7 @@ def test_standard_form_carries_every_mandatory_mention(tmp_path: Path) -> None:
         # patient: surname, first names, sex, date of birth, weight and height with their date
         "GAËL Noé",
         "Sexe : Masculin",
-        "Né(e) le 02/06/2019 (7 ans)",
+        "Né le 02/06/2019 (7 ans)",
         "Poids : 22,5 kg (mesuré le 01/11/2026)",
         "Taille : 118 cm (mesurée le 01/11/2026)",
         # the line: DCI, strength, form, route, posology, duration, renewals, non-substitution
@@ -168,17 +169,17 @@ def test_no_image_and_no_2d_code_in_any_form(tmp_path: Path) -> None:
 
 
 def test_bizone_headings_verbatim_and_lines_in_their_zone(tmp_path: Path) -> None:
-    plan = prescribe.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
+    plan = rules.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
     assert plan.prescription.is_bizone
     text = flat(pdf_text(_render(plan.prescription), tmp_path)[0])
-    top = text.index(prescribe.ALD_HEADING)
-    bottom = text.index(prescribe.OTHER_HEADING)
+    top = text.index(printed.ALD_HEADING)
+    bottom = text.index(printed.OTHER_HEADING)
     assert top < bottom
-    assert prescribe.ALD_HEADING == (
+    assert printed.ALD_HEADING == (
         "Prescriptions relatives au traitement de l'affection de longue durée reconnue "
         "(liste ou hors liste) (AFFECTION EXONÉRANTE)"
     )
-    assert prescribe.OTHER_HEADING == (
+    assert printed.OTHER_HEADING == (
         "Prescriptions SANS RAPPORT avec l'affection de longue durée (MALADIES INTERCURRENTES)"
     )
     for ald_drug in ("metformine", "insuline glargine"):
@@ -192,7 +193,7 @@ def test_bizone_headings_verbatim_and_lines_in_their_zone(tmp_path: Path) -> Non
 def test_bizone_empty_zone_says_nothing_can_be_added(tmp_path: Path) -> None:
     p = prescription([line("metformine", ald_related=True)])
     text = flat(pdf_text(_render(p), tmp_path)[0])
-    bottom = text.index(prescribe.OTHER_HEADING)
+    bottom = text.index(printed.OTHER_HEADING)
     assert "— néant —" in text[bottom:]
 
 
@@ -202,11 +203,23 @@ def test_standard_form_when_no_line_is_ald(tmp_path: Path) -> None:
     assert "MALADIES INTERCURRENTES" not in text
 
 
+def test_a_bizone_zone_continued_on_the_next_page_repeats_its_heading(tmp_path: Path) -> None:
+    lines = [replace(line(f"médicament-{i:02d}"), ald_related=i <= 12) for i in range(1, 15)]
+    pages = [flat(page) for page in pdf_text(_render(prescription(lines)), tmp_path)]
+    assert len(pages) == 2
+    assert "AFFECTION EXONÉRANTE" in pages[0] and "MALADIES INTERCURRENTES" not in pages[0]
+    # Page 2 opens on the ALD zone again, with its heading, before the other zone.
+    second = pages[1]
+    order = [second.index(text) for text in ("AFFECTION EXONÉRANTE", "médicament-12", "MALADIES INTERCURRENTES")]
+    assert order == sorted(order)
+    assert "Dr Hélène Zoé Lefèvre-Çelik — N° RPPS : 10101234567" in second
+
+
 def test_accents_survive(tmp_path: Path) -> None:
     p = prescription([line("lévothyroxine sodique", strength="75 µg", posology="½ comprimé à jeun, œuf évité")])
     text = flat(pdf_text(_render(p), tmp_path)[0])
     for word in ("Lefèvre-Çelik", "N'DIAYE (Dupré) Aïssatou Éléonore", "lévothyroxine", "75 µg", "½ comprimé",
-                 "œuf évité", "Féminin", "Né(e)"):
+                 "œuf évité", "Féminin", "Née le 14/03/1958"):
         assert word in text, word
 
 
@@ -221,7 +234,9 @@ def test_twelve_lines_spill_onto_two_numbered_pages(tmp_path: Path) -> None:
         assert "28/11/2026" in text
         assert "instantané du 27/11/2026" in text
     second = flat(pages[1])
-    assert "né(e) le 14/03/1958 — ordonnance du 28/11/2026" in second
+    # Every page after the first repeats who signs (name and RPPS) and for whom.
+    assert "Dr Hélène Zoé Lefèvre-Çelik — N° RPPS : 10101234567" in second
+    assert "née le 14/03/1958 — ordonnance du 28/11/2026" in second
     # The signature follows the last line on the last page, never alone on a page.
     assert "médicament-12" in second and "Signature du Dr" in second
     assert second.index("médicament-12") < second.index("Signature du Dr")
@@ -275,7 +290,7 @@ def test_hostile_text_prints_literally_and_fetches_nothing(
 def test_rtl_name_does_not_disturb_the_mentions_around_it(tmp_path: Path) -> None:
     p = prescription([line()], the_patient=patient(birth_name="العربية", birth_given_names=("שלום",)))
     text = flat(pdf_text(_render(p), tmp_path)[0])
-    assert "Sexe : Féminin — Né(e) le 14/03/1958 (68 ans)" in text
+    assert "Sexe : Féminin — Née le 14/03/1958 (68 ans)" in text
     assert "1. paracétamol 500 mg, gélule, voie orale" in text
 
 
@@ -319,16 +334,16 @@ def test_url_fetcher_serves_forms_files() -> None:
 
 
 def test_preview_shows_exactly_the_printed_text(tmp_path: Path) -> None:
-    plan = prescribe.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
-    printed = flat(" ".join(pdf_text(_render(plan.prescription), tmp_path)))
-    preview = prescribe.preview_text(plan.prescription, snapshot_created_at=SNAPSHOT_AT)
+    plan = rules.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
+    on_paper = flat(" ".join(pdf_text(_render(plan.prescription), tmp_path)))
+    preview = printed.preview_text(plan.prescription, snapshot_created_at=SNAPSHOT_AT)
     for row in preview.splitlines():
         row = row.strip().strip("┌└─").strip()
         if not row:
             continue
         if row.startswith("Patient : "):
             row = row  # the form prints the same label
-        assert flat(row) in printed, row
+        assert flat(row) in on_paper, row
 
 
 def test_summary_lists_allergies_first_and_the_snapshot_date(tmp_path: Path) -> None:
@@ -341,7 +356,7 @@ def test_summary_lists_allergies_first_and_the_snapshot_date(tmp_path: Path) -> 
     for mention in (
         "Cabinet médical des Pentes",
         "N'DIAYE (Dupré) Aïssatou Éléonore",
-        "Né(e) le 14/03/1958",
+        "Née le 14/03/1958",
         "Sexe : Féminin",
         "Pénicillines — urticaire",
         "Diabète de type 2 — ALD",
@@ -404,7 +419,7 @@ def test_pages_as_png_for_a_human_look(tmp_path: Path) -> None:
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (poppler-utils) is not installed: scripts/bootstrap.sh --test installs it")
     ARTIFACTS.mkdir(exist_ok=True)
-    plan = prescribe.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
+    plan = rules.build(ald_summary(), practitioner(), renew="all", new_lines=[line()], now=NOW)
     documents = {
         "ordonnance-enfant": _render(_child_prescription()),
         "bizone": _render(plan.prescription, duplicate=True),

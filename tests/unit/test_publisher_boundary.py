@@ -21,10 +21,12 @@ APPLIANCE_MODULES = [
     "continuity.status",
     "continuity.session",
     "continuity.journal",
-    "continuity.prescribe",
+    "continuity.prescribing.rules",
+    "continuity.prescribing.issuing",
     "continuity.display",
 ]
-PUBLISHER_MODULES = {"continuity.fhir", "continuity.snapshot_build", "continuity.intake", "continuity.import_report"}
+PUBLISHER_MODULES = {"continuity.fhir", "continuity.snapshot_build", "continuity.intake", "continuity.import_report",
+                     "continuity.drugs.bdpm"}
 
 
 def run(script: str) -> str:

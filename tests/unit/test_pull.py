@@ -23,15 +23,18 @@ from tests.transport_helpers import (
     SnapshotHandler,
     SnapshotServer,
     assert_untouched,
+    isolate_network_environment,
     make_rig,
+    proxying,
     serving,
     use_weak_kdf,
 )
 
 
 @pytest.fixture(autouse=True)
-def _weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+def _weak_kdf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     use_weak_kdf(monkeypatch)
+    isolate_network_environment(monkeypatch, tmp_path / "user-home")
 
 
 @pytest.fixture
@@ -45,9 +48,10 @@ def server() -> object:
         yield running
 
 
-def puller(rig: Rig, sleeps: list[float] | None = None, **options: object) -> Puller:
+def puller(rig: Rig, sleeps: list[float] | None = None, *, real_sleep: bool = False, **options: object) -> Puller:
     recorded = sleeps if sleeps is not None else []
-    return Puller(rig.store, PullOptions(**options), sleep=recorded.append)  # type: ignore[arg-type]
+    sleep = time.sleep if real_sleep else recorded.append
+    return Puller(rig.store, PullOptions(**options), sleep=sleep)  # type: ignore[arg-type]
 
 
 def last_attempt(rig: Rig) -> dict[str, object]:
@@ -342,3 +346,233 @@ def test_redirect_and_basic_credentials_never_recorded(rig: Rig, server: Snapsho
     assert "Authorization" not in server.requests[1][1]  # not forwarded to another host
     state_text = (rig.home / "state.json").read_text()
     assert "s3cret" not in state_text and "token" not in state_text
+
+
+# --- issue #13: one deadline for the whole pull, whatever the server drips ----------------------------
+
+
+def drip_forever(handler: SnapshotHandler, prefix: bytes, unit: bytes, stop: threading.Event) -> None:
+    """Send `prefix`, then `unit` every 50 ms: never silent long enough for a read timeout.
+
+    Bounded at 8 s so that a pull without a deadline (the bug) fails the test instead of hanging it.
+    """
+    handler.wfile.write(prefix)
+    ends = time.monotonic() + 8
+    while not stop.is_set() and time.monotonic() < ends:
+        handler.wfile.write(unit)
+        time.sleep(0.05)
+
+
+def pull_against_drip(rig: Rig, server: SnapshotServer, prefix: bytes, unit: bytes) -> float:
+    stop = threading.Event()
+    server.behaviour["/drip"] = lambda handler: drip_forever(handler, prefix, unit, stop)
+    before = rig.snapshot_state()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError, match="deadline"):
+            puller(rig, deadline=1.0, read_timeout=5, retries=2).pull(server.url("/drip"), now=NOW)
+    finally:
+        stop.set()
+    assert_untouched(rig, before)
+    return time.monotonic() - started
+
+
+def test_a_status_line_dripped_byte_by_byte_is_cut_at_the_deadline(rig: Rig, server: SnapshotServer) -> None:
+    # Before: each byte arrived within the read timeout, so the pull waited as long as the server liked.
+    assert pull_against_drip(rig, server, b"HTTP/1.1 200 ", b"O") < 3
+
+
+def test_a_header_dripped_byte_by_byte_is_cut_at_the_deadline(rig: Rig, server: SnapshotServer) -> None:
+    assert pull_against_drip(rig, server, b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a") < 3
+
+
+def test_a_chunk_size_line_that_never_ends_is_cut_at_the_deadline(rig: Rig, server: SnapshotServer) -> None:
+    prefix = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert pull_against_drip(rig, server, prefix, b"0") < 3
+
+
+def test_the_deadline_bounds_every_attempt_and_wait_together(rig: Rig, server: SnapshotServer) -> None:
+    # Before: the deadline applied to each attempt, and the waits between attempts came on top.
+    server.behaviour["/busy"] = lambda handler: handler.send_error(503)
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="no time left|deadline"):
+        puller(rig, real_sleep=True, deadline=1.5, retries=10, backoff=0.2).pull(server.url("/busy"), now=NOW)
+    assert time.monotonic() - started < 2.5
+    assert 3 <= len(server.requests) <= 5  # waits of 0.2, 0.4, 0.8 s fit; 1.6 s does not
+
+
+def test_default_deadline_ends_the_pull_before_systemd_kills_it() -> None:
+    # The unit's TimeoutStartSec would kill a pull that runs longer: killed, it records nothing. The
+    # behaviour (one deadline for everything) is tested above; this checks the default against the unit.
+    unit = (Path(__file__).resolve().parents[2] / "deploy" / "continuity-pull.service").read_text()
+    lines = [line.split("=", 1)[1].strip() for line in unit.splitlines() if line.startswith("TimeoutStartSec=")]
+    if not lines:
+        pytest.skip("the unit sets no TimeoutStartSec")
+    from continuity.publish import parse_duration
+
+    limit = parse_duration(lines[-1].replace("min", "m")).total_seconds()
+    options = PullOptions()
+    assert options.deadline + options.connect_timeout < limit
+
+
+# --- issue #13: nothing a server answers can grow the state or make an alarm vanish -------------------
+
+
+def test_huge_reason_phrases_neither_grow_the_state_nor_drop_the_alarm(rig: Rig, server: SnapshotServer) -> None:
+    from continuity import status
+    from continuity.errors import UntrustedSigner
+    from continuity.store import MAX_DETAIL
+
+    server.files["/snap"] = rig.make(1).read_bytes()
+    puller(rig).pull(server.url("/snap"), now=NOW)
+    import nacl.signing
+
+    server.files["/snap"] = rig.make(2, signing_key=nacl.signing.SigningKey.generate()).read_bytes()
+    with pytest.raises(UntrustedSigner):
+        puller(rig).pull(server.url("/snap"), now=NOW)
+    assert status.compute_status(rig.home, now=NOW).code == status.CRITICAL
+
+    def not_found(handler: SnapshotHandler) -> None:
+        # 65,000 bytes of 0xE9: latin-1 "é", written "\u00e9" (6 bytes) in JSON: 390 KB per attempt.
+        handler.wfile.write(b"HTTP/1.1 404 " + b"\xe9" * 65000 + b"\r\nContent-Length: 0\r\n\r\n")
+
+    server.behaviour["/gone"] = not_found
+    for _ in range(3):
+        with pytest.raises(TransportError, match="404"):
+            puller(rig).pull(server.url("/gone"), now=NOW)
+    assert (rig.home / "state.json").stat().st_size < 64 * 1024
+    last = last_attempt(rig)
+    assert isinstance(last["detail"], str) and len(last["detail"]) <= MAX_DETAIL
+    report = status.compute_status(rig.home, now=NOW)
+    assert report.code == status.CRITICAL
+    assert any("untrusted_signer" in problem for problem in report.problems)
+
+
+def test_hostile_validators_are_not_sent_back(rig: Rig, server: SnapshotServer) -> None:
+    data = rig.make(1).read_bytes()
+
+    def odd(handler: SnapshotHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("ETag", '"ok\x7f' + "x" * 5000 + '"')
+        handler.send_header("Last-Modified", "Sat, 28 Nov 2026 05:00:00 GMT")
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    server.behaviour["/odd"] = odd
+    puller(rig).pull(server.url("/odd"), now=NOW)
+    puller(rig).pull(server.url("/odd"), now=NOW)
+    second = server.requests[1][1]
+    assert "If-None-Match" not in second  # not printable ASCII, and too long: dropped, never stored
+    assert second["If-Modified-Since"] == "Sat, 28 Nov 2026 05:00:00 GMT"
+
+
+# --- issue #12 item 8: the standard proxy variables and netrc ---------------------------------------
+
+
+def test_https_through_a_proxy_with_credentials_never_recorded(
+    rig: Rig, tls_server: SnapshotServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tls_server.files["/snap"] = rig.make(1).read_bytes()
+    url = tls_server.url("/snap").replace("http://", "https://cabinet:s3cret@")
+    ca_file = tls_server.ca_file  # type: ignore[attr-defined]
+    with proxying(credentials="proxyuser:pr0xy-pass") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url("proxyuser:pr0xy-pass"))
+        with caplog.at_level("DEBUG"):
+            assert puller(rig, ca_file=ca_file).pull(url, now=NOW).outcome == "accepted"
+        assert [(method, target) for method, target, _ in proxy.seen] == [
+            ("CONNECT", tls_server.url("")[len("http://") :])
+        ]
+        connect_headers = proxy.seen[0][2]
+        assert connect_headers["Proxy-Authorization"] == "Basic cHJveHl1c2VyOnByMHh5LXBhc3M="
+        assert "Authorization" not in connect_headers  # the server's credentials travel inside TLS only
+    server_headers = tls_server.requests[0][1]
+    assert server_headers["Authorization"] == "Basic Y2FiaW5ldDpzM2NyZXQ="
+    assert "Proxy-Authorization" not in server_headers
+    recorded = (rig.home / "state.json").read_text() + "".join(p.read_text() for p in (rig.home / "journal").glob("*"))
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in ("pr0xy-pass", "proxyuser", "s3cret"):
+        assert secret not in recorded and secret not in logged
+
+
+def test_http_through_a_proxy_and_no_proxy(rig: Rig, server: SnapshotServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/snap"] = rig.make(1).read_bytes()
+    with proxying() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url())
+        assert puller(rig).pull(server.url("/snap"), now=NOW).outcome == "accepted"
+        assert [(method, target) for method, target, _ in proxy.seen] == [("GET", server.url("/snap"))]
+        # NO_PROXY names the host: straight to the server, the proxy sees nothing more.
+        monkeypatch.setenv("NO_PROXY", "example.org, 127.0.0.1")
+        assert puller(rig).pull(server.url("/snap"), now=NOW).outcome == "unchanged"
+        assert len(proxy.seen) == 1 and len(server.requests) == 2
+
+
+def test_a_proxy_that_is_down_or_refuses(rig: Rig, server: SnapshotServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/snap"] = rig.make(1).read_bytes()
+    with SnapshotServer() as closed:
+        down = closed.url("")
+    monkeypatch.setenv("HTTP_PROXY", down)
+    with pytest.raises(TransportError, match="through the proxy"):
+        puller(rig, retries=1, backoff=0).pull(server.url("/snap"), now=NOW)
+    assert server.requests == []
+    with proxying(credentials="a:b") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url("a:wrong"))
+        with pytest.raises(TransportError, match="407"):
+            puller(rig).pull(server.url("/snap"), now=NOW)
+    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(TransportError, match="only http:// proxies"):
+        puller(rig).pull(server.url("/snap"), now=NOW)
+
+
+def test_https_proxy_refusing_the_tunnel_is_not_retried(
+    rig: Rig, tls_server: SnapshotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[float] = []
+    with proxying(credentials="a:b") as proxy:
+        monkeypatch.setenv("https_proxy", proxy.url())
+        url = tls_server.url("/snap").replace("http://", "https://")
+        with pytest.raises(TransportError, match="407"):
+            puller(rig, sleeps, ca_file=tls_server.ca_file).pull(url, now=NOW)  # type: ignore[attr-defined]
+        assert len(proxy.seen) == 1 and sleeps == []
+
+
+def test_netrc_credentials_go_to_their_host_only(rig: Rig, server: SnapshotServer, tmp_path: Path) -> None:
+    try:
+        socket.gethostbyname("localhost")
+    except OSError:
+        pytest.skip("'localhost' does not resolve on this machine (no /etc/hosts entry)")
+    data = rig.make(1).read_bytes()
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine 127.0.0.1 login cabinet password n3trc-pass\ndefault login any password leak\n")
+    netrc_file.chmod(0o600)
+
+    def moved(handler: SnapshotHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", server.url("/final").replace("127.0.0.1", "localhost"))
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    server.behaviour["/old"] = moved
+    server.files["/final"] = data
+    assert puller(rig, netrc_file=netrc_file).pull(server.url("/old"), now=NOW).outcome == "accepted"
+    assert server.requests[0][1]["Authorization"] == "Basic Y2FiaW5ldDpuM3RyYy1wYXNz"
+    assert "Authorization" not in server.requests[1][1]  # localhost has no entry; `default` is never used
+    assert "n3trc-pass" not in (rig.home / "state.json").read_text()
+
+
+def test_netrc_is_found_where_systemd_and_users_put_it(
+    rig: Rig, server: SnapshotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.files["/snap"] = rig.make(1).read_bytes()
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "netrc").write_text("machine 127.0.0.1 login unit password from-systemd\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    puller(rig).pull(server.url("/snap"), now=NOW)
+    assert server.requests[-1][1]["Authorization"] == "Basic dW5pdDpmcm9tLXN5c3RlbWQ="
+    broken = tmp_path / "broken-netrc"
+    broken.write_text("machine 127.0.0.1 login x password secret-token extra-garbage\n")
+    monkeypatch.setenv("NETRC", str(broken))
+    with pytest.raises(TransportError, match="not a valid netrc file") as caught:
+        puller(rig).pull(server.url("/snap"), now=NOW)
+    assert "secret-token" not in str(caught.value)

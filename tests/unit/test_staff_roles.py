@@ -21,7 +21,7 @@ from continuity.keys import Role, StaffMember
 from tests.transport_helpers import use_weak_kdf
 
 DOCTOR_PASSPHRASE = "cheval correct agrafe"
-DESK_PASSPHRASE = "bureau accueil lumineux"
+DESK_PASSPHRASE = "bureau lumineux cerise"
 OTHER_PASSPHRASE = "une autre phrase longue"
 RPPS = "10101010105"
 OTHER_RPPS = "10000000009"

@@ -51,7 +51,7 @@ def day_list_text(day: dt.date, today: dt.date, entries: list[AgendaEntry],
         for entry in group:
             phone = ", ".join(display.fr_phone(p) for p in entry.patient.phones) or "pas de téléphone"
             lines.append(
-                f"  {display.local(entry.appointment.start):%H:%M}  {display.names_label(entry.patient)} "
+                f"  {display.local(entry.appointment.start):%H:%M}  {display.patient_name(entry.patient)} "
                 f"({display.born_label(entry.patient)})  tél. {phone}"
                 + (f"  — {entry.appointment.description}" if entry.appointment.description else "")
             )
@@ -123,7 +123,7 @@ class AgendaScreen(SessionScreen):
                 phones = [display.fr_phone(p) for p in entry.patient.phones]
                 table.add_row(
                     Text(f"{display.local(entry.appointment.start):%H:%M}"),
-                    cell(display.names_label(entry.patient), style="bold"),
+                    cell(display.patient_name(entry.patient), style="bold"),
                     Text(display.fr_date(entry.patient.birth_date, unknown="inconnue")),
                     cell(phones[0] if phones else "—"),
                     cell(entry.appointment.description or "—"),

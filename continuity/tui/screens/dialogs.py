@@ -72,15 +72,23 @@ def help_text(*, idle_minutes: float, print_folder: str, keep_days: int) -> str:
         ),
         "",
         "Dossier patient",
-        *_keys([("o", "ordonnance"), ("p", "imprimer le résumé du dossier"), ("↑ ↓", "faire défiler")]),
-        "",
-        "Ordonnance",
         *_keys([
-            ("Espace", "cocher / décocher le traitement surligné"),
-            ("a", "ajouter une ligne"),
-            ("m", "choisir le prescripteur"),
-            ("Entrée / p", "imprimer ce que montre l'aperçu ; s'il y a des alertes, une confirmation "
-                           "demande de taper o"),
+            ("o", "ordonnance (traitements au long cours cochés ; Entrée : imprimer)"),
+            ("p", "imprimer le résumé du dossier"),
+            ("↑ ↓", "faire défiler"),
+        ]),
+        "",
+        "Ordonnance (médecin prescripteur connecté ; l'accueil n'en établit pas)",
+        *_keys([
+            ("Espace", "cocher [✓] / décocher [ ] la ligne surlignée ; les stupéfiants et les produits "
+                       "hospitaliers ne se cochent pas"),
+            ("a", "ajouter une ligne (DCI complétée d'après la référence, dosage, forme, voie, "
+                  "posologie, durée, ALD)"),
+            ("Suppr", "retirer une ligne ajoutée ; v : choisir la voie"),
+            ("m", "faire signer un autre praticien du cabinet (journalisé)"),
+            ("Entrée / p", "imprimer ce que montre l'aperçu ; chaque alerte se confirme à part, en "
+                           "tapant ce qu'elle demande"),
+            ("Échap", "revenir (une ordonnance modifiée demande confirmation)"),
         ]),
         "",
         "Agenda",

@@ -14,8 +14,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from continuity import display, flags, prescribe
+from continuity import display, flags
 from continuity.model import AllergyStatus, PatientSummary, Practitioner
+from continuity.prescribing import rules
 from continuity.session import PatientView
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
@@ -53,7 +54,7 @@ def allergy_class(summary: PatientSummary) -> str:
 def weight_line(summary: PatientSummary, today: dt.date) -> str:
     """'Poids : 83,4 kg, le 23/12/2023 — il y a 3 ans', then the height; a child's stale weight is flagged.
 
-    How old a child's weight may be comes from the prescription rules (prescribe.py), so the screen
+    How old a child's weight may be comes from the prescription rules (prescribing/rules.py), so the screen
     warns exactly when an ordonnance would.
     """
     weight, height = summary.latest("weight"), summary.latest("height")
@@ -68,9 +69,9 @@ def child_weight_warning(summary: PatientSummary, today: dt.date) -> str:
     """For a child, a weight missing or older than the rules allow, in words; '' otherwise."""
     patient = summary.patient
     age = patient.age_on(today)
-    if age is None or age >= prescribe.ADULT_AGE:
+    if age is None or age >= rules.ADULT_AGE:
         return ""
-    limit = prescribe.INFANT_WEIGHT_MAX_DAYS if age < prescribe.INFANT_AGE else prescribe.CHILD_WEIGHT_MAX_DAYS
+    limit = rules.INFANT_WEIGHT_MAX_DAYS if age < rules.INFANT_AGE else rules.CHILD_WEIGHT_MAX_DAYS
     weight = summary.latest("weight")
     months = max(1, round(limit / 30.5))
     child = f"enfant de {display.age_label(patient, today)}"

@@ -27,6 +27,10 @@ COUNT_LABELS = {
     "recent_prescription": "Prescriptions récentes",
     "measurement": "Mesures",
     "appointment": "Rendez-vous",
+    "drug_product": "Médicaments (référence)",
+    "drug_substance": "Substances",
+    "drug_cip13": "Codes CIP13",
+    "drug_resolution": "Lignes de traitement distinctes",
 }
 
 

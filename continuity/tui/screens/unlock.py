@@ -21,18 +21,12 @@ from textual.widgets import Footer, Input, Label, LoadingIndicator, Select, Stat
 from continuity.errors import AuthenticationError, ContinuityError
 from continuity.session import Session
 
+# One schedule for every way in; the command line also keeps the count in the home (continuity/throttle.py).
+from continuity.throttle import FREE_TRIES, MAX_DELAY_SECONDS, delay_after  # noqa: F401
+
 if TYPE_CHECKING:
     from continuity.tui.app import ContinuityApp
 
-FREE_TRIES = 5
-MAX_DELAY_SECONDS = 60
-
-
-def delay_after(failures: int) -> int:
-    """Seconds to wait before the next try: none for the first 5 failures, then 2, 4, 8... up to 60."""
-    if failures < FREE_TRIES:
-        return 0
-    return int(min(MAX_DELAY_SECONDS, 2 ** (failures - FREE_TRIES + 1)))
 
 
 @dataclass
