@@ -17,7 +17,7 @@ from tests.transport_helpers import PRACTICE, Rig
 
 BDPM_FIXTURE = Path(__file__).resolve().parent / "data" / "bdpm"
 PRESCRIBER = "dr.valide"
-PRESCRIBER_PASSPHRASE = "ordonnance valide quinze"
+PRESCRIBER_PASSPHRASE = "ordonnance bleue quinze mardi"
 PRESCRIBER_RPPS = "10001234565"  # passes the RPPS check digit
 
 

@@ -302,8 +302,8 @@ def test_preview_shows_the_text_and_the_warnings_with_codes_and_writes_nothing(
     assert "AFFECTION EXONÉRANTE" in stdout and "4. amoxicilline 1 g, comprimé, voie orale" in stdout
     assert "À confirmer [allergy] : ALLERGIE" in stderr and "Pénicillines" in stderr
     assert not list(tmp_path.glob("*.pdf"))
-    # Only the journal (viewing the patient is recorded) changed in the home.
-    assert {p for p in sorted(p.name for p in home.iterdir())} - set(before) <= {"journal"}
+    # Only the journal and its head record (viewing the patient is recorded) changed in the home.
+    assert {p for p in sorted(p.name for p in home.iterdir())} - set(before) <= {"journal", "journal.head"}
 
 
 def test_out_is_required_without_preview(db_path: Path, home: Path) -> None:

@@ -404,7 +404,7 @@ def test_the_deadline_bounds_every_attempt_and_wait_together(rig: Rig, server: S
 def test_default_deadline_ends_the_pull_before_systemd_kills_it() -> None:
     # The unit's TimeoutStartSec would kill a pull that runs longer: killed, it records nothing. The
     # behaviour (one deadline for everything) is tested above; this checks the default against the unit.
-    unit = (Path(__file__).resolve().parents[2] / "deploy" / "continuity-pull.service").read_text()
+    unit = (Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "continuity-pull.service").read_text()
     lines = [line.split("=", 1)[1].strip() for line in unit.splitlines() if line.startswith("TimeoutStartSec=")]
     if not lines:
         pytest.skip("the unit sets no TimeoutStartSec")
