@@ -228,7 +228,7 @@ async def test_f2_starts_a_new_search_from_a_patient(make_app: AppMaker) -> None
 
 
 async def test_f2_from_an_ordonnance_asks_before_dropping_it(make_app: AppMaker) -> None:
-    app = make_app()
+    app = make_app(prescriber=True)  # reception cannot open an ordonnance
     async with app.run_test(size=SIZE) as pilot:
         await unlock(pilot)
         await open_by_search(pilot, "rousseau")
