@@ -301,6 +301,8 @@ def run(patients: int, desks: int, cache: Path) -> dict[str, Any]:
         result["baseline"] = sampler.snapshot()
         result["baseline_hwm"] = max(v for _, v in sampler.hwm.values())
         bench.press(first, "C-q")
+        bench.wait_for(first, "Quitter Continuity ?")  # quitting asks first
+        bench.press(first, "o")
         time.sleep(3)
         sampler.hwm.clear()
 

@@ -325,6 +325,7 @@ def _search_row(result: SearchResult, today: dt.date) -> dict[str, object]:
         "ins": patient.ins,
         "homonyms": result.homonyms,
         "score": result.score,
+        "close": result.close,  # second tier: a name as heard (same sound or one typing error)
     }
 
 
@@ -360,6 +361,7 @@ def search_command(
         return
     for result in results:
         warning = "  ⚠ Homonyme : vérifier la date de naissance" if result.homonyms else ""
+        warning += "  ≈ orthographe proche" if result.close else ""
         status = display.IDENTITY_STATUS_FR[result.patient.identity_status]
         click.echo(
             f"{result.patient.id:14} {display.identity_line(result.patient)} "
@@ -1633,8 +1635,12 @@ def _open_desk(home: Path, name: str) -> None:
               help="Lock after this many minutes without a key press (0: never).")
 @click.option("--today", help="Fixed clock for tests and demos: AAAA-MM-JJ or an ISO date-time.")
 @click.option("--desk", "desk_name", help="The desk this interface serves (the forced command of an SSH desk key).")
+@click.option("--print-folder", type=click.Path(file_okay=False, path_type=Path), envvar="CONTINUITY_PRINT_FOLDER",
+              help="Where documents go when no printer works (default: impressions/ in the appliance home).")
+@click.option("--print-keep-days", type=click.IntRange(1, 365), default=7, show_default=True,
+              envvar="CONTINUITY_PRINT_KEEP_DAYS", help="Documents saved there are deleted after this many days.")
 def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minutes: float, today: str | None,
-                desk_name: str | None) -> None:  # fmt: skip
+                desk_name: str | None, print_folder: Path | None, print_keep_days: int) -> None:  # fmt: skip
     """Open the receptionist's screen: unlock, search a patient, read the summary, agenda, ordonnance."""
     from continuity.tui.app import make_app, parse_today
 
@@ -1648,7 +1654,8 @@ def tui_command(home: Path | None, db: Path | None, user: str | None, idle_minut
             raise click.UsageError("--desk ouvre l'appareil lui-même : pas de --db")
         home = home or _default_home_path()
         _open_desk(home, desk_name)
-    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, desk=desk_name).run()
+    make_app(home=home, db=db, user=user, idle_minutes=idle_minutes, today=today, desk=desk_name,
+             print_folder=print_folder, print_keep_days=print_keep_days).run()
 
 
 @cli.command("demo")

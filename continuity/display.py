@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import re
 import zoneinfo
 from typing import Any
 
-from continuity.model import AllergyStatus, IdentityStatus, Patient, PatientSummary, Sex, Treatment
+from continuity.model import AllergyStatus, IdentityStatus, Measurement, Patient, PatientSummary, Sex, Treatment
 
 # Times are stored in UTC and shown to people in the practice's time zone.
 PRACTICE_TZ = zoneinfo.ZoneInfo("Europe/Paris")
@@ -49,14 +50,83 @@ def fr_number(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
 
+WEEKDAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+MONTHS_FR = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)
+
+
+def fr_long_date(value: dt.date | dt.datetime) -> str:
+    """'vendredi 5 décembre 2026' ('1er' for the first of the month); a datetime adds 'à 02:13'."""
+    moment = local(value) if isinstance(value, dt.datetime) else None
+    day = moment.date() if moment is not None else value
+    assert isinstance(day, dt.date)
+    text = f"{WEEKDAYS_FR[day.weekday()]} {'1er' if day.day == 1 else day.day} {MONTHS_FR[day.month - 1]} {day.year}"
+    return text + (f" à {moment:%H:%M}" if moment is not None else "")
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """'1 ligne', '3 lignes': French typography instead of 'ligne(s)'."""
+    return f"{count} {singular if count < 2 else (plural_form or singular + 's')}"
+
+
+def elapsed(day: dt.date, today: dt.date) -> str:
+    """How long ago a day was, in words: "aujourd'hui", 'hier', 'il y a 12 jours', '3 mois', '3 ans'."""
+    days = (today - day).days
+    if days < 0:
+        return "à une date future"
+    if days == 0:
+        return "aujourd'hui"
+    if days == 1:
+        return "hier"
+    if days < 60:
+        return f"il y a {days} jours"
+    months = (today.year - day.year) * 12 + today.month - day.month - (today.day < day.day)
+    if months < 24:
+        return f"il y a {plural(months, 'mois', 'mois')}"
+    # Rounded, not truncated: a weight of 35 months ago is "3 ans" old, not "2 ans".
+    return f"il y a {plural(round(months / 12), 'an')}"
+
+
+def measure_line(measure: Measurement, today: dt.date) -> str:
+    """'83,4 kg, le 23/12/2023 — il y a 3 ans' (decimal comma, date and age of the measure)."""
+    text = f"{fr_number(measure.value)} {measure.unit}"
+    if measure.measured_on is None:
+        return text + ", date inconnue"
+    return f"{text}, le {fr_date(measure.measured_on)} — {elapsed(measure.measured_on, today)}"
+
+
+_FRENCH_NUMBER = re.compile(r"^(?:\+33|0033)(\d{9})$|^(0\d{9})$")
+
+
+def fr_phone(number: str) -> str:
+    """A French number in the national format, '+33 6 39 98 63 93' → '06 39 98 63 93'; others unchanged."""
+    compact = re.sub(r"[\s.\-()]", "", number)
+    compact = compact.replace("+330", "+33", 1) if compact.startswith("+330") else compact
+    match = _FRENCH_NUMBER.match(compact)
+    if match is None:
+        return number.strip()
+    digits = match[2] or "0" + match[1]
+    return " ".join(digits[i:i + 2] for i in range(0, 10, 2))
+
+
 def count_label(count: int, singular: str, plural: str) -> str:
     """'1 ligne', '3 lignes', 'aucune ligne' is left to the caller: French agreement, never 'ligne(s)'."""
     return f"{count} {singular if count <= 1 else plural}"
 
 
 def born_label(patient: Patient) -> str:
+    # "né(e)" only when the sex is not known: the sex is shown beside it anyway.
     prefix = {Sex.FEMALE: "née", Sex.MALE: "né"}.get(patient.sex, "né(e)")
     return f"{prefix} le {fr_date(patient.birth_date)}"
+
+
+def deceased_label(patient: Patient) -> str:
+    """'DÉCÉDÉE le 03/02/2025' (the date when the source gives it), agreeing with the sex."""
+    word = {Sex.FEMALE: "DÉCÉDÉE", Sex.MALE: "DÉCÉDÉ"}.get(patient.sex, "DÉCÉDÉ(E)")
+    when = f" le {fr_date(patient.deceased_date)}" if patient.deceased_date else " (date non renseignée)"
+    return word + when
 
 
 def age_label(patient: Patient, today: dt.date) -> str:
@@ -87,6 +157,8 @@ def identity_line(patient: Patient) -> str:
 def age_of_data(created_at: dt.datetime, now: dt.datetime) -> str:
     """'il y a 15 h', 'il y a 3 j' — how old the snapshot is, for banners and printouts."""
     seconds = max(0, int((now - created_at).total_seconds()))
+    if seconds < 60:
+        return "à l'instant"
     if seconds < 3600:
         return f"il y a {seconds // 60} min"
     if seconds < 48 * 3600:
@@ -120,6 +192,10 @@ def allergy_headline(summary: PatientSummary) -> str:
     return "Allergies : information non disponible"
 
 
+# French typography puts a space before ";": a no-break one, so that no line starts with ";".
+SEMICOLON = "\u00a0; "
+
+
 def treatment_line(treatment: Treatment) -> str:
     parts = [treatment.dci, treatment.strength, treatment.form]
     text = " ".join(p for p in parts if p)
@@ -138,7 +214,7 @@ def treatment_line(treatment: Treatment) -> str:
         marks.append(f"depuis le {fr_date(treatment.start_date)}")
     if treatment.last_prescribed_on:
         marks.append(f"dernière prescription le {fr_date(treatment.last_prescribed_on)}")
-    return text + (f" [{'; '.join(marks)}]" if marks else "")
+    return text + (f" [{SEMICOLON.join(marks)}]" if marks else "")
 
 
 def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> str:
@@ -147,20 +223,21 @@ def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> s
     status = IDENTITY_STATUS_FR[patient.identity_status]
     lines.append(f"Identité : {status}" + (f" — INS {patient.ins}" if patient.ins else ""))
     if homonyms:
-        lines.append(f"⚠ Homonyme ({homonyms} autre(s) patient(s) du même nom) : vérifier la date de naissance")
+        lines.append(f"⚠ Homonyme ({plural(homonyms, 'autre patient', 'autres patients')} du même nom) : "
+                     "vérifier la date de naissance")
     if patient.deceased:
-        lines.append("⚠ Patient décédé")
+        lines.append(f"⚠ Patient {deceased_label(patient).lower()}")
     if patient.phones:
-        lines.append("Téléphone : " + ", ".join(patient.phones))
+        lines.append("Téléphone : " + ", ".join(fr_phone(phone) for phone in patient.phones))
     lines += ["", allergy_headline(summary), ""]
     lines.append("Antécédents et pathologies :")
     lines += [f"  {'[ALD] ' if c.is_ald else ''}{c.text}" for c in summary.conditions] or ["  (aucun)"]
     lines.append("Traitements en cours :")
     lines += [f"  {treatment_line(t)}" for t in summary.treatments] or ["  (aucun)"]
-    for kind, label, unit in (("weight", "Poids", "kg"), ("height", "Taille", "cm")):
+    for kind, label in (("weight", "Poids"), ("height", "Taille")):
         measure = summary.latest(kind)
         if measure:
-            lines.append(f"{label} : {fr_number(measure.value)} {unit} (le {fr_date(measure.measured_on)})")
+            lines.append(f"{label} : {measure_line(measure, today)}")
     if summary.recent_prescriptions:
         lines.append("Prescriptions récentes :")
         lines += [f"  {fr_date(p.authored_on)} {p.text}" for p in summary.recent_prescriptions]

@@ -89,6 +89,7 @@ class Patient:
     general_practitioner_id: str = ""
     allergy_status: AllergyStatus = AllergyStatus.NO_INFORMATION
     flags: tuple[str, ...] = ()  # what the export left uncertain (continuity.flags), e.g. an incomplete record
+    deceased_date: dt.date | None = None  # when the source gives it; `deceased` may be true without it
 
     def __post_init__(self) -> None:
         if self.ins and self.identity_status is not IdentityStatus.QUAL:

@@ -1,9 +1,15 @@
-"""Hand a PDF to CUPS with `lp`; when printing is impossible, save it where the user said and say where.
+"""Hand a PDF to CUPS with `lp`; when printing is impossible, save it in the print folder and say where.
 
 The PDF holds patient data, so the copy `lp` reads lives in a private temporary directory (0700,
 file 0600) that is removed as soon as `lp` returns: CUPS has spooled its own copy once the job is
 accepted. The job title is generic ("Ordonnance"): the CUPS queue and its logs are readable by
 other users of the machine and must not name the patient.
+
+When no printer works, the document is saved in the print folder: the one the practice configured
+(`continuity tui --print-folder`, or CONTINUITY_PRINT_FOLDER), by default `impressions/` in the
+appliance home — never silently in someone's personal folder. The folder is created 0700 and
+files 0600 (readable by the service user only), and saved files are purged after
+`DEFAULT_KEEP_DAYS` days (`purge_saved`): they are patient data in clear.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +30,30 @@ from continuity.errors import PrintError
 log = logging.getLogger(__name__)
 
 LP_TIMEOUT_SECONDS = 30
+PRINT_FOLDER_NAME = "impressions"  # in the appliance home
+DEFAULT_KEEP_DAYS = 7  # a document saved for lack of a printer is deleted after this many days
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKind:
+    """What is printed, to name it in French in the messages ("l'ordonnance est enregistrée")."""
+
+    name_fr: str  # with its article, lower case: "l'ordonnance", "le résumé du dossier"
+    feminine: bool
+
+    @property
+    def capitalised(self) -> str:
+        return self.name_fr[:1].upper() + self.name_fr[1:]
+
+    @property
+    def saved_fr(self) -> str:
+        return "enregistrée" if self.feminine else "enregistré"
+
+
+ORDONNANCE = DocumentKind("l'ordonnance", feminine=True)
+SUMMARY = DocumentKind("le résumé du dossier", feminine=False)
+DAY_LIST = DocumentKind("la liste des rendez-vous", feminine=True)
+DRILL = DocumentKind("la feuille d'exercice", feminine=True)
 _JOB_ID = re.compile(r"request id is (\S+)")
 _DEFAULT = re.compile(r"system default destination: (\S+)")
 # lp, lpstat and their messages in English whatever the desk's locale: we parse them.
@@ -134,6 +166,49 @@ def _submit(pdf: bytes, printer: str, *, title: str, lp: str, timeout: float) ->
         shutil.rmtree(spool, ignore_errors=True)
 
 
+def default_folder(home: Path | None) -> Path:
+    """The print folder when the practice configured none: `impressions/` in the appliance home."""
+    if home is None:
+        from continuity import store
+
+        home = store.default_home()
+    return home / PRINT_FOLDER_NAME
+
+
+def private_folder(folder: Path) -> Path:
+    """Create the folder 0700 if needed; refuse one that is not a real folder of ours."""
+    folder = folder.expanduser()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise OSError(f"{folder} is not a plain folder")
+    if info.st_uid != os.geteuid():
+        raise OSError(f"{folder} belongs to another user (uid {info.st_uid})")
+    return folder
+
+
+def purge_saved(folder: Path, *, keep_days: int = DEFAULT_KEEP_DAYS, now: float | None = None) -> list[Path]:
+    """Delete the files of the print folder older than `keep_days`; returns what was deleted.
+
+    Only regular files directly in the folder are touched (no symbolic link is followed).
+    """
+    if not folder.is_dir():
+        return []
+    limit = (now if now is not None else time.time()) - keep_days * 86400
+    deleted = []
+    for entry in folder.iterdir():
+        try:
+            info = entry.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < limit:
+                entry.unlink()
+                deleted.append(entry)
+        except OSError as error:
+            log.warning("cannot purge %s: %s", entry, error)
+    if deleted:
+        log.info("purged %d saved document(s) older than %d days from %s", len(deleted), keep_days, folder)
+    return deleted
+
+
 def save_pdf(pdf: bytes, destination: Path) -> Path:
     """Write the PDF 0600 without overwriting anything; an identical existing file is reused.
 
@@ -162,12 +237,16 @@ def print_pdf(
     lp: str = "lp",
     lpstat: str = "lpstat",
     timeout: float = LP_TIMEOUT_SECONDS,
+    kind: DocumentKind = ORDONNANCE,
+    keep_days: int | None = None,
 ) -> PrintJob:
     """Print through CUPS and return the job; otherwise save to `save_to` and raise PrintFailed.
 
     Args:
         save_to: where the PDF goes when it cannot be printed (a file, or a directory).
         printer: a CUPS queue name; the default destination when None.
+        kind: what the document is, for the French message.
+        keep_days: when the saved copy will be purged, if it will (said in the message).
     """
     try:
         queue = printer or default_printer(lpstat=lpstat, timeout=timeout)
@@ -184,14 +263,20 @@ def print_pdf(
         except OSError as error:
             raise PrintFailed(
                 f"print failed ({failure}) and saving to {save_to} failed: {error}",
-                message_fr=f"Impression impossible : {failure.reason_fr}. Le PDF n'a pas pu être enregistré "
-                f"dans {save_to} ({error.strerror or error}).",
+                message_fr=f"Impression impossible : {failure.reason_fr}.\n{kind.capitalised} n'a pas pu "
+                f"être {kind.saved_fr} non plus (dans {save_to}).\n"
+                "À faire : vérifiez que l'imprimante est allumée et branchée, puis réessayez ; "
+                "sinon, appelez la personne responsable du poste.",
                 saved_to=None,
             ) from error
+        purge = f"\nCe fichier sera effacé automatiquement dans {keep_days} jours." if keep_days else ""
         raise PrintFailed(
             f"print failed: {failure}; saved to {saved}",
-            message_fr=f"Impression impossible : {failure.reason_fr}. "
-            f"L'ordonnance est enregistrée dans : {saved} — imprimez-la depuis un autre poste.",
+            message_fr=f"Impression impossible : {failure.reason_fr}.\n"
+            f"{kind.capitalised} est {kind.saved_fr} dans le fichier :\n{saved}\n"
+            "À faire : vérifiez que l'imprimante est allumée, branchée et qu'elle a du papier, puis "
+            "réessayez. Sinon, copiez ce fichier sur une clé USB et imprimez-le depuis un autre ordinateur."
+            + purge,
             saved_to=saved,
         ) from failure
     log.info("print job %s accepted by %s", job.job_id, job.printer)

@@ -127,6 +127,7 @@ class StatusInfo:
     home: Path | None = None
     fell_back_from: str | None = None
     dev_mode: bool = False
+    expires_at: dt.datetime | None = None  # the signed header's end of validity (None: plain database)
 
 
 @dataclass
@@ -141,6 +142,7 @@ class _Opened:
     # The signed header's created_at when the snapshot came through the store (it is the
     # publisher's word, the database meta only a copy); the meta for a plain database.
     created_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None  # the signed header's; none for a plain database
 
     @property
     def data_time(self) -> dt.datetime:
@@ -163,6 +165,7 @@ class Session:
         created_at: dt.datetime | None = None,
         clock: Clock = system_clock,
         member: StaffMember | None = None,
+        expires_at: dt.datetime | None = None,
     ) -> None:
         self.user = user
         # Who is logged in and with which role: from the signed staff roster at unlock. A session
@@ -173,7 +176,8 @@ class Session:
         self.journal = journal
         self.home = home
         self.clock = clock
-        self._opened: _Opened | None = _Opened(db, sequence, fell_back_from, secrets, created_at=created_at)
+        self._opened: _Opened | None = _Opened(db, sequence, fell_back_from, secrets, created_at=created_at,
+                                               expires_at=expires_at)
         self._opened.practitioners = {p.id: p for p in db.practitioners()}
 
     # -- opening and closing
@@ -234,6 +238,7 @@ class Session:
             created_at=header.created_at,
             clock=clock,
             member=slot.member,
+            expires_at=header.expires_at,
         )
         try:
             details: dict[str, Any] = {"role": slot.member.role.value, "roster_serial": slot.roster_serial}
@@ -436,6 +441,7 @@ class Session:
             home=self.home,
             fell_back_from=live.fell_back_from,
             dev_mode=live.secrets is None,
+            expires_at=live.expires_at,
         )
         if self.home is None:
             return info
@@ -484,7 +490,8 @@ class Session:
             opened.db.close()  # the newest file failed its checks and an older one opened: keep ours
             return None
         practitioners = {p.id: p for p in opened.db.practitioners()}
-        return NewerSnapshot(opened.db, sequence, opened.fell_back_from, header.created_at, practitioners)
+        return NewerSnapshot(opened.db, sequence, opened.fell_back_from, header.created_at, practitioners,
+                             header.expires_at)
 
     def adopt(self, newer: NewerSnapshot) -> bool:
         """Make `newer` the current snapshot and close the old one. False if the session was locked meanwhile."""
@@ -493,7 +500,7 @@ class Session:
             newer.db.close()
             return False
         self._opened = _Opened(newer.db, newer.sequence, newer.fell_back_from, live.secrets,
-                               newer.practitioners, newer.created_at)
+                               newer.practitioners, newer.created_at, newer.expires_at)
         live.db.close()
         live.practitioners.clear()
         try:
@@ -522,6 +529,7 @@ class NewerSnapshot:
     fell_back_from: str | None
     created_at: dt.datetime
     practitioners: dict[str, Practitioner]
+    expires_at: dt.datetime | None = None
 
     def discard(self) -> None:
         self.db.close()

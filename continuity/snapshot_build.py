@@ -242,14 +242,15 @@ class _Builder:
         self.homonym_keys[row] = tuple(keys)
         self.sort_keys[row] = (key, _iso(patient.birth_date) or "", patient.id)
         self.tokens[row] = search.name_tokens(
-            patient.birth_name, patient.used_name, [*patient.birth_given_names, patient.used_given_name]
+            patient.birth_name, patient.used_name, patient.birth_given_names, patient.used_given_name
         )
         self._queue("patient", (
             row, patient.id, patient.birth_name, _json(list(patient.birth_given_names)), patient.used_name,
             patient.used_given_name, patient.sex.value, _iso(patient.birth_date), patient.birth_place_insee,
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
-            _address_json(patient.address), int(patient.deceased), int(patient.active),
-            patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0, _json(list(patient.flags)),
+            _address_json(patient.address), int(patient.deceased), _iso(patient.deceased_date),
+            int(patient.active), patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
+            _json(list(patient.flags)),
         ))
 
     def finish(self) -> list[str]:
@@ -281,6 +282,12 @@ class _Builder:
             key=lambda row: (row[0], -row[1], row[2]),
         )
         self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
+        # One row per distinct word: its phonetic key (the search's second tier) and whether it is a
+        # surname (typo tolerance). Sorted by quality descending within a token: the first is the best.
+        best: dict[str, int] = {}
+        for token, quality, _ in token_rows:
+            best.setdefault(token, quality)
+        self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
         return self.warnings
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,8 +45,9 @@ from continuity.model import (
 )
 
 # 2: flags, allergy statuses, treatment codes/course/end date; 3: the drug reference tables and
-# treatment.drug (docs/snapshot-database.md).
-SCHEMA_VERSION = 3
+# treatment.drug; 4: name_word (phonetic keys), patient deceased_date, the (rank, birth_date) index
+# (docs/snapshot-database.md).
+SCHEMA_VERSION = 4
 
 # A database larger than this is refused before it is even deserialised (100,000 patients ≈ 120 MB).
 MAX_DATABASE_BYTES = 1 << 30
@@ -86,6 +88,7 @@ CREATE TABLE patient (
     phones TEXT NOT NULL,
     address TEXT NOT NULL,
     deceased INTEGER NOT NULL CHECK (deceased {_BOOL}),
+    deceased_date TEXT,
     active INTEGER NOT NULL CHECK (active {_BOOL}),
     general_practitioner_id TEXT NOT NULL,
     allergy_status TEXT NOT NULL,
@@ -96,9 +99,15 @@ CREATE TABLE patient (
 ) STRICT;
 CREATE TABLE name_token (
     token TEXT NOT NULL,
-    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 3),
+    quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 4),
     rank INTEGER NOT NULL,
     PRIMARY KEY (token, quality DESC, rank)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE name_word (
+    sound TEXT NOT NULL,
+    token TEXT NOT NULL,
+    surname INTEGER NOT NULL CHECK (surname IN (0, 1)),
+    PRIMARY KEY (sound, token)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE allergy (
     id TEXT PRIMARY KEY NOT NULL,
@@ -175,6 +184,7 @@ CREATE TABLE appointment (
 INDEXES = """
 CREATE INDEX name_token_by_rank ON name_token (rank, token);
 CREATE UNIQUE INDEX patient_rank ON patient (rank);
+CREATE INDEX patient_rank_birth ON patient (rank, birth_date);
 CREATE INDEX patient_birth_date ON patient (birth_date, rank);
 CREATE INDEX patient_ins ON patient (ins);
 CREATE INDEX allergy_patient ON allergy (patient);
@@ -227,6 +237,7 @@ class SearchResult:
     patient: Patient
     score: int  # higher is a better match (whole words, whole surnames)
     homonyms: int  # other patients with the same name: the date of birth must be checked
+    close: bool = False  # second tier ("orthographe proche"): the name sounds alike or is one error away
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +369,7 @@ def _strings(value: str) -> tuple[str, ...]:
 
 _PATIENT_COLUMNS = (
     "row, id, birth_name, birth_given_names, used_name, used_given_name, sex, birth_date, "
-    "birth_place_insee, identity_status, ins, ins_oid, phones, address, deceased, active, "
+    "birth_place_insee, identity_status, ins, ins_oid, phones, address, deceased, deceased_date, active, "
     "general_practitioner_id, allergy_status, homonyms, rank, flags"
 )
 
@@ -374,6 +385,8 @@ class SnapshotDB:
         self._conn = conn
         self.meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta"))
         self._results: OrderedDict[int, tuple[Patient, int]] = OrderedDict()
+        self._surnames: search.SurnameIndex | None = None
+        self._surnames_lock = threading.Lock()
         self._resolutions: dict[int, DrugResolution] = {}
         for row in conn.execute("SELECT * FROM drug_resolution"):
             try:
@@ -385,6 +398,7 @@ class SnapshotDB:
 
     def close(self) -> None:
         self._results.clear()
+        self._surnames = None
         self._resolutions.clear()
         if self._drugs is not None:
             self._drugs.close()
@@ -393,6 +407,17 @@ class SnapshotDB:
     def drug_reference(self) -> drug_reference.DrugReference | None:
         """The snapshot's drug reference, or None when the publisher was given none (fallback rules apply)."""
         return self._drugs
+
+    def surnames(self) -> search.SurnameIndex:
+        """The surname words for typo tolerance, read once per unlock (a few ms)."""
+        with self._surnames_lock:
+            if self._surnames is None:
+                self._surnames = search.SurnameIndex.load(self._conn)
+            return self._surnames
+
+    def warm_up(self) -> None:
+        """Read ahead what the first searches need (call it from a worker thread after unlock)."""
+        self.surnames()
 
     @property
     def created_at(self) -> dt.datetime:
@@ -430,6 +455,7 @@ class SnapshotDB:
                 phones=_strings(row["phones"]),
                 address=_address(row["address"]),
                 deceased=bool(row["deceased"]),
+                deceased_date=_date(row["deceased_date"]),
                 active=bool(row["active"]),
                 general_practitioner_id=row["general_practitioner_id"],
                 allergy_status=AllergyStatus(row["allergy_status"]),
@@ -442,7 +468,7 @@ class SnapshotDB:
         query = search.parse_query(text)
         if query.is_empty:
             return []
-        hits = search.find(self._conn, query, limit)
+        hits = search.find(self._conn, query, limit, self.surnames())
         cache = self._results
         missing = [hit.rank for hit in hits if hit.rank not in cache]
         if missing:
@@ -453,7 +479,7 @@ class SnapshotDB:
         for hit in hits:
             if (entry := cache.get(hit.rank)) is not None:
                 cache.move_to_end(hit.rank)
-                results.append(SearchResult(entry[0], hit.score, entry[1]))
+                results.append(SearchResult(entry[0], hit.score, entry[1], close=hit.close))
         while len(cache) > self.RESULT_CACHE_SIZE:
             cache.popitem(last=False)
         return results

@@ -10,7 +10,16 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from continuity.fhir.datatypes import address, codings, concept_at, concept_of, extensions, parse_date, telecoms
+from continuity.fhir.datatypes import (
+    address,
+    codings,
+    concept_at,
+    concept_of,
+    date_at,
+    extensions,
+    parse_date,
+    telecoms,
+)
 from continuity.fhir.indexes import Conversion, Effect, Identity, Role, RoleDescribed, Skip
 from continuity.fhir.json import JSON, Invalid, boolean_at, code_at, object_at, objects_at, text_at, texts_at
 from continuity.fhir.sources import Item, reference_key
@@ -131,6 +140,7 @@ def _patient_contact(conversion: Conversion) -> dict[str, Any]:
         "deceased": lambda: bool(
             boolean_at(resource, "deceasedBoolean", path) or code_at(resource, "deceasedDateTime", path)
         ),
+        "deceased_date": lambda: date_at(resource, "deceasedDateTime", path),
         "active": lambda: boolean_at(resource, "active", path) is not False,
         "general_practitioner_id": lambda: next(
             (

@@ -1,4 +1,4 @@
-"""The Continuity Textual app: screens, global keys, idle lock, live snapshot updates, printing."""
+"""The Continuity Textual app: screens, global keys, type-ahead at unlock, idle lock, live updates, printing."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -23,16 +24,18 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
+from continuity import printing
 from continuity.errors import ContinuityError, JournalError
 from continuity.journal import Action
 from continuity.session import Freshness, NewerSnapshot, PatientView, Session, Unlocker
 from continuity.tui.screens.agenda import AgendaScreen
 from continuity.tui.screens.base import SessionScreen
-from continuity.tui.screens.dialogs import AcknowledgeOldData, HelpScreen, MessageScreen
+from continuity.tui.screens.dialogs import AcknowledgeOldData, ConfirmScreen, HelpScreen, MessageScreen, help_text
 from continuity.tui.screens.patient import PatientScreen
 from continuity.tui.screens.search import SearchScreen
 from continuity.tui.screens.status import StatusScreen
 from continuity.tui.screens.unlock import UnlockScreen
+from continuity.tui.typeahead import TypeAhead
 
 if TYPE_CHECKING:
     from continuity.desk import DeskPresence
@@ -47,6 +50,10 @@ HANGUP_EXIT_SECONDS = 5.0
 HANGUP_LAST_RESORT_SECONDS = 60.0
 FAREWELL_SECONDS = 10.0  # how long the reason the session ended stays on screen (any key closes it)
 DESK_REMOVED_FR = "Ce poste a été retiré de Continuity : la session est fermée. Adressez-vous au responsable."
+IDLE_WARNING_SECONDS = 60.0  # the idle lock is announced this long before it happens
+# After an idle lock, the screens that were open (a patient, an ordonnance being prepared) wait
+# this long for the same person to unlock again; then they are dropped like at any other lock.
+PARKED_MINUTES = 30
 # A newer snapshot is switched to only after this long without a key press, on a screen that allows it.
 SWITCH_AFTER_QUIET_SECONDS = 2.0
 
@@ -74,6 +81,14 @@ class PrintDone(Message):
     where: str = ""
 
 
+@dataclass
+class Parked:
+    """The screens kept under the unlock screen after an idle lock, for the same user only."""
+
+    user: str
+    since: float  # time.monotonic()
+
+
 class ContinuityApp(App[None]):
     """The receptionist's app. Give it an Unlocker (keyslots of a home, or a plain database in dev mode)."""
 
@@ -87,7 +102,9 @@ class ContinuityApp(App[None]):
         Binding("f3", "agenda", "Agenda", priority=True),
         Binding("f4", "status", "État", priority=True),
         Binding("ctrl+l", "lock", "Verrouiller", priority=True),
-        Binding("ctrl+q", "quit", "Quitter", priority=True, show=False),
+        # Never straight to a shell: both keys ask first, in French (Textual's own ctrl+c says, in
+        # English, to press ctrl+q).
+        Binding("ctrl+q,ctrl+c", "confirm_quit", "Quitter", priority=True, show=False),
     ]
 
     def __init__(
@@ -112,7 +129,12 @@ class ContinuityApp(App[None]):
         if 0 < idle_minutes * 60 < 1:
             self.idle_seconds = idle_minutes * 60  # tests use sub-second timeouts
         self.watch_store = watch_store
-        self.print_directory = print_directory
+        self.print_directory = print_directory or printing.default_folder(getattr(unlocker, "home", None))
+        self.print_keep_days = printing.DEFAULT_KEEP_DAYS
+        self.type_ahead = TypeAhead()
+        self.parked: Parked | None = None
+        self.parked_seconds = PARKED_MINUTES * 60.0
+        self._idle_warned = False
         self.unlock_failures = 0
         self.pending_sequence: int | None = None
         self._switching = False
@@ -124,6 +146,20 @@ class ContinuityApp(App[None]):
         self.switch_after_quiet = SWITCH_AFTER_QUIET_SECONDS
         self.prescription_ids: Callable[[], str] = lambda: uuid.uuid4().hex  # fixed in snapshot tests
         self.printed: list[str] = []  # what was printed or saved, for the status line and tests
+
+    # Key names in the footer, in French (Textual shows "esc", "enter", "^l").
+    KEY_NAMES_FR: ClassVar[dict[str, str]] = {
+        "escape": "Échap", "enter": "Entrée", "space": "Espace", "left": "←", "right": "→", "up": "↑",
+        "down": "↓", "pageup": "Page↑", "pagedown": "Page↓", "tab": "Tab", "delete": "Suppr",
+        "backspace": "Retour arrière",
+    }
+
+    def get_key_display(self, binding: Binding) -> str:
+        if binding.key_display:
+            return binding.key_display
+        modifiers, key = binding.parse_key()
+        name = self.KEY_NAMES_FR.get(key, key.upper() if len(key) > 1 or modifiers else key)
+        return "+".join([*(modifier.capitalize() for modifier in modifiers), name])
 
     # -- lifecycle
 
@@ -142,6 +178,7 @@ class ContinuityApp(App[None]):
                 with contextlib.suppress(ValueError):  # not the main thread (embedded in another program)
                     signal.signal(signum, hung_up)
         self.set_interval(min(1.0, max(0.1, self.idle_seconds / 4)) if self.idle_seconds else 1.0, self._tick)
+        self._purge_saved_prints()
         if self._initial_session is not None:
             session, self._initial_session = self._initial_session, None
             self.start_session(session)
@@ -164,6 +201,16 @@ class ContinuityApp(App[None]):
             if self.desk is not None and not self.desk.listed():
                 self.end("desk_removed", DESK_REMOVED_FR)  # the key does nothing else
                 return
+            if self._idle_warned:
+                self._idle_warned = False
+                self.clear_notifications()
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            # Keys arrive here in the order typed. Once the Entrée that submits the passphrase has
+            # passed, the next ones are the patient's name typed ahead: kept for the search field.
+            if self.type_ahead.keep(event):
+                return
+            if event.key == "enter" and self._passphrase_focused():
+                self.type_ahead.start()
         await super().on_event(event)
 
     def end(self, reason: str, message_fr: str = "") -> None:
@@ -171,6 +218,7 @@ class ContinuityApp(App[None]):
         if self._ended:
             return
         self._ended = True
+        self.parked = None  # screens kept after an idle lock go with everything else
         session, self.session = self.session, None
         self._stop_watching()
         if session is not None:
@@ -190,6 +238,20 @@ class ContinuityApp(App[None]):
         self.end("hangup" if signum == signal.SIGHUP else "terminated")
         _exit_after(HANGUP_EXIT_SECONDS)
 
+    def _passphrase_focused(self) -> bool:
+        focused = self.focused
+        return (
+            isinstance(self.screen, UnlockScreen)
+            and focused is not None
+            and focused.id == "unlock-passphrase"
+            and not focused.disabled
+        )
+
+    def replay_type_ahead(self) -> None:
+        """Hand the keys typed during the unlock to whatever has the focus now, in order."""
+        for key in self.type_ahead.take():
+            self.post_message(key)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in {"search", "agenda", "status", "lock"} and self.session is None:
             return False
@@ -203,18 +265,41 @@ class ContinuityApp(App[None]):
             return
         self.session = session
         self._last_input = time.monotonic()
+        self._idle_warned = False
         self.pending_sequence = None
-        self._reset_to(SearchScreen())
+        parked, self.parked = self.parked, None
+        if (
+            parked is not None
+            and parked.user == session.user
+            and time.monotonic() - parked.since < self.parked_seconds
+            and isinstance(self.screen, UnlockScreen)
+            and len(self.screen_stack) > 2
+        ):
+            self._resume_parked()
+        else:
+            self._reset_to(SearchScreen())
         banner = session.banner()
         key = f"{banner.sequence}:{banner.created_at.isoformat()}"
         if banner.freshness is Freshness.RED and key not in self._acknowledged:
             self._acknowledged.add(key)
+            self.type_ahead.hold()  # the Entrée that acknowledges must reach the dialog
             self.push_screen(AcknowledgeOldData(banner.headline))
         if banner.fell_back_from:
             self.notify("Les données les plus récentes sont illisibles : données précédentes affichées.",
                         severity="warning", timeout=10)
         self._start_watching()
+        self._warm_up(session)
         self.call_after_refresh(self._freeze_heap)
+
+    @work(thread=True, group="warm-up")
+    def _warm_up(self, session: Session) -> None:
+        # The surnames for typo tolerance are read once per snapshot; better now than on the first
+        # search that needs them (tens of ms at 100,000 patients).
+        try:
+            if not session.is_locked:
+                session.db.warm_up()
+        except (ContinuityError, sqlite3.Error) as error:
+            log.warning("search warm-up failed: %s", error)
 
     def _freeze_heap(self) -> None:
         # A full (generation 2) collection pauses the app 30-100 ms: typing would stutter now and then.
@@ -225,20 +310,65 @@ class ContinuityApp(App[None]):
         gc.set_threshold(self._gc_thresholds[0], self._gc_thresholds[1], 1000)
         self._collected_at = time.monotonic()
 
+    def _resume_parked(self) -> None:
+        """The same person is back after an idle lock: the screens they left, read again from the data."""
+        self.pop_screen()  # the unlock screen; the parked screens are on top again
+        for screen in list(self.screen_stack):
+            if isinstance(screen, SessionScreen):
+                screen.session_resumed()
+        if self.type_ahead.pending and not isinstance(self.screen, SearchScreen):
+            # Letters typed ahead would act as keys of the reopened screen (o, p...): dropped.
+            self.type_ahead.drop()
+            self.notify("Les touches tapées pendant le déverrouillage ont été ignorées : "
+                        "l'écran où vous étiez a été rouvert.", severity="warning", timeout=8)
+        self.notify("Vous reprenez là où vous en étiez.", timeout=5)
+
     def lock(self, reason: str = "user") -> None:
         session, self.session = self.session, None
         self._stop_watching()
+        self._idle_warned = False
         if session is not None:
             session.lock(reason=reason)
+        if reason == "idle" and session is not None:
+            # Left for a few minutes: the decrypted database is closed and dropped, but the screens
+            # stay (under the unlock screen) so the same person finds their patient and ordonnance
+            # draft again; anyone else, or the same person after PARKED_MINUTES, starts afresh.
+            self.parked = Parked(session.user, time.monotonic())
+            minutes = round(self.parked_seconds / 60)
+            self.push_screen(UnlockScreen(notice=(
+                f"Session verrouillée après {self._idle_text()} d'inactivité. Si {session.user} se "
+                f"reconnecte dans les {minutes} minutes, son écran est rouvert ; toute autre personne "
+                "repart d'un écran vide."
+            )))
+            return
+        self.parked = None
         # Whatever held patient data and sits in a reference cycle is really freed now.
-        gc.unfreeze()
-        gc.set_threshold(*self._gc_thresholds)
-        gc.collect()
+        self._free_memory()
         notice = {
             "idle": "Session verrouillée après inactivité. Les données ont été effacées de la mémoire.",
             "user": "Session verrouillée. Les données ont été effacées de la mémoire.",
         }.get(reason, "Session verrouillée.")
         self._reset_to(UnlockScreen(notice=notice))
+
+    def _free_memory(self) -> None:
+        gc.unfreeze()
+        gc.set_threshold(*self._gc_thresholds)
+        gc.collect()
+
+    def _idle_text(self) -> str:
+        minutes = round(self.idle_seconds / 60)
+        if minutes >= 1:
+            return f"{minutes} minute{'s' if minutes > 1 else ''}"
+        seconds = max(1, round(self.idle_seconds))
+        return f"{seconds} seconde{'s' if seconds > 1 else ''}"
+
+    def _drop_parked(self) -> None:
+        """The parked screens waited long enough: drop them (and their patient data) now."""
+        if self.parked is None or not isinstance(self.screen, UnlockScreen) or self.screen.busy:
+            return
+        self.parked = None
+        self._reset_to(UnlockScreen(notice="Session verrouillée. Les données ont été effacées de la mémoire."))
+        self.call_after_refresh(self._free_memory)
 
     def _reset_to(self, screen: Screen[Any]) -> None:
         """Drop every screen above the default one (they hold patient data) and show `screen`."""
@@ -252,18 +382,58 @@ class ContinuityApp(App[None]):
     def _tick(self) -> None:
         quiet = time.monotonic() - self._last_input
         if self.session is not None and self.idle_seconds and quiet >= self.idle_seconds:
-            self.lock(reason="idle")
+            if not self.printing_in_progress():
+                self.lock(reason="idle")
             return
+        if self.session is not None and self.idle_seconds and not self._idle_warned:
+            left = self.idle_seconds - quiet
+            if left <= min(IDLE_WARNING_SECONDS, self.idle_seconds / 2):
+                self._idle_warned = True
+                self.notify(
+                    f"Sans activité, le poste se verrouille dans {self._seconds_text(left)}. "
+                    "Appuyez sur une touche pour continuer.",
+                    title="Verrouillage automatique", severity="warning", timeout=max(1.0, left),
+                )
+        if self.parked is not None and time.monotonic() - self.parked.since >= self.parked_seconds:
+            self._drop_parked()
         if quiet >= 1.0 and time.monotonic() - self._collected_at > 10 and gc.isenabled():
             gc.collect()  # while nobody types (see _freeze_heap)
             self._collected_at = time.monotonic()
         self._maybe_switch(quiet)
 
+    @staticmethod
+    def _seconds_text(seconds: float) -> str:
+        if seconds >= 50:
+            return "1 minute"
+        whole = max(1, round(seconds))
+        return f"{whole} seconde{'s' if whole > 1 else ''}"
+
     # -- actions
+
+    def action_confirm_quit(self) -> None:
+        if isinstance(self.screen, ConfirmScreen) and self.screen.purpose == "quit":
+            return
+        body = (
+            "Les données affichées seront effacées de la mémoire ; pour revenir, il faudra relancer "
+            "Continuity et taper sa phrase de passe."
+            if self.session is not None
+            else "Pour revenir, il faudra relancer Continuity."
+        )
+        self.push_screen(
+            ConfirmScreen("Quitter Continuity ?", body, yes="o : quitter", no="Échap : rester", purpose="quit"),
+            self._quit_answered,
+        )
+
+    def _quit_answered(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.exit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(help_text(
+                idle_minutes=self.idle_seconds / 60, print_folder=str(self.print_directory),
+                keep_days=self.print_keep_days,
+            )))
 
     def _show_only(self, screen_type: type[SessionScreen]) -> None:
         if self.session is None:
@@ -279,7 +449,25 @@ class ContinuityApp(App[None]):
         self.push_screen(screen_type())
 
     def action_search(self) -> None:
+        """F2: a new search, from anywhere. A screen with work in progress (an ordonnance) asks first."""
+        if self.session is None:
+            return
+        if any(isinstance(screen, SessionScreen) and not screen.SAFE_FOR_SWITCH for screen in self.screen_stack):
+            self.push_screen(
+                ConfirmScreen(
+                    "Nouvelle recherche ?",
+                    "L'ordonnance en cours de préparation sera abandonnée (rien n'a été imprimé).",
+                    yes="o : abandonner et chercher", no="Échap : revenir à l'ordonnance", purpose="search",
+                ),
+                lambda confirmed: self._new_search() if confirmed else None,
+            )
+            return
+        self._new_search()
+
+    def _new_search(self) -> None:
         self._show_only(SearchScreen)
+        if isinstance(self.screen, SearchScreen):
+            self.screen.new_search()
 
     def action_agenda(self) -> None:
         self._show_only(AgendaScreen)
@@ -345,7 +533,7 @@ class ContinuityApp(App[None]):
         except JournalError as error:
             self.push_screen(MessageScreen("Impression refusée", error.message_fr))
             return
-        self.notify("Impression du résumé en cours…")
+        self.notify("Impression du résumé du dossier en cours…")
         self._print_summary(view, session.banner().created_at, session.banner().practice_name)
 
     @work(thread=True, group="print")
@@ -354,11 +542,12 @@ class ContinuityApp(App[None]):
 
         try:
             data = pdf.render_summary(view.summary, snapshot_created_at=created_at, practice_name=practice_name)
-            where = self._send_to_printer(data, f"resume-{view.summary.patient.id}", title="Résumé")
+            where = self._send_to_printer(data, f"resume-{view.summary.patient.id}", title="Résumé",
+                                          kind=printing.SUMMARY)
         except ContinuityError as error:
             self.post_message(PrintDone("le résumé", error=error.message_fr))
         except OSError as error:
-            self.post_message(PrintDone("le résumé", error=str(error)))
+            self.post_message(PrintDone("le résumé", error=self._folder_error(error)))
         else:
             self.post_message(PrintDone("le résumé", where=where))
 
@@ -376,27 +565,50 @@ class ContinuityApp(App[None]):
     @work(thread=True, group="print")
     def _print_text(self, text: str, name: str) -> None:
         try:
-            where = self._send_to_printer(text.encode("utf-8"), name, suffix=".txt", title="Liste")
+            where = self._send_to_printer(text.encode("utf-8"), name, suffix=".txt", title="Liste",
+                                          kind=printing.DAY_LIST)
         except ContinuityError as error:
             self.post_message(PrintDone("la liste du jour", error=error.message_fr))
         except OSError as error:
-            self.post_message(PrintDone("la liste du jour", error=str(error)))
+            self.post_message(PrintDone("la liste du jour", error=self._folder_error(error)))
         else:
             self.post_message(PrintDone("la liste du jour", where=where))
 
-    def _send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf", title: str = "Document") -> str:
+    def _send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf", title: str = "Document",
+                         kind: printing.DocumentKind = printing.ORDONNANCE) -> str:
         """Hand the document to CUPS (printing.py); PrintFailed says where it was saved instead."""
         from continuity.tui import printer
 
-        return printer.send(data, name, suffix=suffix, directory=self.print_directory, title=title)
+        self._purge_saved_prints()
+        return printer.send(data, name, suffix=suffix, directory=self.print_directory, title=title, kind=kind,
+                            keep_days=self.print_keep_days)
+
+    def _folder_error(self, error: OSError) -> str:
+        log.warning("print folder %s: %s", self.print_directory, error)
+        return (
+            f"Impression impossible, et le dossier des impressions ({self.print_directory}) est "
+            "inaccessible : rien n'a été enregistré. Vérifiez l'imprimante, puis réessayez ; sinon, "
+            "appelez la personne responsable du poste."
+        )
+
+    def _purge_saved_prints(self) -> None:
+        """Documents saved for lack of a printer are patient data in clear: gone after the delay."""
+        try:
+            printing.purge_saved(self.print_directory, keep_days=self.print_keep_days)
+        except OSError as error:
+            log.warning("cannot purge the print folder %s: %s", self.print_directory, error)
+
+    def printing_in_progress(self) -> bool:
+        """A document is being rendered or sent: the idle lock waits for it to finish."""
+        return any(worker.group in {"print", "prescription"} and not worker.is_finished for worker in self.workers)
 
     @on(PrintDone)
     def print_done(self, message: PrintDone) -> None:
         if message.error:
-            self.push_screen(MessageScreen("Impression impossible", f"{message.what} : {message.error}"))
+            self.push_screen(MessageScreen("Impression impossible", message.error))
             return
         self.printed.append(message.where)
-        self.notify(f"Imprimé : {message.what} ({message.where})", timeout=6)
+        self.notify(f"Imprimé — {message.what} : {message.where}", timeout=6)
 
     # -- live update
 
@@ -524,6 +736,8 @@ def make_app(
     today: str | None = None,
     unlock_hint: str = "",
     desk: str | None = None,
+    print_folder: Path | None = None,
+    print_keep_days: int = printing.DEFAULT_KEEP_DAYS,
 ) -> ContinuityApp:
     """The app on an appliance home (keyslots, store), or in dev mode on a plain database file.
 
@@ -547,4 +761,7 @@ def make_app(
         presence = DeskPresence(home, desk)
         # The unlock screen has no banner yet: say there which desk this is.
         unlock_hint = "\n".join(filter(None, [f"Poste : {desk}", unlock_hint]))
-    return ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint, desk=presence)
+    app = ContinuityApp(unlocker, idle_minutes=idle_minutes, unlock_hint=unlock_hint, desk=presence,
+                        print_directory=print_folder or printing.default_folder(home))
+    app.print_keep_days = print_keep_days
+    return app

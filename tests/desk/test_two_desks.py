@@ -111,6 +111,8 @@ def test_two_desks_at_once(server: DeskServer, terminal: Terminal) -> None:
         terminal.wait_for(name, "Imprimé : le résumé" if server.printer else "Impression impossible", timeout=60)
     for name in PATIENTS:
         terminal.press(name, "C-q")
+        terminal.wait_for(name, "Quitter Continuity ?")  # quitting asks first (issue 11)
+        terminal.press(name, "o")
     for name in PATIENTS:
         wait_dead(terminal, name)
 

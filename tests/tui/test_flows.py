@@ -164,7 +164,9 @@ async def test_weight_with_its_date(make_app: AppMaker) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await unlock(pilot)
         screen = await open_by_search(pilot, "bernard leo")
-        assert text_of(screen.query_one("#measures", Static)) == "Poids : 11.2 kg (le 01/10/2026)"
+        identity = text_of(screen.query_one("#identity", Static))
+        assert "Poids : 11,2 kg, le 01/10/2026 — il y a 58 jours" in identity
+        assert "⚠" not in identity.split("Poids")[1]  # a 3-year-old weighed 2 months ago: recent enough
 
 
 async def test_agenda_enter_opens_the_patient(make_app: AppMaker, home: Path) -> None:
@@ -176,7 +178,8 @@ async def test_agenda_enter_opens_the_patient(make_app: AppMaker, home: Path) ->
         assert isinstance(app.screen, AgendaScreen)
         assert len(app.screen.entries) == 2
         rows = [str(cell) for cell in app.screen.query_one("DataTable").get_row_at(2)]  # type: ignore[attr-defined]
-        assert rows[0] == "09:20" and rows[1].startswith("N'DIAYE Moussa") and rows[2] == "+33 6 12 34 56 78"
+        assert rows[0] == "09:20" and rows[1].startswith("N'DIAYE Moussa")
+        assert rows[2] == "14/02/1990" and rows[3] == "06 12 34 56 78"
         await pilot.press("enter")  # the cursor starts on the first appointment
         await pilot.pause()
         assert isinstance(app.screen, PatientScreen)
@@ -232,8 +235,8 @@ async def test_idle_auto_lock(make_app: AppMaker, home: Path) -> None:
             await pilot.pause(0.1)
         assert isinstance(app.screen, UnlockScreen)
         assert app.session is None
-        for _ in range(50):  # let the unlock screen mount its widgets
-            if app.screen.query("#unlock-error"):
+        for _ in range(100):  # let the unlock screen mount its widgets, the name list's label last
+            if app.screen.query("#unlock-error") and app.screen.query("#label"):
                 break
             await pilot.pause(0.05)
         assert "inactivité" in text_of(app.screen.query_one("#unlock-error", Static))

@@ -315,7 +315,7 @@ async def test_agenda_day_list_is_journaled_and_saved(make_app: AppMaker, home: 
         saved = list((home.parent / "prints").glob("agenda-2026-11-28*.txt"))
         assert len(saved) == 1
         text = saved[0].read_text()
-        assert "Dr Hélène Garnier" in text and "09:20  N'DIAYE Moussa" in text and "+33 6 12 34 56 78" in text
+        assert "Dr Hélène Garnier" in text and "09:20  N'DIAYE Moussa" in text and "06 12 34 56 78" in text
     exports = [e for e in Journal(home).entries() if e.action == "export"]
     assert len(exports) == 1 and exports[0].details == {"what": "day_list", "day": "2026-11-28"}
 

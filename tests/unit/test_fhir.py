@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import gzip
 import json
 from pathlib import Path
@@ -623,6 +624,16 @@ def test_a_malformed_contact_field_is_dropped_not_the_patient(tmp_path: Path, fi
     records, report = read(lines(tmp_path, "Patient.ndjson", patient("p1", **{field: value})), strict=True)
     assert [p.id for p in only(records, Patient)] == ["p1"]
     assert report.problems == [] and len(report.warnings) == 1 and field in report.warnings[0].message
+
+
+@pytest.mark.parametrize(
+    ("value", "deceased_date"),
+    [("2025-02-03", dt.date(2025, 2, 3)), ("2025-02-03T10:15:00+01:00", dt.date(2025, 2, 3)), ("2025", None)],
+)
+def test_date_of_death_is_read(tmp_path: Path, value: str, deceased_date: dt.date | None) -> None:
+    records, report = read(lines(tmp_path, "Patient.ndjson", patient("p1", deceasedDateTime=value)), strict=True)
+    (found,) = only(records, Patient)
+    assert found.deceased and found.deceased_date == deceased_date  # a year alone: dead, date unknown
 
 
 @pytest.mark.parametrize(

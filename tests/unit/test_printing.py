@@ -130,7 +130,9 @@ def test_no_cups_saves_the_pdf_and_says_where(document: bytes, tmp_path: Path, p
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert "Impression impossible" in error.message_fr
     assert "CUPS" in error.message_fr
-    assert f"L'ordonnance est enregistrée dans : {target}" in error.message_fr
+    assert f"L'ordonnance est enregistrée dans le fichier :\n{target}" in error.message_fr
+    assert "À faire : vérifiez que l'imprimante est allumée" in error.message_fr
+    assert "clé USB" in error.message_fr
 
 
 def test_no_default_printer(document: bytes, tmp_path: Path, private_tmp: Path) -> None:
@@ -220,3 +222,48 @@ def test_fallback_that_cannot_save_says_so(document: bytes, tmp_path: Path, priv
         )
     assert caught.value.saved_to is None
     assert "n'a pas pu être enregistré" in caught.value.message_fr
+
+
+def test_the_message_names_what_was_saved_and_when_it_goes(document: bytes, tmp_path: Path, private_tmp: Path) -> None:
+    with pytest.raises(printing.PrintFailed) as caught:
+        printing.print_pdf(document, printer="bureau", save_to=tmp_path / "resume.pdf", lp=str(tmp_path / "no-lp"),
+                           lpstat=str(tmp_path / "no-lpstat"), kind=printing.SUMMARY, keep_days=7)
+    assert "Le résumé du dossier est enregistré dans le fichier" in caught.value.message_fr
+    assert "effacé automatiquement dans 7 jours" in caught.value.message_fr
+    with pytest.raises(printing.PrintFailed) as caught:
+        printing.print_pdf(document, printer="bureau", save_to=tmp_path / "agenda.txt", lp=str(tmp_path / "no-lp"),
+                           lpstat=str(tmp_path / "no-lpstat"), kind=printing.DAY_LIST)
+    assert "La liste des rendez-vous est enregistrée" in caught.value.message_fr
+
+
+def test_default_print_folder_is_in_the_appliance_home_and_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    folder = printing.private_folder(printing.default_folder(home))
+    assert folder == home / "impressions"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not str(printing.default_folder(home)).startswith(str(Path.home()))
+
+
+def test_a_print_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError, match="not a plain folder"):
+        printing.private_folder(tmp_path / "link")
+
+
+def test_saved_documents_are_purged_after_the_delay(tmp_path: Path) -> None:
+    import os
+
+    folder = printing.private_folder(tmp_path / "impressions")
+    old, recent = folder / "ordonnance-old.pdf", folder / "ordonnance-new.pdf"
+    old.write_bytes(b"%PDF old")
+    recent.write_bytes(b"%PDF new")
+    outside = tmp_path / "outside.pdf"
+    outside.write_bytes(b"%PDF elsewhere")
+    (folder / "link.pdf").symlink_to(outside)
+    now = 1_800_000_000.0
+    os.utime(old, (now - 8 * 86400, now - 8 * 86400))
+    os.utime(recent, (now - 2 * 86400, now - 2 * 86400))
+    os.utime(outside, (now - 30 * 86400, now - 30 * 86400))
+    assert printing.purge_saved(folder, keep_days=7, now=now) == [old]
+    assert recent.exists() and outside.exists() and not old.exists()

@@ -394,3 +394,112 @@ def test_repeated_searches_reuse_built_patients_and_close_drops_them(
     assert len(db._results) == 1  # bounded
     db.close()
     assert len(db._results) == 0  # locking drops them with the data
+
+
+# --- names as heard, hyphens, ranking (issue 11) ---------------------------------------------------
+
+
+@pytest.fixture
+def heard_db(tmp_path: Path) -> snapshotdb.SnapshotDB:
+    records = [
+        *small_practice(TODAY),
+        patient("DUPONT", "Jean", "1958-03-12", id="pat-dupont", sex=Sex.MALE),
+        patient("DUPONDEL", "Anne", "1970-01-01", id="pat-dupondel"),
+        patient("LEFEBVRE", "Paul", "1948-06-06", id="pat-lefebvre", sex=Sex.MALE),
+        patient("LEFÈVRE", "Lucie", "1992-04-04", id="pat-lefevre-2"),
+        patient("LEMAIRE", "Odile", "1939-09-09", id="pat-lemaire"),
+        patient("MARTIN", "Jean", "1961-01-01", id="pat-martin-jean", sex=Sex.MALE),
+        patient("MARTIN", ("Pierre", "Jean"), "1962-02-02", id="pat-martin-pierre-jean", sex=Sex.MALE),
+        patient("JEAN", "Germaine", "1940-04-04", id="pat-jean-martin", used_name="MARTIN"),
+        patient("MARTIN", "Jean-Pierre", "1963-03-03", id="pat-jp-hyphen", sex=Sex.MALE),
+        patient("MARTIN", "Jean Pierre", "1964-04-04", id="pat-jp-space", sex=Sex.MALE),
+        patient("MARTIN", ("Jean", "Pierre"), "1965-05-05", id="pat-jp-list", sex=Sex.MALE),
+        patient("MARTIN-DUPUIS", "Léa", "1990-10-10", id="pat-md-hyphen"),
+        patient("MARTIN DUPUIS", "Noé", "1991-11-11", id="pat-md-space", sex=Sex.MALE),
+    ]
+    return snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "heard.db").path)
+
+
+def close_ids(results: list[snapshotdb.SearchResult]) -> list[str]:
+    return [r.patient.id for r in results if r.close]
+
+
+@pytest.mark.parametrize(
+    ("heard", "found"),
+    [
+        ("dupond", "pat-dupont"),
+        ("lefebvre", "pat-lefevre-2"),
+        ("lefevre", "pat-lefebvre"),
+        ("ndiaie", "pat-ndiaye"),
+        ("n'diaie", "pat-ndiaye"),
+        ("dupnot", "pat-dupont"),  # one typing error, not a sound
+        ("dupond jean", "pat-dupont"),
+        ("lemere odile", "pat-lemaire"),
+        ("dupond 12/3/58", "pat-dupont"),
+    ],
+)
+def test_names_as_heard_come_in_a_second_tier(heard_db: snapshotdb.SnapshotDB, heard: str, found: str) -> None:
+    results = heard_db.search(heard)
+    assert found in close_ids(results)
+
+
+def test_exact_and_prefix_matches_always_come_before_names_as_heard(heard_db: snapshotdb.SnapshotDB) -> None:
+    results = heard_db.search("dupond")
+    assert ids(results) == ["pat-dupondel", "pat-dupont"]  # the prefix first, then the sound-alike
+    assert [r.close for r in results] == [False, True]
+    results = heard_db.search("lefevre")
+    tiers = [r.close for r in results]
+    assert tiers == sorted(tiers)  # every first-tier result before any second-tier one
+    assert {"pat-lefevre", "pat-lefevre-2"} <= set(ids(results)) and "pat-lefebvre" in close_ids(results)
+
+
+def test_second_tier_respects_the_birth_date_and_the_other_words(heard_db: snapshotdb.SnapshotDB) -> None:
+    assert "pat-dupont" not in ids(heard_db.search("dupond 01/01/1970"))
+    assert "pat-dupont" not in ids(heard_db.search("dupond marcel"))
+    assert heard_db.search("zzzzz") == []
+
+
+def test_exact_surname_and_first_given_name_rank_first(heard_db: snapshotdb.SnapshotDB) -> None:
+    found = ids(heard_db.search("martin jean"))
+    assert found[0] == "pat-martin-jean"  # not JEAN (MARTIN) Germaine, not MARTIN Pierre Jean
+    assert ids(heard_db.search("jean martin"))[0] == "pat-martin-jean"
+    assert {"pat-jean-martin", "pat-martin-pierre-jean"} <= set(found)
+
+
+@pytest.mark.parametrize("typed", ["martin jean-pierre", "martin jean pierre", "MARTIN Jean–Pierre".replace("–", "-")])
+def test_hyphen_and_space_are_the_same_in_given_names(heard_db: snapshotdb.SnapshotDB, typed: str) -> None:
+    found = ids(heard_db.search(typed))
+    assert {"pat-jp-hyphen", "pat-jp-space", "pat-jp-list"} <= set(found[:3])
+
+
+@pytest.mark.parametrize("typed", ["martin-dupuis", "martin dupuis", "martindupuis"])
+def test_hyphen_and_space_are_the_same_in_surnames(heard_db: snapshotdb.SnapshotDB, typed: str) -> None:
+    assert set(ids(heard_db.search(typed))[:2]) == {"pat-md-hyphen", "pat-md-space"}
+
+
+def test_civility_and_short_date_in_a_query(heard_db: snapshotdb.SnapshotDB) -> None:
+    assert ids(heard_db.search("mme lemaire"))[0] == "pat-lemaire"
+    assert ids(heard_db.search("M. Dupont 12/3/58")) == ["pat-dupont"]
+    assert ids(heard_db.search("dupont 12 mars 1958")) == ["pat-dupont"]
+    assert ids(heard_db.search("12.03.1958 dupont")) == ["pat-dupont"]
+
+
+def test_deceased_date_travels_in_the_snapshot(tmp_path: Path) -> None:
+    records = [*small_practice(TODAY), patient("ANCIEN", "Marc", "1930-01-01", id="pat-dead", deceased=True,
+                                                deceased_date=dt.date(2025, 2, 3))]
+    db = snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "dead.db").path)
+    assert db.patient("pat-dead").deceased_date == dt.date(2025, 2, 3)
+    assert db.patient("pat-qual").deceased_date is None
+
+
+@pytest.mark.parametrize("typed", ["dupond 12/03/1958", "dupond 1958", "lefevre 1948", "ndiaie 1990", "dupnot 1958"])
+def test_names_as_heard_with_a_date_give_the_same_patients_whichever_drives(
+    heard_db: snapshotdb.SnapshotDB, monkeypatch: pytest.MonkeyPatch, typed: str
+) -> None:
+    from continuity import search
+
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 0)  # the birth date drives
+    by_date = sorted((r.patient.id, r.score, r.close) for r in heard_db.search(typed))
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 10**9)  # the words heard drive
+    by_name = sorted((r.patient.id, r.score, r.close) for r in heard_db.search(typed))
+    assert by_date == by_name and any(close for _, _, close in by_name)

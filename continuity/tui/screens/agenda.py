@@ -1,4 +1,9 @@
-"""Agenda: the day's appointments per practitioner with phone numbers; Enter opens the patient."""
+"""Agenda: the day's appointments per practitioner with phone numbers; Enter opens the patient.
+
+The columns are sized to fit 100 columns (and still show the birth date at 80): time, patient,
+birth date, phone in the French national format ("06 39 98 63 93"), then the reason, cut with an
+ellipsis rather than pushed off the screen.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ from continuity.snapshotdb import AgendaEntry
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
 
-WEEKDAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+WEEKDAYS_FR = display.WEEKDAYS_FR
+# Column widths (characters) of the time, birth date and phone; the patient and the reason share the rest.
+TIME_WIDTH, BIRTH_WIDTH, PHONE_WIDTH = 5, 10, 14
+PATIENT_SHARE = 0.55  # of what is left for patient and reason
 
 
 def day_title(day: dt.date, today: dt.date) -> str:
@@ -41,9 +49,9 @@ def day_list_text(day: dt.date, today: dt.date, entries: list[AgendaEntry],
         found = practitioners.get(practitioner_id)
         lines.append(found.display_name if found else practitioner_id)
         for entry in group:
-            phone = ", ".join(entry.patient.phones) or "pas de téléphone"
+            phone = ", ".join(display.fr_phone(p) for p in entry.patient.phones) or "pas de téléphone"
             lines.append(
-                f"  {entry.appointment.start:%H:%M}  {display.patient_name(entry.patient)} "
+                f"  {display.local(entry.appointment.start):%H:%M}  {display.patient_name(entry.patient)} "
                 f"({display.born_label(entry.patient)})  tél. {phone}"
                 + (f"  — {entry.appointment.description}" if entry.appointment.description else "")
             )
@@ -73,15 +81,23 @@ class AgendaScreen(SessionScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#agenda-table", DataTable)
-        # The phone number right after the name: the reception calls patients to move appointments.
-        table.add_column("Heure", key="time")
-        table.add_column("Patient", key="patient")
-        table.add_column("Téléphone", key="phone")
-        table.add_column("Né(e) le", key="born")
-        table.add_column("Motif", key="reason")
+        # The birth date right after the name (the identity check), then the phone: the reception
+        # calls patients to move appointments.
+        patient_width, reason_width = self._widths()
+        table.add_column("Heure", key="time", width=TIME_WIDTH)
+        table.add_column("Patient", key="patient", width=patient_width)
+        table.add_column("Naissance", key="born", width=BIRTH_WIDTH)
+        table.add_column("Téléphone", key="phone", width=PHONE_WIDTH)
+        table.add_column("Motif", key="reason", width=reason_width)
         self.day = self.session.today()
         self._load()
         table.focus()
+
+    def _widths(self) -> tuple[int, int]:
+        """Patient and reason widths for this terminal (each column has a 2-character margin)."""
+        left = max(20, self.app.size.width - 2 - 5 * 2 - TIME_WIDTH - BIRTH_WIDTH - PHONE_WIDTH - 2)
+        patient = max(14, round(left * PATIENT_SHARE))
+        return patient, max(6, left - patient)
 
     def _load(self) -> None:
         assert self.day is not None
@@ -92,27 +108,29 @@ class AgendaScreen(SessionScreen):
         count = len(self.entries)
         title.update(
             f"Rendez-vous du {day_title(self.day, session.today())} — {count} rendez-vous"
-            " — Entrée : ouvrir le dossier ; ← → : changer de jour"
+            " — Entrée : ouvrir ; ← → : autre jour"
         )
         table = self.query_one("#agenda-table", DataTable)
         table.clear()
         for practitioner_id, group in by_practitioner(self.entries):
             found = practitioners.get(practitioner_id)
             name = found.display_name if found else practitioner_id
-            phone = f"cabinet {found.phone}" if found and found.phone else ""
-            table.add_row(Text(""), Text(name, style="bold reverse"), Text(phone, style="bold"), Text(""),
+            phone = display.fr_phone(found.phone) if found and found.phone else ""
+            # The practitioner's own line: the practice's phone in the phone column.
+            table.add_row(Text(""), cell(name, style="bold reverse"), Text(""), cell(phone, style="bold"),
                           Text(""), key=f"prac:{practitioner_id}")
             for entry in group:
+                phones = [display.fr_phone(p) for p in entry.patient.phones]
                 table.add_row(
-                    Text(f"{entry.appointment.start:%H:%M}"),
-                    Text(display.patient_name(entry.patient), style="bold"),
-                    Text(", ".join(entry.patient.phones) or "—"),
-                    Text(display.fr_date(entry.patient.birth_date)),
-                    Text(entry.appointment.description),
+                    Text(f"{display.local(entry.appointment.start):%H:%M}"),
+                    cell(display.patient_name(entry.patient), style="bold"),
+                    Text(display.fr_date(entry.patient.birth_date, unknown="inconnue")),
+                    cell(phones[0] if phones else "—"),
+                    cell(entry.appointment.description or "—"),
                     key=f"apt:{entry.appointment.id}",
                 )
         if not self.entries:
-            table.add_row(Text(""), Text("Aucun rendez-vous ce jour-là."), Text(""), Text(""), Text(""), key="empty")
+            table.add_row(Text(""), cell("Aucun rendez-vous ce jour-là."), Text(""), Text(""), Text(""), key="empty")
         elif table.row_count > 1:
             table.move_cursor(row=1)
 
@@ -150,3 +168,8 @@ class AgendaScreen(SessionScreen):
     def snapshot_switched(self) -> None:
         super().snapshot_switched()
         self._load()
+
+
+def cell(text: str, *, style: str = "") -> Text:
+    """A cell cut with an ellipsis at the column's width (data, never markup)."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")

@@ -37,3 +37,11 @@ class SessionScreen(Screen[None]):
     def snapshot_switched(self) -> None:
         """Called after the app switched to a newer snapshot: reload what the screen shows."""
         self.refresh_banner()
+
+    def session_resumed(self) -> None:
+        """Called when the same user unlocks again after an idle lock: the data is a new session's.
+
+        By default the screen reloads as after a snapshot switch (a patient screen reopens its
+        patient, which journals the access again); a screen holding a draft keeps it.
+        """
+        self.snapshot_switched()

@@ -1,18 +1,46 @@
-"""Dossier patient: identity block, allergies first and unmissable, conditions, treatments, appointments."""
+"""Dossier patient: identity header (with the weight), allergies unmissable, treatments, conditions, appointments.
+
+At 80×24 the identity, the allergies and the first treatments fit without scrolling: the header is
+kept to a few lines (the weight with its date and age, the phone beside the GP) and the
+treatments come right after the allergies.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from continuity import display
+from continuity import display, flags
 from continuity.model import AllergyStatus, PatientSummary, Practitioner
+from continuity.prescribing import rules
 from continuity.session import PatientView
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
 from continuity.tui.widgets.results import HOMONYM_WARNING
+
+
+def flagged(codes: tuple[str, ...]) -> str:
+    """' — ⚠ statut inconnu — à vérifier avec le patient': what the export left uncertain, beside the item."""
+    return "".join(f" — ⚠ {label}" for label in flags.labels_fr(codes))
+
+
+def allergies_text(summary: PatientSummary) -> str:
+    """The allergy block: the headline, then each allergy with its reaction, severity and flags."""
+    headline = display.allergy_headline(summary)
+    if not summary.allergies:
+        return headline
+    details = [
+        f"  • {allergy.substance}"
+        + (f" — réaction : {allergy.reaction}" if allergy.reaction else "")
+        + (" — SÉVÈRE" if allergy.criticality == "high" else "")
+        + flagged(allergy.flags)
+        for allergy in summary.allergies
+    ]
+    return "⚠ " + headline + "\n" + "\n".join(details)
 
 
 def allergy_class(summary: PatientSummary) -> str:
@@ -23,23 +51,61 @@ def allergy_class(summary: PatientSummary) -> str:
     return "-no-information"
 
 
-def identity_block(view: PatientView, today_text: str, age: str) -> str:
+def weight_line(summary: PatientSummary, today: dt.date) -> str:
+    """'Poids : 83,4 kg, le 23/12/2023 — il y a 3 ans', then the height; a child's stale weight is flagged.
+
+    How old a child's weight may be comes from the prescription rules (prescribing/rules.py), so the screen
+    warns exactly when an ordonnance would.
+    """
+    weight, height = summary.latest("weight"), summary.latest("height")
+    text = f"Poids : {display.measure_line(weight, today)}" if weight else "Poids : non renseigné"
+    if height is not None:
+        text += f" ; taille : {display.fr_number(height.value)} {height.unit}"
+    warning = child_weight_warning(summary, today)
+    return text + (f"\n⚠ {warning}" if warning else "")
+
+
+def child_weight_warning(summary: PatientSummary, today: dt.date) -> str:
+    """For a child, a weight missing or older than the rules allow, in words; '' otherwise."""
+    patient = summary.patient
+    age = patient.age_on(today)
+    if age is None or age >= rules.ADULT_AGE:
+        return ""
+    limit = rules.INFANT_WEIGHT_MAX_DAYS if age < rules.INFANT_AGE else rules.CHILD_WEIGHT_MAX_DAYS
+    weight = summary.latest("weight")
+    months = max(1, round(limit / 30.5))
+    child = f"enfant de {display.age_label(patient, today)}"
+    if weight is None or weight.measured_on is None:
+        return f"Aucun poids daté pour cet {child} : pesez-le avant toute prescription."
+    if (today - weight.measured_on).days > limit:
+        return (f"Poids de plus de {months} mois pour cet {child} : pesez-le avant toute prescription "
+                "(la posologie en dépend).")
+    return ""
+
+
+def identity_block(view: PatientView, today: dt.date) -> str:
     patient = view.summary.patient
-    lines = [f"{display.identity_line(patient)} ({age})"]
+    lines = [f"{display.identity_line(patient)} ({display.age_label(patient, today)})"]
+    if patient.deceased:
+        lines.append(f"⚠ PATIENT {display.deceased_label(patient)}")
+    lines += [f"⚠ {label[:1].upper()}{label[1:]}" for label in flags.labels_fr(patient.flags)]
     status = display.IDENTITY_STATUS_FR[patient.identity_status]
     lines.append(f"Identité : {status}" + (f" — INS {patient.ins}" if patient.ins else ""))
     if view.homonyms:
-        lines.append(f"⚠ {HOMONYM_WARNING} ({view.homonyms} autre(s) patient(s) du même nom)")
-    if patient.deceased:
-        lines.append("⚠ PATIENT DÉCÉDÉ")
+        others = display.plural(view.homonyms, "autre patient", "autres patients")
+        lines.append(f"⚠ {HOMONYM_WARNING} ({others} du même nom)")
+    lines.append(weight_line(view.summary, today))
+    contact = []
     if patient.phones:
-        lines.append("Téléphone : " + ", ".join(patient.phones))
+        contact.append("Tél. " + ", ".join(display.fr_phone(phone) for phone in patient.phones))
+    gp = view.summary.general_practitioner
+    if gp is not None:
+        contact.append(f"Médecin traitant : {gp.display_name}")
+    if contact:
+        lines.append(" — ".join(contact))
     address = patient.address.one_line()
     if address:
         lines.append(f"Adresse : {address}")
-    gp = view.summary.general_practitioner
-    if gp is not None:
-        lines.append(f"Médecin traitant : {gp.display_name}")
     return "\n".join(lines)
 
 
@@ -57,7 +123,7 @@ def treatments_text(view: PatientView) -> str:
         line = f"• {display.treatment_line(treatment)}"
         if treatment.last_prescriber_id:
             line += f" — prescrit par {prescriber_name(view.practitioners, treatment.last_prescriber_id)}"
-        lines.append(line)
+        lines.append(line + flagged(treatment.flags))
     return "\n".join(lines)
 
 
@@ -68,17 +134,8 @@ def conditions_text(summary: PatientSummary) -> str:
     for condition in summary.conditions:
         onset = f" (depuis le {display.fr_date(condition.onset_date)})" if condition.onset_date else ""
         mark = "[ALD] " if condition.is_ald else ""
-        lines.append(f"• {mark}{condition.text}{onset}")
+        lines.append(f"• {mark}{condition.text}{onset}{flagged(condition.flags)}")
     return "\n".join(lines)
-
-
-def measures_text(summary: PatientSummary) -> str:
-    parts = []
-    for kind, label in (("weight", "Poids"), ("height", "Taille")):
-        measure = summary.latest(kind)
-        if measure is not None:
-            parts.append(f"{label} : {measure.value:g} {measure.unit} (le {display.fr_date(measure.measured_on)})")
-    return " — ".join(parts) if parts else "Poids et taille : non renseignés"
 
 
 def prescriptions_text(view: PatientView) -> str:
@@ -128,9 +185,8 @@ class PatientScreen(SessionScreen):
         with VerticalScroll(id="patient-body"):
             yield Static(id="identity", markup=False)
             yield Static(id="allergies", markup=False)
-            yield Static(id="conditions", classes="section", markup=False)
             yield Static(id="treatments", classes="section", markup=False)
-            yield Static(id="measures", classes="section", markup=False)
+            yield Static(id="conditions", classes="section", markup=False)
             yield Static(id="prescriptions", classes="section", markup=False)
             yield Static(id="appointments", classes="section", markup=False)
         yield Footer()
@@ -144,24 +200,15 @@ class PatientScreen(SessionScreen):
         summary = view.summary
         today = self.session.today()
         identity = self.query_one("#identity", Static)
-        identity.update(identity_block(view, display.fr_date(today), display.age_label(summary.patient, today)))
+        identity.update(identity_block(view, today))
         identity.set_class(bool(view.homonyms), "-homonym")
+        identity.set_class(summary.patient.deceased, "-deceased")
         allergies = self.query_one("#allergies", Static)
-        headline = display.allergy_headline(summary)
-        if summary.allergies:
-            details = [
-                f"  • {a.substance}"
-                + (f" — réaction : {a.reaction}" if a.reaction else "")
-                + (" — SÉVÈRE" if a.criticality == "high" else "")
-                for a in summary.allergies
-            ]
-            headline = "⚠ " + headline + "\n" + "\n".join(details)
-        allergies.update(headline)
+        allergies.update(allergies_text(summary))
         for name in ("-recorded", "-none-known", "-no-information"):
             allergies.set_class(name == allergy_class(summary), name)
         self.query_one("#conditions", Static).update(conditions_text(summary))
         self.query_one("#treatments", Static).update(treatments_text(view))
-        self.query_one("#measures", Static).update(measures_text(summary))
         self.query_one("#prescriptions", Static).update(prescriptions_text(view))
         self.query_one("#appointments", Static).update(appointments_text(view))
 

@@ -1,4 +1,8 @@
-"""Recherche: one input, results as you type (in a worker thread, latest query wins), Enter opens."""
+"""Recherche: one input, results as you type (in a worker thread, latest query wins), Enter opens.
+
+Names as heard (search.py's second tier) come after the exact and prefix matches, under an
+"orthographe proche" line, each marked ≈.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from continuity.tui.widgets.banner import Banner
 from continuity.tui.widgets.results import HOMONYM_WARNING, SAME_BIRTH_WARNING, ResultsTable
 
 PLACEHOLDER = "Nom, prénom, date de naissance (JJ/MM/AAAA) ou INS"
+START_HINT = "Tapez un nom (même mal orthographié), une date de naissance ou un INS."
 
 
 @dataclass
@@ -52,7 +57,7 @@ class SearchScreen(SessionScreen):
         yield Banner()
         with Vertical(id="search-body"):
             yield Input(placeholder=PLACEHOLDER, id="search-input")
-            yield Static("Tapez un nom, une date de naissance ou un INS.", id="search-hint", markup=False)
+            yield Static(START_HINT, id="search-hint", markup=False)
             yield ResultsTable(id="results")
             yield Static("", id="search-detail", markup=False)
         yield Footer()
@@ -91,6 +96,8 @@ class SearchScreen(SessionScreen):
     @on(SearchDone)
     def search_done(self, message: SearchDone) -> None:
         self._in_flight = None
+        if self.capp.session is None:
+            return  # locked meanwhile (this screen waits under the unlock screen): searched again on resume
         if message.query_text != self._wanted:
             # The user typed on while we searched: only the latest text counts.
             self._start(self._wanted)
@@ -107,12 +114,11 @@ class SearchScreen(SessionScreen):
         if message.error:
             hint.update(f"⚠ {message.error}")
         elif not message.query_text.strip():
-            hint.update("Tapez un nom, une date de naissance ou un INS.")
+            hint.update(START_HINT)
         elif not message.results:
-            hint.update("Aucun patient trouvé. Vérifiez l'orthographe ou essayez la date de naissance.")
+            hint.update("Aucun patient trouvé, même à l'orthographe proche. Essayez la date de naissance.")
         else:
-            count = len(message.results)
-            hint.update(f"{count} patient{'s' if count > 1 else ''} — Entrée : ouvrir le dossier ; ↑ ↓ : choisir")
+            hint.update(results_hint(message.results))
         self._update_detail()
 
     def _update_detail(self) -> None:
@@ -147,6 +153,12 @@ class SearchScreen(SessionScreen):
     def action_clear(self) -> None:
         self.query_one("#search-input", Input).value = ""
 
+    def new_search(self) -> None:
+        """F2: an empty field with the cursor in it."""
+        search_input = self.query_one("#search-input", Input)
+        search_input.value = ""
+        search_input.focus()
+
     @on(Input.Submitted, "#search-input")
     def submitted(self) -> None:
         table = self.query_one(ResultsTable)
@@ -169,5 +181,22 @@ class SearchScreen(SessionScreen):
         self._start(self._wanted)
 
     def on_screen_resume(self) -> None:
+        if self.capp.session is None:
+            return
         self.refresh_banner()
         self.query_one("#search-input", Input).focus()
+        # The name typed ahead while the passphrase was being checked goes in now, in order.
+        self.capp.replay_type_ahead()
+
+
+def results_hint(results: list[SearchResult]) -> str:
+    """'3 patients — Entrée : ouvrir...', saying how many are names as heard."""
+    close = sum(result.close for result in results)
+    exact = len(results) - close
+    keys = " — Entrée : ouvrir le dossier ; ↑ ↓ : choisir"
+    if not exact:
+        return f"Aucun patient à cette orthographe ; {close} à l'orthographe proche (≈){keys}"
+    text = f"{exact} patient{'s' if exact > 1 else ''}"
+    if close:
+        text += f", puis {close} à l'orthographe proche (≈)"
+    return text + keys

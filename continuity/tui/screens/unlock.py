@@ -1,4 +1,9 @@
-"""Déverrouillage: pick your name, type your passphrase, Enter; decryption runs in a worker thread."""
+"""Déverrouillage: pick your name, type your passphrase, Enter; decryption runs in a worker thread.
+
+Keys typed after that Entrée are kept by the app (tui/typeahead.py) and replayed into the search
+field; this screen hands them back when it does not start an unlock, and drops them on a wrong
+passphrase.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ class UnlockScreen(Screen[None]):
         super().__init__()
         self.notice = notice
         self._retry_at = 0.0
+        self.busy = False  # decrypting
 
     @property
     def capp(self) -> ContinuityApp:
@@ -100,21 +106,27 @@ class UnlockScreen(Screen[None]):
 
     @on(Input.Submitted, "#unlock-passphrase")
     def submitted(self, event: Input.Submitted) -> None:
+        # event.value is the field as it was when Entrée reached it: the keys typed after it are
+        # kept by the app, never appended to the passphrase.
         user = self.query_one("#unlock-user", Select).value
         if not isinstance(user, str):
             self._error("Choisissez d'abord votre nom dans la liste.")
             self.query_one("#unlock-user", Select).focus()
+            self.capp.replay_type_ahead()
             return
         if time.monotonic() < self._retry_at:
+            self.capp.type_ahead.drop()
             return
         if not event.value and not self.capp.unlocker.dev_mode:
             self._error("Tapez votre phrase de passe puis Entrée.")
+            self.capp.replay_type_ahead()
             return
         self._busy(True)
         self._error("")
         self._unlock(user, event.value)
 
     def _busy(self, busy: bool) -> None:
+        self.busy = busy
         self.query_one("#unlock-progress").display = busy
         self.query_one("#unlock-progress-text", Static).update(
             "Déchiffrement des données en cours…" if busy else ""
@@ -141,6 +153,7 @@ class UnlockScreen(Screen[None]):
 
     @on(UnlockFailed)
     def failed(self, message: UnlockFailed) -> None:
+        self.capp.type_ahead.drop()  # typed after a wrong passphrase: maybe a second try at it
         self._busy(False)
         passphrase = self.query_one("#unlock-passphrase", Input)
         passphrase.value = ""

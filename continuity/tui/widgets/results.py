@@ -6,6 +6,8 @@ which ate most of the 50 ms keystroke budget. Focus stays in the search field; t
 cursor. Two layouts: from 100 columns every trait has its own column with a full header; below that
 (80×24 is the smallest supported terminal) the headers are shortened and the identity status moves
 to the line under the table, so the homonym flag and the date of birth never fall off the right edge.
+Names as heard (the search's second tier) follow the others under a line "orthographe proche",
+each marked ≈ in the first column, so a sound-alike is never mistaken for the name typed.
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ HOMONYM_FLAG = "⚠ HOMONYME"
 HOMONYM_WARNING = "Homonyme : vérifier la date de naissance"
 SAME_BIRTH_FLAG = "⚠ JUMEAU ?"
 SAME_BIRTH_WARNING = "Même nom et même date de naissance qu'un autre patient : vérifier le prénom"
+CLOSE_FLAG = "≈ proche"
+CLOSE_DIVIDER = "orthographe proche — vérifiez le nom et la date de naissance"
 WIDE_FROM = 100
 MAX_CELL = 32  # no real name is longer; anything longer is cut with an ellipsis
 
 WIDE_COLUMNS = ("Alerte", "Nom de naissance", "Nom d'usage", "Prénoms", "Date de naissance", "Sexe", "Identité")
-NARROW_COLUMNS = ("⚠", "Nom", "Usage", "Prénoms", "Né(e) le", "S")
+NARROW_COLUMNS = ("⚠", "Nom", "Usage", "Prénoms", "Naissance", "S")
 # Columns (index, narrowest width) shortened, in this order, when the row is wider than the screen.
 SHRINK_ORDER = ((3, 12), (2, 6), (1, 12))
 FLAG_STYLE = Style.parse("bold black on yellow")
+CLOSE_STYLE = Style(italic=True)
 NAME_STYLE = Style(bold=True)
 
 
@@ -60,14 +65,19 @@ def result_cells(
     patient = result.patient
     born = f"{display.fr_date(patient.birth_date)} ({display.age_label(patient, today)})"
     flags = []
+    if result.close:
+        flags.append(CLOSE_FLAG if wide else "≈")
     if result.homonyms:
         flags.append(HOMONYM_FLAG if wide else "HOMONYME")
     elif same_birth:
         flags.append(SAME_BIRTH_FLAG if wide else "JUMEAU ?")
     if patient.deceased:
         flags.append("DÉCÉDÉ")
+    if patient.flags:
+        flags.append("À VÉRIFIER" if wide else "!")  # the record is incomplete in the export: said on opening
+    warning = result.homonyms or same_birth or patient.deceased or patient.flags
     cells: tuple[Text, ...] = (
-        Text(" ".join(flags), style=FLAG_STYLE) if flags else Text(""),
+        Text(" ".join(flags), style=FLAG_STYLE if warning else CLOSE_STYLE) if flags else Text(""),
         Text(patient.birth_name.upper(), style=NAME_STYLE),
         Text(patient.used_name.upper() if patient.used_name != patient.birth_name else ""),
         Text(" ".join(patient.birth_given_names)),
@@ -88,13 +98,16 @@ def _fit(text: str, width: int) -> str:
 class ResultsTable(Widget):
     """Patients found, keyed by id; remembers which query the rows answer so stale rows are never opened."""
 
-    COMPONENT_CLASSES = {"results-table--header", "results-table--cursor", "results-table--odd"}
+    COMPONENT_CLASSES = {
+        "results-table--header", "results-table--cursor", "results-table--odd", "results-table--divider"
+    }
 
     DEFAULT_CSS = """
     ResultsTable { height: 1fr; }
     ResultsTable > .results-table--header { text-style: bold; background: $panel; color: $text; }
     ResultsTable > .results-table--cursor { background: $primary; color: $text; text-style: bold; }
     ResultsTable > .results-table--odd { background: $boost; }
+    ResultsTable > .results-table--divider { color: $warning; text-style: bold; }
     """
 
     @dataclass
@@ -114,7 +127,8 @@ class ResultsTable(Widget):
         self.wide: bool | None = None
         self.same_birth: list[bool] = []
         self.cursor_row = 0
-        self._top = 0
+        self._top = 0  # the first data line shown (data lines: the rows, and the divider if any)
+        self.divider: int | None = None  # the row the "orthographe proche" line comes before
         self._cells: list[tuple[Text, ...]] = []
         self._header: list[Segment] = []
         self._rows: list[list[Segment]] = []
@@ -133,6 +147,7 @@ class ResultsTable(Widget):
             result_cells(r, today, wide=self.wide, same_birth=twin)
             for r, twin in zip(results, self.same_birth, strict=True)
         ]
+        self.divider = next((index for index, result in enumerate(self.results) if result.close), None)
         self._layout()
         self.cursor_row = 0
         self._top = 0
@@ -179,6 +194,19 @@ class ResultsTable(Widget):
 
     # -- cursor
 
+    def _line_of(self, row: int) -> int:
+        """The data line a row is drawn on (the divider takes one line)."""
+        return row + (self.divider is not None and row >= self.divider)
+
+    def _row_at(self, line: int) -> int | None:
+        """The row drawn on a data line, None for the divider or past the end."""
+        if self.divider is not None:
+            if line == self.divider:
+                return None
+            if line > self.divider:
+                line -= 1
+        return line if 0 <= line < len(self.results) else None
+
     def move_cursor(self, *, row: int) -> None:
         if not self.results:
             return
@@ -187,21 +215,24 @@ class ResultsTable(Widget):
             return
         self.cursor_row = row
         visible = max(1, self.size.height - 1)
-        if row < self._top:
-            self._top = row
-        elif row >= self._top + visible:
-            self._top = row - visible + 1
+        line = self._line_of(row)
+        if row == self.divider and line - 1 < self._top:
+            self._top = line - 1  # show the divider with the first close row
+        elif line < self._top:
+            self._top = line
+        elif line >= self._top + visible:
+            self._top = line - visible + 1
         self.refresh()
         self.post_message(self.Highlighted(self, row))
 
     def on_click(self, event: events.Click) -> None:
-        row = self._top + event.y - 1
-        if event.y >= 1 and 0 <= row < len(self.results):
+        row = self._row_at(self._top + event.y - 1) if event.y >= 1 else None
+        if row is not None:
             self.move_cursor(row=row)
             self.post_message(self.Selected(self, row))
 
     def on_resize(self) -> None:
-        self._top = max(0, min(self._top, self.cursor_row))
+        self._top = max(0, min(self._top, self._line_of(self.cursor_row)))
         if self._cells:
             self._layout()
             self.refresh()
@@ -216,9 +247,16 @@ class ResultsTable(Widget):
                 return Strip.blank(width, base)
             header_style = self.get_component_rich_style("results-table--header")
             return Strip(self._header).apply_style(base + header_style).crop_extend(0, width, base + header_style)
-        row = self._top + y - 1
-        if row >= len(self._rows):
-            return Strip.blank(width, base)
+        line = self._top + y - 1
+        row = self._row_at(line)
+        if row is None:
+            if self.divider is None or line != self.divider:
+                return Strip.blank(width, base)
+            style = base + self.get_component_rich_style("results-table--divider")
+            label = f" ≈ {CLOSE_DIVIDER} "
+            return Strip([Segment("─" * 2 + label + "─" * max(0, width - len(label) - 2))]).apply_style(
+                style
+            ).crop_extend(0, width, style)
         if row == self.cursor_row:
             style = base + self.get_component_rich_style("results-table--cursor")
         elif row % 2:
