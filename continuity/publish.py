@@ -111,6 +111,7 @@ def build(
             practice_id=practice_id,
             created_at=created_at,
             strict=strict,
+            import_summary=report.summary,
         )
         result.report = report
         check_export(result, max_rejected=max_rejected, allow_rejected=allow_rejected)

@@ -21,6 +21,7 @@ from typing import Any
 from continuity import search, snapshotdb
 from continuity.errors import InputError
 from continuity.import_report import ImportReport
+from continuity.import_summary import ImportSummary
 from continuity.model import (
     Address,
     Allergy,
@@ -262,11 +263,13 @@ def build_from_records(
     practice_id: str | None = None,
     created_at: dt.datetime | None = None,
     strict: bool = False,
+    import_summary: Callable[[], ImportSummary] | None = None,
 ) -> BuildResult:
     """Write a snapshot database at `out` (atomically: a temp file renamed into place).
 
     A record the schema would refuse fails the build when `strict`, else it is skipped and listed in
-    `BuildResult.warnings`.
+    `BuildResult.warnings`. ``import_summary`` is asked for once every record is in (the reader's report
+    is complete then) and stored in ``meta`` for the desk's status screen.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=out.parent)
@@ -296,6 +299,8 @@ def build_from_records(
                 "practice_phone": practice.phone,
                 "created_at": (created_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
             }
+            if import_summary is not None:
+                meta[snapshotdb.IMPORT_SUMMARY_KEY] = _json(import_summary().header_fields())
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
             conn.commit()
             conn.executescript(snapshotdb.INDEXES)

@@ -13,6 +13,7 @@ from typing import Any
 
 from continuity import envelope, keys
 from continuity.errors import ContinuityError
+from continuity.import_summary import ImportSummary, SummaryError
 from continuity.store import Store, utcnow
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -65,6 +66,7 @@ class StatusReport:
             lines.append(f"  publisher     {current.get('publisher_fingerprint')}")
             counts = current.get("counts") or {}
             lines.append("  counts        " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+            lines += [f"  export        {note}" for note in export_notes(current)]
             lines.append(f"  accepted_at   {current.get('accepted_at')}")
         lines.append(f"  stored        {len(self.stored)} file(s)")
         if self.last_attempt is not None:
@@ -90,6 +92,15 @@ class StatusReport:
             "warn_age_seconds": int(self.warn_age.total_seconds()),
             "crit_age_seconds": int(self.crit_age.total_seconds()),
         }
+
+
+def export_notes(current: dict[str, Any]) -> list[str]:
+    """What the publisher's import report said of the current snapshot, in French ("3 traitements au
+    statut inconnu"); nothing for a snapshot that carries no summary (format 1)."""
+    try:
+        return ImportSummary.from_header(current.get("import") or {}).lines_fr()
+    except SummaryError:
+        return []
 
 
 def human_age(seconds: int | None) -> str:

@@ -164,6 +164,9 @@ def test_the_import_summary_travels_in_the_signed_header(tmp_path: Path) -> None
     _, snapshot = night.publish(export)
     night.pull(snapshot)
     summary = night.status()["current"]["import"]  # type: ignore[index]
-    assert summary["flag.treatment.status-unknown"] >= 1
+    assert summary["flag.treatment.status-unknown"] == 3  # the showcase's two, and this one
     assert summary["read"] >= summary["kept"] > 0
     assert not any(name.startswith("pat-") or "glargine" in name for name in summary)  # counts, no patient data
+    text = run("status", "--home", night.home).stdout
+    assert "  export        3 traitements au statut inconnu" in text
+    assert "  export        1 ligne de traitement non identifiée" in text  # the showcase's retired product
