@@ -395,6 +395,10 @@ _NEGATION_STARTS = frozenset(
 )
 
 
+# How every phrase and negation above begins (lower case, before folding): the cheap test first.
+_HEADS = ("no", "nil", "nk", "not", "aucun", "pas", "sans", "ne", "né", "abs", "without")
+
+
 def fold_text(text: str) -> str:
     """Lower case, accents removed, anything not a letter or digit a single space."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -409,6 +413,8 @@ def absence(text: str, kind: str) -> str:
     ``"possible"`` for a text that starts like a negation ("No regular meds except…", "Pas de …"), and
     ``""`` otherwise.
     """
+    if not text[:8].casefold().startswith(_HEADS):  # most texts: one cheap test, no folding
+        return ""
     folded = fold_text(text)
     if not folded:
         return ""

@@ -402,13 +402,13 @@ class Reader:
             )
             return
         kept = False
-        flags: set[str] = set()
+        flags: tuple[str, ...] = ()
         for record in records:
             if self.merged.person_ids and self.merged.repeats(record):
                 report.duplicates += 1
                 continue
             kept = True
-            flags.update(getattr(record, "flags", ()))
+            flags += getattr(record, "flags", ())
             report.counts[type(record).__name__] += 1
             yield record
         if kept:
@@ -423,6 +423,7 @@ class Reader:
         chunks = parallel.chunks(pool, self.workers, path, parallel.convert_chunk, file_index, sweep)
         bad = {ordinal for bad_file, ordinal in self.indexes.bad if bad_file == file_index}  # workers skip pass 1's
         merged, report, rebuild = self.merged, self.report, parallel.rebuild
+        counts = report.counts
         for units in chunks:
             for unit in units:
                 ordinal = unit.ordinal
@@ -457,14 +458,14 @@ class Reader:
                     )
                     continue
                 kept = False
-                flags: set[str] = set()
+                flags: tuple[str, ...] = ()
                 for record in map(rebuild, unit.records):
                     if merged.person_ids and merged.repeats(record):
                         report.duplicates += 1
                         continue
                     kept = True
-                    flags.update(getattr(record, "flags", ()))
-                    report.counts[type(record).__name__] += 1
+                    flags += getattr(record, "flags", ())
+                    counts[type(record).__name__] += 1
                     yield record
                 if kept:
                     where = self._where(file_index, unit.location, unit.key) if flags else None

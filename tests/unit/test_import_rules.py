@@ -143,3 +143,11 @@ def test_a_format_2_header_carries_the_summary_and_format_1_still_reads(tmp_path
     assert new.format_version == 2
     assert ImportSummary.from_header(new.import_summary) == summary
     assert new.summary()["import"]["flag.treatment.status-unknown"] == 1
+
+
+def test_every_absence_phrase_passes_the_cheap_first_test() -> None:
+    from continuity.intake import _ABSENCE_PHRASES, _HEADS, _NEGATION_STARTS
+
+    for phrases in _ABSENCE_PHRASES.values():
+        assert all(phrase.startswith(_HEADS) for phrase in phrases)
+    assert all(word.startswith(_HEADS) for word in _NEGATION_STARTS)
