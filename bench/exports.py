@@ -1,6 +1,9 @@
 """Export benchmark: what reading a real-shaped export without silent loss costs at publish time.
 
-Run: `.venv/bin/python -m bench.exports [--patients 100000] [--rounds 3] [--baseline COMMIT]`.
+Run: `.venv/bin/python -m bench.exports [--patients 100000] [--rounds 3] [--baseline COMMIT] [--current COMMIT]`.
+
+Both codes are read with ``git archive`` into a temporary folder (``--current`` defaults to HEAD), so
+the worktree may change while the benchmark runs.
 
 Three builds of the same synthetic Bulk export (`publisher synth`, seed 1), each in a fresh process as
 `publisher build` runs, interleaved round by round so that the load of a shared machine falls on all
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default=BASELINE)
+    parser.add_argument("--current", default="HEAD")
     args = parser.parse_args()
     from continuity import synth
 
@@ -101,7 +105,8 @@ def main() -> None:
         synth.write_practice(export, patients=args.patients, seed=1, today=dt.date.fromisoformat(TODAY))
         size_mb = sum(p.stat().st_size for p in export.iterdir()) / 1e6
         baseline_root = baseline_code(args.baseline, workdir / "baseline")
-        variants = {"baseline": baseline_root, "no-report": ROOT, "publish build": ROOT}
+        current_root = baseline_code(args.current, workdir / "current")
+        variants = {"baseline": baseline_root, "no-report": current_root, "publish build": current_root}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
         loads = []
         for round_number in range(args.rounds):

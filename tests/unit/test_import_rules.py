@@ -4,14 +4,17 @@ resources, the summary as the signed header carries it (hostile values refused),
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from continuity import envelope, publish, snapshotdb
+from continuity.errors import Malformed
 from continuity.fhir.json import clean
 from continuity.import_summary import MAX_ENTRIES, ImportSummary, SummaryError
 from continuity.intake import Ambiguous, Collisions, absence
@@ -151,3 +154,26 @@ def test_every_absence_phrase_passes_the_cheap_first_test() -> None:
     for phrases in _ABSENCE_PHRASES.values():
         assert all(phrase.startswith(_HEADS) for phrase in phrases)
     assert all(word.startswith(_HEADS) for word in _NEGATION_STARTS)
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (lambda h: h.replace(b'"import":{', b'"import":{"dropped.x":-5,'), "import summary: dropped.x is not a count"),
+        (lambda h: h.replace(b'"import":{', b'"import":{"Bad Name":1,'), "bad name"),
+        (lambda h: h.replace(b'"format_version":2', b'"format_version":1'), "unknown ['import']"),
+    ],
+)
+def test_a_tampered_import_summary_is_malformed(tmp_path: Path, edit: Any, error: str) -> None:
+    from tests.transport_helpers import make_rig
+
+    rig = make_rig(tmp_path)
+    summary = ImportSummary(read=10, kept=9, dropped={"invalid": 1})
+    header = publish.seal_database(
+        rig.database, tmp_path / "s.snap", signing_key=rig.publisher, recipients=[rig.secrets.box_key.public_key],
+        practice_id="cabinet-lilas", sequence=2, counts=rig.counts, import_summary=summary,
+    )  # fmt: skip
+    _, _, length = envelope.PREFIX.unpack(header.envelope[: envelope.PREFIX_SIZE])
+    header_bytes = header.envelope[envelope.PREFIX_SIZE : envelope.PREFIX_SIZE + length]
+    with pytest.raises(Malformed, match=re.escape(error)):
+        envelope.parse_header_json(edit(header_bytes))
