@@ -75,13 +75,15 @@ def test_print_through_a_real_cups_queue(document: bytes, tmp_path: Path, privat
 
     produced: list[Path] = []
     deadline = time.time() + 30
+    # cups-pdf creates the file first and fills it through Ghostscript: wait until it is complete
+    # (ends with the PDF trailer), not merely present, or a loaded machine reads it empty.
     while time.time() < deadline and not produced:
         produced = [
             path
             for directory in _cups_pdf_output_dirs()
             if directory.is_dir()
             for path in directory.glob("*.pdf")
-            if path.stat().st_mtime >= started
+            if path.stat().st_mtime >= started and path.read_bytes().rstrip().endswith(b"%%EOF")
         ]
         time.sleep(0.3)
     assert produced, f"cups-pdf wrote nothing in {_cups_pdf_output_dirs()} within 30 s"
