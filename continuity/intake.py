@@ -396,7 +396,24 @@ _NEGATION_STARTS = frozenset(
 
 
 # How every phrase and negation above begins (lower case, before folding): the cheap test first.
-_HEADS = ("no", "nil", "nk", "not", "aucun", "pas", "sans", "ne", "né", "abs", "without")
+_HEADS = (
+    "no ",
+    "no-",
+    "no.",
+    "none",
+    "nil",
+    "nka",
+    "nkda",
+    "not ",
+    "aucun",
+    "pas ",
+    "pas d",
+    "sans ",
+    "neant",
+    "néant",
+    "absence",
+    "without",
+)
 
 
 def fold_text(text: str) -> str:
@@ -413,7 +430,8 @@ def absence(text: str, kind: str) -> str:
     ``"possible"`` for a text that starts like a negation ("No regular meds except…", "Pas de …"), and
     ``""`` otherwise.
     """
-    if not text[:8].casefold().startswith(_HEADS):  # most texts: one cheap test, no folding
+    head = text[:8].casefold()
+    if not head.startswith(_HEADS) and head != "no":  # most texts: one cheap test, no folding
         return ""
     folded = fold_text(text)
     if not folded:

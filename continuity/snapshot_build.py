@@ -7,6 +7,7 @@ happens here, on the publisher, from whatever reader produced the records (``con
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import sqlite3
@@ -47,6 +48,12 @@ class BuildResult:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_codes(values: tuple[str, ...]) -> str:
+    """A list column that repeats (a medication's codings, a flag list): encoded once per distinct value."""
+    return _json(list(values))
 
 
 def _address_json(address: Address) -> str:
@@ -168,13 +175,13 @@ class _Builder:
                 self._queue("allergy", (
                     record.id, self.row_of(record.patient_id), record.substance, record.code,
                     record.code_system, record.criticality, record.reaction, record.category,
-                    record.clinical_status, record.verification_status, _json(list(record.flags)),
+                    record.clinical_status, record.verification_status, _json_codes(record.flags),
                 ))
             case Condition():
                 self._queue("condition", (
                     record.id, self.row_of(record.patient_id), record.text, record.code,
                     record.code_system, int(record.is_ald), _iso(record.onset_date), record.clinical_status,
-                    _json(list(record.flags)),
+                    _json_codes(record.flags),
                 ))
             case Treatment():
                 self._queue("treatment", (
@@ -183,8 +190,8 @@ class _Builder:
                     int(record.chronic), int(record.ald_related),
                     record.non_substitution.value if record.non_substitution else None,
                     int(record.narcotic), record.renewals_left, record.last_prescriber_id,
-                    _iso(record.last_prescribed_on), _json(list(record.codes)), record.course,
-                    _iso(record.end_date), _json(list(record.flags)),
+                    _iso(record.last_prescribed_on), _json_codes(record.codes), record.course,
+                    _iso(record.end_date), _json_codes(record.flags),
                 ))
             case RecentPrescription():
                 self._queue("recent_prescription", (
@@ -221,7 +228,7 @@ class _Builder:
             patient.used_given_name, patient.sex.value, _iso(patient.birth_date), patient.birth_place_insee,
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
             _address_json(patient.address), int(patient.deceased), int(patient.active),
-            patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0, _json(list(patient.flags)),
+            patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0, _json_codes(patient.flags),
         ))
 
     def finish(self) -> list[str]:
