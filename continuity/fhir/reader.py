@@ -103,9 +103,13 @@ class Reader:
                     pool = pool or parallel.start_pool(self.workers, Indexes(self.files))
                     self._learn_shared(pool, file_index, path)
                     continue
+                types, remember = self.file_types[file_index], self.indexes.copies.remember
                 for unit in SourceFile(path).items(light=True):
                     if isinstance(unit, Unreadable):
                         self._unreadable(file_index, unit)
+                    elif unit.light:  # most lines of a Bulk export: only their key matters here
+                        types.add(unit.resource_type)
+                        remember(unit.key)
                     else:
                         effects, problem = learn(unit)
                         bundles = unit.scope.chain() if unit.scope is not None else ()
@@ -222,9 +226,13 @@ class Reader:
     def _learn_shared(self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path) -> None:
         """Pass 1 of one NDJSON file: the workers work out what each resource says, applied here in order."""
         chunks = parallel.chunks(pool, self.workers, path, parallel.learn_chunk, file_index)
+        types, remember = self.file_types[file_index], self.indexes.copies.remember
         for units in chunks:
             for unit in units:
-                if isinstance(unit, Unreadable):
+                if unit.__class__ is parallel.Light:  # most lines: only their key matters
+                    types.add(unit.resource_type)
+                    remember(unit.key)
+                elif isinstance(unit, Unreadable):
                     self._unreadable(file_index, unit)
                     if unit.ordinal < 0:  # the file itself could not be read: as a whole read, stop here
                         chunks.close()
