@@ -1,6 +1,9 @@
 """Export benchmark: what reading a real-shaped export without silent loss costs at publish time.
 
-Run: `.venv/bin/python -m bench.exports [--patients 100000] [--rounds 3] [--baseline COMMIT]`.
+Run: `.venv/bin/python -m bench.exports [--patients 100000] [--rounds 3] [--baseline COMMIT] [--current COMMIT]`.
+
+Both codes are read with ``git archive`` into a temporary folder (``--current`` defaults to HEAD), so
+the worktree may change while the benchmark runs.
 
 Three builds of the same synthetic Bulk export (`publisher synth`, seed 1), each in a fresh process as
 `publisher build` runs, interleaved round by round so that the load of a shared machine falls on all
@@ -13,7 +16,9 @@ of them alike:
   report whose ``kept`` / ``dropped`` / ``stripped`` do nothing) — what the report itself costs;
 - **publish build**: today's ``publish.build`` as `publisher build` runs it (report, gates).
 
-Prints medians and ratios, the machine's load average, and a Markdown block for docs/performance.md.
+Prints medians and ratios of the wall time and of the CPU time (main process, and worker processes): on a
+shared machine the CPU time is the steadier measure (a busy neighbour stretches the wall time, not the
+work). Also the load average, and a Markdown block for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -60,9 +65,10 @@ else:
     from continuity import publish
     result = publish.build([export], out)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_mb": peak, "patients": result.counts["patient"],
-                  "treatments": result.counts["treatment"]}))
+own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": seconds, "peak_mb": own.ru_maxrss / 1024,
+                  "main_cpu": own.ru_utime + own.ru_stime, "workers_cpu": workers.ru_utime + workers.ru_stime,
+                  "patients": result.counts["patient"], "treatments": result.counts["treatment"]}))
 """
 
 
@@ -92,6 +98,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default=BASELINE)
+    parser.add_argument("--current", default="HEAD")
     args = parser.parse_args()
     from continuity import synth
 
@@ -101,7 +108,8 @@ def main() -> None:
         synth.write_practice(export, patients=args.patients, seed=1, today=dt.date.fromisoformat(TODAY))
         size_mb = sum(p.stat().st_size for p in export.iterdir()) / 1e6
         baseline_root = baseline_code(args.baseline, workdir / "baseline")
-        variants = {"baseline": baseline_root, "no-report": ROOT, "publish build": ROOT}
+        current_root = baseline_code(args.current, workdir / "current")
+        variants = {"baseline": baseline_root, "no-report": current_root, "publish build": current_root}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
         loads = []
         for round_number in range(args.rounds):
@@ -110,24 +118,34 @@ def main() -> None:
                                    workdir / "out.db")  # fmt: skip
                 runs[name].append(result)
                 loads.append(os.getloadavg()[0])
-                print(f"round {round_number + 1} {name:14} {result['seconds']:6.1f} s  peak {result['peak_mb']:.0f} MB",
-                      flush=True)  # fmt: skip
+                print(
+                    f"round {round_number + 1} {name:14} {result['seconds']:6.1f} s"
+                    f"  main CPU {result['main_cpu']:6.1f} s  workers CPU {result['workers_cpu']:6.1f} s"
+                    f"  peak {result['peak_mb']:.0f} MB",
+                    flush=True,
+                )
     median = {name: statistics.median(r["seconds"] for r in results) for name, results in runs.items()}
+    main_cpu = {name: statistics.median(r["main_cpu"] for r in results) for name, results in runs.items()}
+    total_cpu = {
+        name: statistics.median(r["main_cpu"] + r["workers_cpu"] for r in results) for name, results in runs.items()
+    }
     peak = {name: max(r["peak_mb"] for r in results) for name, results in runs.items()}
     print()
     print(f"{args.patients} patients, export {size_mb:.0f} MB, {args.rounds} rounds, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
           f"{min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
     print()
-    print("| build | median (s) | runs (s) | vs baseline | peak RSS (MB) |")
-    print("|---|---:|---|---:|---:|")
+    print("| build | wall median (s) | wall runs (s) | main CPU (s) | all CPU (s) | CPU vs baseline | main peak (MB) |")
+    print("|---|---:|---|---:|---:|---:|---:|")
     for name, results in runs.items():
         times = ", ".join(f"{r['seconds']:.1f}" for r in results)
-        ratio = median[name] / median["baseline"]
-        print(f"| {name} | {median[name]:.1f} | {times} | {ratio:.2f} | {peak[name]:.0f} |")
+        ratio = total_cpu[name] / total_cpu["baseline"]
+        print(f"| {name} | {median[name]:.1f} | {times} | {main_cpu[name]:.1f} | {total_cpu[name]:.1f} | {ratio:.2f} "
+              f"| {peak[name]:.0f} |")  # fmt: skip
     print()
-    report_share = median["publish build"] / median["no-report"] - 1
-    print(f"report bookkeeping: {100 * report_share:+.1f} % (publish build against no report, same run)")
+    for label, measure in (("wall", median), ("main CPU", main_cpu), ("all CPU", total_cpu)):
+        share = measure["publish build"] / measure["no-report"] - 1
+        print(f"report bookkeeping, {label}: {100 * share:+.1f} % (publish build against no report, same run)")
     print(f"counts: {runs['publish build'][0]['patients']:.0f} patients, {runs['publish build'][0]['treatments']:.0f} "
           f"treatments (baseline {runs['baseline'][0]['treatments']:.0f})")  # fmt: skip
 

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -266,7 +267,10 @@ def _show_report(build: Any, report_path: Path | None) -> None:
     for warning in build.warnings[:50]:
         click.echo(f"  {warning}", err=True)
     if report_path is not None:
-        report_path.write_text(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        # Its examples name resources (ids, sometimes a value): readable by the publisher's account only.
+        descriptor = os.open(report_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n")
         click.echo(f"import report written to {report_path}")
 
 

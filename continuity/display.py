@@ -14,6 +14,7 @@ import re
 import zoneinfo
 from typing import Any
 
+from continuity import flags
 from continuity.model import AllergyStatus, IdentityStatus, Measurement, Patient, PatientSummary, Sex, Treatment
 
 # Times are stored in UTC and shown to people in the practice's time zone.
@@ -185,7 +186,7 @@ def allergy_headline(summary: PatientSummary) -> str:
     """The allergy line, which must never be ambiguous: none known and no information differ."""
     if summary.allergies:
         return "ALLERGIES : " + ", ".join(
-            a.substance + (f" ({a.reaction})" if a.reaction else "") for a in summary.allergies
+            a.substance + (f" ({a.reaction})" if a.reaction else "") + flag_marks(a.flags) for a in summary.allergies
         )
     if summary.patient.allergy_status is AllergyStatus.NONE_KNOWN:
         return "Aucune allergie connue"
@@ -214,7 +215,12 @@ def treatment_line(treatment: Treatment) -> str:
         marks.append(f"depuis le {fr_date(treatment.start_date)}")
     if treatment.last_prescribed_on:
         marks.append(f"dernière prescription le {fr_date(treatment.last_prescribed_on)}")
-    return text + (f" [{SEMICOLON.join(marks)}]" if marks else "")
+    return text + (f" [{SEMICOLON.join(marks)}]" if marks else "") + flag_marks(treatment.flags)
+
+
+def flag_marks(codes: tuple[str, ...]) -> str:
+    """What the export left uncertain about an item, shown beside it (continuity.flags): " ⚠ statut inconnu…"."""
+    return "".join(f" ⚠ {label}" for label in flags.labels_fr(codes))
 
 
 def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> str:
@@ -227,11 +233,14 @@ def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> s
                      "vérifier la date de naissance")
     if patient.deceased:
         lines.append(f"⚠ Patient {deceased_label(patient).lower()}")
+    lines += [f"⚠ {label}" for label in flags.labels_fr(patient.flags)]
     if patient.phones:
         lines.append("Téléphone : " + ", ".join(fr_phone(phone) for phone in patient.phones))
     lines += ["", allergy_headline(summary), ""]
     lines.append("Antécédents et pathologies :")
-    lines += [f"  {'[ALD] ' if c.is_ald else ''}{c.text}" for c in summary.conditions] or ["  (aucun)"]
+    lines += [
+        f"  {'[ALD] ' if c.is_ald else ''}{c.text}{flag_marks(c.flags)}" for c in summary.conditions
+    ] or ["  (aucun)"]
     lines.append("Traitements en cours :")
     lines += [f"  {treatment_line(t)}" for t in summary.treatments] or ["  (aucun)"]
     for kind, label in (("weight", "Poids"), ("height", "Taille")):

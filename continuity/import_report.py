@@ -113,13 +113,13 @@ class ImportReport:
             examples.append(example)
 
     def kept(self, resource_type: str, flags: Iterable[str] = (), where: ImportProblem | None = None) -> None:
-        counts = self._type(resource_type)
+        # Called once per resource of the export: the usual case (a known type, no flag) does the least.
+        counts = self.types.get(resource_type) or self._type(resource_type)
         counts.read += 1
         counts.kept += 1
-        flag_set = set(flags)
-        if flag_set:
+        if flags:
             counts.flagged_resources += 1
-            for flag in sorted(flag_set):
+            for flag in sorted(set(flags)):
                 counts.flagged[flag] += 1
                 if where is not None:
                     self._example(resource_type, f"flag:{flag}", where)

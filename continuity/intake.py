@@ -395,6 +395,27 @@ _NEGATION_STARTS = frozenset(
 )
 
 
+# How every phrase and negation above begins (lower case, before folding): the cheap test first.
+_HEADS = (
+    "no ",
+    "no-",
+    "no.",
+    "none",
+    "nil",
+    "nka",
+    "nkda",
+    "not ",
+    "aucun",
+    "pas ",
+    "pas d",
+    "sans ",
+    "neant",
+    "néant",
+    "absence",
+    "without",
+)
+
+
 def fold_text(text: str) -> str:
     """Lower case, accents removed, anything not a letter or digit a single space."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -409,6 +430,9 @@ def absence(text: str, kind: str) -> str:
     ``"possible"`` for a text that starts like a negation ("No regular meds except…", "Pas de …"), and
     ``""`` otherwise.
     """
+    head = text[:8].casefold()
+    if not head.startswith(_HEADS) and head != "no":  # most texts: one cheap test, no folding
+        return ""
     folded = fold_text(text)
     if not folded:
         return ""

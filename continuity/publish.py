@@ -8,12 +8,14 @@ too, and the next sequence number is the record's, so a cron job cannot reuse or
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -117,6 +119,7 @@ def build(
             created_at=created_at,
             strict=strict,
             drugs=drugs,
+            import_summary=report.summary,
         )
         result.report = report
         check_export(result, max_rejected=max_rejected, allow_rejected=allow_rejected)
@@ -188,8 +191,49 @@ def publish(
         ExportRefused: no patient, too many rejected resources, or a sequence already used.
         ShrinkRefused: far fewer patients than the last publication.
     """
+    with state.locked() if state is not None else contextlib.nullcontext():
+        return _publish_locked(
+            sources,
+            out,
+            signing_key=signing_key,
+            recipients=recipients,
+            practice_id=practice_id,
+            sequence=sequence,
+            expires_in=expires_in,
+            strict=strict,
+            created_at=created_at,
+            state=state,
+            max_shrink=max_shrink,
+            allow_shrink=allow_shrink,
+            max_rejected=max_rejected,
+            allow_rejected=allow_rejected,
+            workers=workers,
+            drugs=drugs,
+        )
+
+
+def _publish_locked(
+    sources: Sequence[Path],
+    out: Path,
+    *,
+    signing_key: nacl.signing.SigningKey,
+    recipients: Sequence[PublicKey],
+    practice_id: str,
+    sequence: int | None,
+    expires_in: dt.timedelta,
+    strict: bool,
+    created_at: dt.datetime | None,
+    state: PublisherState | None,
+    max_shrink: float,
+    allow_shrink: bool,
+    max_rejected: float,
+    allow_rejected: bool,
+    workers: int | None,
+    drugs: Bdpm | None,
+) -> Published:
     if state is not None:
         state.check_readable()
+    out.parent.mkdir(parents=True, exist_ok=True)  # `--out www/latest.snap` on a first run: www/ is created
     sequence = next_sequence(state, sequence, practice_id)
     with tempfile.TemporaryDirectory(prefix="continuity-publish-", dir=out.parent) as work:
         database = Path(work) / "snapshot.db"
@@ -296,6 +340,24 @@ class PublisherState:
 
     def check_readable(self) -> None:
         self._load()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the record for one publication: two overlapping runs (a slow night and the next cron) would
+        otherwise both take the same ``--seq auto``, and appliances would raise an equivocation alarm."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.with_name(f".{self.path.name}.lock").open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ExportRefused(
+                    f"another publication holds {self.path} (its lock file): not publishing twice at once",
+                    message_fr="Une autre publication est en cours : celle-ci n'est pas faite.",
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def entry(self, practice_id: str) -> dict[str, Any] | None:
         entry = self._load()["practices"].get(practice_id)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from continuity import display
-from continuity.errors import ContinuityError, JournalError
+from continuity.errors import ContinuityError, JournalError, SnapshotDatabaseError
 from continuity.journal import Action, Journal, ensure_reserve
 from continuity.keys import Role, StaffMember
 from continuity.model import PatientSummary, Practitioner, PrescriptionLine
@@ -128,6 +128,17 @@ class StatusInfo:
     fell_back_from: str | None = None
     dev_mode: bool = False
     expires_at: dt.datetime | None = None  # the signed header's end of validity (None: plain database)
+    export_notes: tuple[str, ...] = ()  # what the publisher's import report said of this export (French)
+
+
+def _export_notes(db: SnapshotDB) -> tuple[str, ...]:
+    """The publisher's import summary in French, for the status screen (never a reason to fail it)."""
+    try:
+        summary = db.import_summary()
+    except SnapshotDatabaseError as error:
+        log.warning("import summary: %s", error)
+        return ("résumé de l'import illisible",)
+    return tuple(summary.lines_fr()) if summary is not None else ()
 
 
 @dataclass
@@ -442,6 +453,7 @@ class Session:
             fell_back_from=live.fell_back_from,
             dev_mode=live.secrets is None,
             expires_at=live.expires_at,
+            export_notes=_export_notes(live.db),
         )
         if self.home is None:
             return info

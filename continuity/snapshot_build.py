@@ -7,6 +7,7 @@ happens here, on the publisher, from whatever reader produced the records (``con
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import sqlite3
@@ -23,6 +24,7 @@ from continuity.drugs import fallback as drug_fallback
 from continuity.drugs import reference as drug_reference
 from continuity.errors import InputError
 from continuity.import_report import ImportReport
+from continuity.import_summary import ImportSummary
 from continuity.model import (
     Address,
     Allergy,
@@ -52,6 +54,12 @@ class BuildResult:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_codes(values: tuple[str, ...]) -> str:
+    """A list column that repeats (a medication's codings, a flag list): encoded once per distinct value."""
+    return _json(list(values))
 
 
 def _address_json(address: Address) -> str:
@@ -178,13 +186,13 @@ class _Builder:
                 self._queue("allergy", (
                     record.id, self.row_of(record.patient_id), record.substance, record.code,
                     record.code_system, record.criticality, record.reaction, record.category,
-                    record.clinical_status, record.verification_status, _json(list(record.flags)),
+                    record.clinical_status, record.verification_status, _json_codes(record.flags),
                 ))
             case Condition():
                 self._queue("condition", (
                     record.id, self.row_of(record.patient_id), record.text, record.code,
                     record.code_system, int(record.is_ald), _iso(record.onset_date), record.clinical_status,
-                    _json(list(record.flags)),
+                    _json_codes(record.flags),
                 ))
             case Treatment():
                 drug_id, narcotic = self._resolve(record)
@@ -194,8 +202,8 @@ class _Builder:
                     int(record.chronic), int(record.ald_related),
                     record.non_substitution.value if record.non_substitution else None,
                     int(narcotic), record.renewals_left, record.last_prescriber_id,
-                    _iso(record.last_prescribed_on), _json(list(record.codes)), record.course,
-                    _iso(record.end_date), _json(list(record.flags)), drug_id,
+                    _iso(record.last_prescribed_on), _json_codes(record.codes), record.course,
+                    _iso(record.end_date), _json_codes(record.flags), drug_id,
                 ))
             case RecentPrescription():
                 self._queue("recent_prescription", (
@@ -250,7 +258,7 @@ class _Builder:
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
             _address_json(patient.address), int(patient.deceased), _iso(patient.deceased_date),
             int(patient.active), patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
-            _json(list(patient.flags)),
+            _json_codes(patient.flags),
         ))
 
     def finish(self) -> list[str]:
@@ -299,12 +307,15 @@ def build_from_records(
     created_at: dt.datetime | None = None,
     strict: bool = False,
     drugs: Bdpm | None = None,
+    import_summary: Callable[[], ImportSummary] | None = None,
 ) -> BuildResult:
     """Write a snapshot database at `out` (atomically: a temp file renamed into place).
 
     A record the schema would refuse fails the build when `strict`, else it is skipped and listed in
     `BuildResult.warnings`. With `drugs` (a read BDPM), the snapshot carries the drug reference and
     every treatment its resolution, computed here, once.
+    ``import_summary`` is asked for once every record is in (the reader's report is complete then)
+    and stored in ``meta`` for the desk's status screen.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=out.parent)
@@ -344,6 +355,8 @@ def build_from_records(
                 "created_at": (created_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
                 "drug_reference": drug_reference.describe(drugs) if drugs is not None else "",
             }
+            if import_summary is not None:
+                meta[snapshotdb.IMPORT_SUMMARY_KEY] = _json(import_summary().header_fields())
             conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
             conn.commit()
             conn.executescript(snapshotdb.INDEXES)

@@ -26,6 +26,7 @@ from pathlib import Path
 from continuity import search
 from continuity.drugs import reference as drug_reference
 from continuity.errors import NotFound, SnapshotDatabaseError
+from continuity.import_summary import ImportSummary, SummaryError
 from continuity.model import (
     Address,
     Allergy,
@@ -199,6 +200,9 @@ CREATE INDEX appointment_start ON appointment (start);
 # The drug reference (continuity/drugs/reference.py): empty tables when the publisher was given none.
 TABLES += drug_reference.TABLES
 INDEXES += drug_reference.INDEXES
+
+# The meta key of the publisher's import summary (counts only: continuity/import_summary.py).
+IMPORT_SUMMARY_KEY = "import_summary"
 
 # Treatment.course: what the source says of the course of therapy ("" when it does not say).
 COURSES = frozenset({"", "acute", "continuous", "seasonal"})
@@ -429,6 +433,16 @@ class SnapshotDB:
 
     def counts(self) -> dict[str, int]:
         return {t: self._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}
+
+    def import_summary(self) -> ImportSummary | None:
+        """What the publisher's import report said of this export (None when the snapshot carries none)."""
+        text = self.meta.get(IMPORT_SUMMARY_KEY)
+        if text is None:
+            return None
+        try:
+            return ImportSummary.from_header(json.loads(text))
+        except (ValueError, SummaryError) as error:
+            raise SnapshotDatabaseError(f"meta {IMPORT_SUMMARY_KEY}: {error}") from error
 
     # Rows passed the NOT NULL and numeric CHECK constraints, but dates, enums, JSON columns and free text are
     # untrusted: a conversion failure becomes a SnapshotDatabaseError, never a crash.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from continuity import envelope, files, keys
+from continuity.import_summary import ImportSummary, SummaryError
 from continuity.safe_text import printable
 from continuity.store import QUARANTINE, STATE_FILE, Store, StoreConfig, patient_count, utcnow
 
@@ -97,10 +98,7 @@ class StatusReport:
                 "  counts        " + _shown(", ".join(f"{k}={v}" for k, v in sorted(counts.items()))),
                 f"  accepted_at   {accepted}",
             ]
-            summary = current.get("import")
-            if isinstance(summary, dict) and summary:
-                # The publisher's import report, counts only (format 2 headers): what the export left uncertain.
-                lines.append("  import        " + _shown(", ".join(f"{k}={v}" for k, v in summary.items())))
+            lines += [f"  export        {_shown(note)}" for note in export_notes(current)]
         lines.append(f"  stored        {len(self.stored)} file(s)")
         for name in self.pinned:
             lines.append(f"  kept          {name} (in use when a quarantine began; kept until one of its size returns)")
@@ -149,6 +147,15 @@ class StatusReport:
 
 def _shown(value: object) -> str:
     return printable(value, MAX_SHOWN)
+
+
+def export_notes(current: dict[str, Any]) -> list[str]:
+    """What the publisher's import report said of the current snapshot, in French ("3 traitements au
+    statut inconnu"); nothing for a snapshot that carries no summary (format 1)."""
+    try:
+        return ImportSummary.from_header(current.get("import") or {}).lines_fr()
+    except SummaryError:
+        return []
 
 
 def human_age(seconds: int | None) -> str:

@@ -1907,7 +1907,7 @@ def _weighted_table(pairs: Sequence[tuple[str, float]]) -> tuple[tuple[str, ...]
 _APPOINTMENT_REASONS: Final = _weighted_table((
     ("Consultation", 50), ("Renouvellement d'ordonnance", 20), ("Suivi de maladie chronique", 10),
     ("Certificat médical", 4), ("Vaccination", 5), ("Résultats d'analyses", 6), ("Première consultation", 3),
-    ("Suivi de grossesse", 2),
+    ("Bilan de santé", 2),  # a reason that fits any patient: the pools do not know sex or age
 ))  # fmt: skip
 _PEDIATRIC_REASONS: Final = _weighted_table((
     ("Consultation", 50), ("Examen de santé obligatoire", 15), ("Vaccination", 20), ("Suivi de croissance", 15),

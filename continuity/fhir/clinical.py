@@ -14,12 +14,12 @@ from continuity.fhir.datatypes import (
     status_code,
 )
 from continuity.fhir.indexes import (
+    SEEN,
     AldCondition,
     AldObservation,
     AllergySaid,
     Conversion,
     Effect,
-    Seen,
     Skip,
     SubjectRef,
 )
@@ -117,7 +117,7 @@ def learn_allergy(item: Item) -> list[Effect]:
         if status is not None:
             effects.append(AllergySaid(patient_key, status))
     effects += _subject(item, patient, f"{path}.patient")
-    effects.append(Seen())
+    effects.append(SEEN)
     return effects
 
 
@@ -206,7 +206,7 @@ def learn_condition(item: Item) -> list[Effect]:
     categories = _categories(resource, path)
     if any(c.code.upper() == "ALD" or c.text.upper() == "ALD" for c in categories):
         effects.append(AldCondition(item.key))
-    effects.append(Seen())
+    effects.append(SEEN)
     return effects
 
 
@@ -263,7 +263,7 @@ def learn_observation(item: Item) -> list[Effect]:
                     condition_key = reference_key(focus, focus_path, item.scope)
                     if condition_key.startswith("Condition/"):
                         effects.append(AldCondition(condition_key))
-    effects.append(Seen())
+    effects.append(SEEN)
     return effects
 
 

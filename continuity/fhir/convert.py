@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from continuity.fhir import clinical, medications, people
-from continuity.fhir.indexes import Conversion, Effect, Indexes, Seen, Skip
+from continuity.fhir.indexes import SEEN, Conversion, Effect, Indexes, Skip
 from continuity.fhir.json import STRIPPED, Invalid
 from continuity.fhir.sources import Item
 from continuity.fhir.vocabulary import ID_CHARACTERS, MAX_ID, USED_TYPES
@@ -19,7 +19,7 @@ from continuity.model import Record
 
 
 def _seen(item: Item) -> list[Effect]:
-    return [Seen()]
+    return [SEEN]
 
 
 # Pass 1, per resource type. Clinical resources that pass 1 may not even parse (docs/fhir-input.md,

@@ -59,6 +59,9 @@ class Seen(NamedTuple):
     """A clinical resource: counted under its own key (last copy wins)."""
 
 
+SEEN = Seen()  # one instance serves every clinical resource
+
+
 class AllergySaid(NamedTuple):
     patient_key: str
     status: AllergyStatus
@@ -125,11 +128,11 @@ class Indexes:
     dangling: set[tuple[int, int]] = field(default_factory=set)  # (file, ordinal) of resources whose patient dangles
 
     def canonical(self, key: str) -> str:
-        return self.identities.canonical(key)
+        return self.identities.alias.get(key, key)
 
     def resolve(self, key: str, item: Item, file_index: int) -> str:
         """The distinct key a reference to ``key`` means from ``item`` (raises Invalid when ambiguous)."""
-        if not self.collisions.variants or key not in self.collisions.variants:
+        if key not in self.collisions.variants:  # the usual case: an id shared by no two resources
             return key
         try:
             return self.collisions.resolve(key, file_index, item.scope.chain() if item.scope else ())
@@ -154,7 +157,9 @@ class Indexes:
             raise self._dangling(item, file_index, f"patient {target[:200]!r} cannot be resolved")
         if not key.startswith("Patient/"):
             raise Invalid(f"{path} points to {key}, not to a Patient")
-        canonical = self.canonical(self.resolve(key, item, file_index))
+        if key in self.collisions.variants:
+            key = self.resolve(key, item, file_index)
+        canonical = self.identities.alias.get(key, key)
         if canonical in self.copies:
             return canonical.split("/", 1)[1]
         if key in self.rejected:
@@ -209,18 +214,18 @@ class Skip(Exception):
 class Conversion:
     """The context of converting one resource in pass 2: the indexes, and where its warnings go."""
 
-    __slots__ = ("file_index", "indexes", "ins_dropped", "item", "source", "warnings")
+    __slots__ = ("file_index", "indexes", "ins_dropped", "item", "warnings")
 
     def __init__(self, indexes: Indexes, file_index: int, item: Item) -> None:
         self.indexes = indexes
         self.file_index = file_index
-        self.source = str(indexes.files[file_index])
         self.item = item
         self.warnings: list[ImportProblem] = []
         self.ins_dropped = False  # an INS on an identity that is not QUAL, dropped
 
     def warn(self, message: str) -> None:
-        self.warnings.append(ImportProblem(self.source, self.item.location, self.item.key, message))
+        source = str(self.indexes.files[self.file_index])
+        self.warnings.append(ImportProblem(source, self.item.location, self.item.key, message))
 
     def patient_id(self, reference: JSON | None, path: str) -> str:
         return self.indexes.patient_id(reference, path, self.item, self.file_index)

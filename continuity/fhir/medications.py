@@ -22,7 +22,15 @@ from continuity.fhir.datatypes import (
     posology,
     ratio,
 )
-from continuity.fhir.indexes import Conversion, Effect, MedicationDescribed, MedicationText, Seen, Skip, SubjectRef
+from continuity.fhir.indexes import (
+    SEEN,
+    Conversion,
+    Effect,
+    MedicationDescribed,
+    MedicationText,
+    Skip,
+    SubjectRef,
+)
 from continuity.fhir.json import JSON, Invalid, boolean_at, code_at, number_at, object_at, objects_at, text_at
 from continuity.fhir.sources import Item, reference_key
 from continuity.fhir.vocabulary import (
@@ -103,10 +111,10 @@ def learn_medication_use(item: Item) -> list[Effect]:
     """Pass 1: counted under its key; inside a Bundle, the patient it points to."""
     resource, path = item.resource, item.resource_type
     if item.scope is None:
-        return [Seen()]
+        return [SEEN]
     subject = object_at(resource, "subject", path)
     subject_key = reference_key(subject, f"{path}.subject", item.scope) if subject is not None else ""
-    return [SubjectRef(subject_key, item.scope.sole_patient()), Seen()]
+    return [SubjectRef(subject_key, item.scope.sole_patient()), SEEN]
 
 
 def _unresolved(reference: JSON, ref_path: str, message: str) -> MedicationText:
@@ -271,7 +279,8 @@ def _end_date(
        months and years);
     4. ``MedicationRequest.dispenseRequest.validityPeriod.end`` (how long the prescription may be dispensed).
     """
-    if not is_request:
+    # Each field is looked for before it is read: most lines have none of them (a hot path at 100,000 patients).
+    if not is_request and "effectivePeriod" in resource:
         period = object_at(resource, "effectivePeriod", path)
         end = date_at(period, "end", f"{path}.effectivePeriod") if period else None
         if end is not None:
@@ -279,9 +288,11 @@ def _end_date(
     ends: list[dt.date] = []
     durations: list[dt.date] = []
     for dosage, dosage_path in dosages:
+        if "timing" not in dosage:
+            continue
         timing = object_at(dosage, "timing", dosage_path)
         repeat = object_at(timing, "repeat", f"{dosage_path}.timing") if timing else None
-        if repeat is None:
+        if repeat is None or ("boundsPeriod" not in repeat and "boundsDuration" not in repeat):
             continue
         repeat_path = f"{dosage_path}.timing.repeat"
         bounds = object_at(repeat, "boundsPeriod", repeat_path)
@@ -293,7 +304,7 @@ def _end_date(
                 durations.append(end)
     if ends or durations:
         return max(ends or durations)
-    if is_request:
+    if is_request and "dispenseRequest" in resource:
         dispense = object_at(resource, "dispenseRequest", path)
         validity = object_at(dispense, "validityPeriod", f"{path}.dispenseRequest") if dispense else None
         if validity is not None:

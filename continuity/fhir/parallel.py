@@ -64,6 +64,13 @@ class Learnt(NamedTuple):
     rejected_key: str  # with a problem and no usable id: the key it would have had
 
 
+class Light(NamedTuple):
+    """Pass 1 of an NDJSON line not even parsed (docs/fhir-input.md, "Memory"): only its key matters."""
+
+    resource_type: str
+    key: str
+
+
 class Converted(NamedTuple):
     """Pass 2 of one resource in a worker: its records (flattened), not yet applied."""
 
@@ -133,10 +140,12 @@ def learn_chunk(file_index: int, span: Span) -> bytes:
     """Pass 1 of one chunk of lines: ``Unreadable`` or ``Learnt`` for each unit, nothing applied."""
     indexes = _worker_indexes
     assert indexes is not None, "worker process not initialised"
-    learnt: list[Unreadable | Learnt] = []
+    learnt: list[Unreadable | Learnt | Light] = []
     for unit in SourceFile(indexes.files[file_index]).items(light=True, span=span):
         if isinstance(unit, Unreadable):
             learnt.append(unit)
+        elif unit.light:  # most lines: sent back as small as they can be
+            learnt.append(Light(unit.resource_type, unit.key))
         else:
             effects, problem = learn(unit)
             learnt.append(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from continuity.errors import InputError
 from continuity.fhir import parallel
@@ -102,9 +103,13 @@ class Reader:
                     pool = pool or parallel.start_pool(self.workers, Indexes(self.files))
                     self._learn_shared(pool, file_index, path)
                     continue
+                types, remember = self.file_types[file_index], self.indexes.copies.remember
                 for unit in SourceFile(path).items(light=True):
                     if isinstance(unit, Unreadable):
                         self._unreadable(file_index, unit)
+                    elif unit.light:  # most lines of a Bulk export: only their key matters here
+                        types.add(unit.resource_type)
+                        remember(unit.key)
                     else:
                         effects, problem = learn(unit)
                         bundles = unit.scope.chain() if unit.scope is not None else ()
@@ -152,39 +157,45 @@ class Reader:
                 indexes.rejected.add(lost_key)
             self._problem(file_index, item.location, resource_type, lost_key, problem, "invalid")
             return
-        place = (file_index, bundles[0] if bundles else None)
         for effect in effects:
-            match effect:
-                case Identity(born, identifiers, fingerprint):
-                    key = self._distinct(file_index, item, place, fingerprint)
-                    indexes.rejected.discard(key)
-                    for warning in indexes.identities.remember(
-                        key,
-                        is_person=resource_type == "Patient",
-                        born=born,
-                        identifiers=identifiers,
-                        copies=indexes.copies,
-                    ):
-                        self.report.warnings.append(self._where(file_index, item.location, key, warning, "identity"))
-                case Seen():
-                    indexes.copies.remember(key)
-                case AllergySaid(patient_key, status):
-                    indexes.allergy.add(patient_key, status, file_index, bundles)
-                case MedicationDescribed(medication, fingerprint):
-                    key = self._distinct(file_index, item, place, fingerprint)
-                    indexes.medications[key] = medication
-                    indexes.rejected.discard(key)
-                case RoleDescribed(role):
-                    indexes.roles[key] = role
-                    indexes.roles_by_practitioner.setdefault(role.practitioner_key, role)
-                case AldObservation(value):
-                    indexes.ald_observations[key] = value
-                case AldCondition(condition_key):
-                    indexes.ald_conditions.add(condition_key)
-                case SubjectRef(subject_key, sole_patient):
-                    indexes.bundle_subjects.append(
-                        BundleSubject(key, subject_key, sole_patient, file_index, bundles, item.ordinal)
-                    )
+            # Dispatch on the exact class (the effects are final named tuples): cheaper than `match` here,
+            # where every resource of the export passes.
+            kind = effect.__class__
+            if kind is Seen:
+                indexes.copies.remember(key)
+            elif kind is Identity:
+                born, identifiers, fingerprint = cast(Identity, effect)
+                key = self._distinct(file_index, item, (file_index, bundles[0] if bundles else None), fingerprint)
+                indexes.rejected.discard(key)
+                for warning in indexes.identities.remember(
+                    key,
+                    is_person=resource_type == "Patient",
+                    born=born,
+                    identifiers=identifiers,
+                    copies=indexes.copies,
+                ):
+                    self.report.warnings.append(self._where(file_index, item.location, key, warning, "identity"))
+            elif kind is AllergySaid:
+                patient_key, status = cast(AllergySaid, effect)
+                indexes.allergy.add(patient_key, status, file_index, bundles)
+            elif kind is MedicationDescribed:
+                medication, fingerprint = cast(MedicationDescribed, effect)
+                key = self._distinct(file_index, item, (file_index, bundles[0] if bundles else None), fingerprint)
+                indexes.medications[key] = medication
+                indexes.rejected.discard(key)
+            elif kind is RoleDescribed:
+                role = cast(RoleDescribed, effect).role
+                indexes.roles[key] = role
+                indexes.roles_by_practitioner.setdefault(role.practitioner_key, role)
+            elif kind is AldObservation:
+                indexes.ald_observations[key] = cast(AldObservation, effect).value
+            elif kind is AldCondition:
+                indexes.ald_conditions.add(cast(AldCondition, effect).condition_key)
+            elif kind is SubjectRef:
+                subject_key, sole_patient = cast(SubjectRef, effect)
+                indexes.bundle_subjects.append(
+                    BundleSubject(key, subject_key, sole_patient, file_index, bundles, item.ordinal)
+                )
         if problem:
             indexes.bad.add((file_index, item.ordinal))
             if resource_type in IDENTITY_TYPES or resource_type == "Medication":
@@ -215,9 +226,13 @@ class Reader:
     def _learn_shared(self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path) -> None:
         """Pass 1 of one NDJSON file: the workers work out what each resource says, applied here in order."""
         chunks = parallel.chunks(pool, self.workers, path, parallel.learn_chunk, file_index)
+        types, remember = self.file_types[file_index], self.indexes.copies.remember
         for units in chunks:
             for unit in units:
-                if isinstance(unit, Unreadable):
+                if unit.__class__ is parallel.Light:  # most lines: only their key matters
+                    types.add(unit.resource_type)
+                    remember(unit.key)
+                elif isinstance(unit, Unreadable):
                     self._unreadable(file_index, unit)
                     if unit.ordinal < 0:  # the file itself could not be read: as a whole read, stop here
                         chunks.close()
@@ -314,6 +329,7 @@ class Reader:
     def _pass_2(self) -> Iterator[Record]:
         pool: concurrent.futures.ProcessPoolExecutor | None = None
         indexes = self.indexes
+        renamed = indexes.collisions.renamed  # the copies kept under a distinct key: usually none
         try:
             for sweep in SWEEPS:
                 for file_index, path in enumerate(self.files):
@@ -329,7 +345,8 @@ class Reader:
                         if isinstance(unit, Unreadable):  # a line pass 1 did not parse
                             self._unreadable(file_index, unit)
                         elif unit.resource_type in sweep:
-                            unit.key = indexes.collisions.key_of(unit.key, file_index, unit.ordinal)
+                            if renamed:
+                                unit.key = renamed.get((file_index, unit.ordinal), unit.key)
                             if self._is_last_copy(file_index, unit.resource_type, unit.key, unit.location):
                                 yield from self._apply(file_index, unit, convert(indexes, file_index, unit))
                             elif unit.resource_type not in IDENTITY_TYPES:  # an earlier copy: whose is it?
@@ -345,6 +362,8 @@ class Reader:
 
     def _is_last_copy(self, file_index: int, resource_type: str, key: str, location: str) -> bool:
         copies = self.indexes.copies
+        if not copies.copies:  # no key was read twice
+            return True
         if resource_type in IDENTITY_TYPES:
             key = self.indexes.canonical(key)
         if copies.is_last_copy(key):
@@ -402,13 +421,13 @@ class Reader:
             )
             return
         kept = False
-        flags: set[str] = set()
+        flags: tuple[str, ...] = ()
         for record in records:
             if self.merged.person_ids and self.merged.repeats(record):
                 report.duplicates += 1
                 continue
             kept = True
-            flags.update(getattr(record, "flags", ()))
+            flags += getattr(record, "flags", ())
             report.counts[type(record).__name__] += 1
             yield record
         if kept:
@@ -423,57 +442,48 @@ class Reader:
         chunks = parallel.chunks(pool, self.workers, path, parallel.convert_chunk, file_index, sweep)
         bad = {ordinal for bad_file, ordinal in self.indexes.bad if bad_file == file_index}  # workers skip pass 1's
         merged, report, rebuild = self.merged, self.report, parallel.rebuild
+        counts = report.counts
+        copy_counts = self.indexes.copies.copies  # only keys read more than once: usually almost empty
         for units in chunks:
             for unit in units:
-                ordinal = unit.ordinal
-                if bad and ordinal in bad:
-                    continue
-                if isinstance(unit, Unreadable):
+                if unit.__class__ is Unreadable:
+                    ordinal = unit.ordinal
+                    if bad and ordinal in bad:
+                        continue
                     bad.add(ordinal)
                     self._unreadable(file_index, unit)
                     if ordinal < 0:  # the file itself could not be read: as a whole read, stop here
                         chunks.close()
                         return
                     continue
-                if not self._is_last_copy(file_index, unit.resource_type, unit.key, unit.location):
-                    if unit.resource_type not in IDENTITY_TYPES:
-                        self._remember_earlier(file_index, unit, [rebuild(r) for r in unit.records])
+                # A Converted: unpacked once (the main process is the bottleneck of a shared read).
+                ordinal, location, key, resource_type, flat, problem, reason, warnings, ins_dropped, stripped = unit
+                if bad and ordinal in bad:
                     continue
-                if unit.problem or unit.warnings or unit.ins_dropped or unit.stripped or not unit.records:
-                    outcome = Outcome(
-                        [rebuild(r) for r in unit.records],
-                        unit.problem,
-                        unit.reason,
-                        unit.warnings,
-                        unit.ins_dropped,
-                        unit.stripped,
-                    )
+                if copy_counts and not self._is_last_copy(file_index, resource_type, key, location):
+                    if resource_type not in IDENTITY_TYPES:
+                        self._remember_earlier(file_index, unit, [rebuild(r) for r in flat])
+                    continue
+                if problem or warnings or ins_dropped or stripped or not flat or self.earlier:
+                    outcome = Outcome([rebuild(r) for r in flat], problem, reason, warnings, ins_dropped, stripped)
                     yield from self._apply(file_index, unit, outcome)
                     continue
                 # The usual case, as _apply does it.
-                if self.earlier:
-                    yield from self._apply(
-                        file_index, unit, Outcome([rebuild(r) for r in unit.records], "", "", [], False, False)
-                    )
-                    continue
                 kept = False
-                flags: set[str] = set()
-                for record in map(rebuild, unit.records):
+                flags: tuple[str, ...] = ()
+                for record in map(rebuild, flat):
                     if merged.person_ids and merged.repeats(record):
                         report.duplicates += 1
                         continue
                     kept = True
-                    flags.update(getattr(record, "flags", ()))
-                    report.counts[type(record).__name__] += 1
+                    flags += getattr(record, "flags", ())
+                    counts[type(record).__name__] += 1
                     yield record
                 if kept:
-                    where = self._where(file_index, unit.location, unit.key) if flags else None
-                    report.kept(unit.resource_type, flags, where)
+                    report.kept(resource_type, flags, self._where(file_index, location, key) if flags else None)
                 else:
                     report.dropped(
-                        unit.resource_type,
-                        "duplicate",
-                        self._where(file_index, unit.location, unit.key, reason="duplicate"),
+                        resource_type, "duplicate", self._where(file_index, location, key, reason="duplicate")
                     )
 
 

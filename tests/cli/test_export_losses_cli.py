@@ -106,6 +106,7 @@ class Built:
             "publisher", "build", *sources, "--out", self.db, "--report", self.report_path, *extra, code=code
         )
         self.report: dict[str, Any] = json.loads(self.report_path.read_text(encoding="utf-8"))
+        assert self.report_path.stat().st_mode & 0o777 == 0o600  # it names resources: the publisher's eyes only
 
     def patients(self) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -7,6 +7,7 @@ serves the last good snapshot, and the next good export follows it without a gap
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -164,6 +165,22 @@ def test_the_import_summary_travels_in_the_signed_header(tmp_path: Path) -> None
     _, snapshot = night.publish(export)
     night.pull(snapshot)
     summary = night.status()["current"]["import"]  # type: ignore[index]
-    assert summary["flag.treatment.status-unknown"] >= 1
+    assert summary["flag.treatment.status-unknown"] == 3  # the showcase's two, and this one
     assert summary["read"] >= summary["kept"] > 0
     assert not any(name.startswith("pat-") or "glargine" in name for name in summary)  # counts, no patient data
+    text = run("status", "--home", night.home).stdout
+    assert "  export        3 traitements au statut inconnu" in text
+    assert "  export        1 ligne de traitement non identifiée" in text  # the showcase's retired product
+
+
+def test_two_publications_at_once_cannot_take_the_same_sequence(tmp_path: Path) -> None:
+    night = Night(tmp_path)
+    night.publish(night.good)
+    lock = night.keys / ".publish-state.json.lock"
+    with lock.open("a") as held:  # a slow publication still running when the next cron starts
+        fcntl.flock(held, fcntl.LOCK_EX)
+        overlapping, out = night.publish(night.good, code=ExportRefused.exit_code)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert "Une autre publication est en cours" in overlapping.output and not out.exists()
+    after, _ = night.publish(night.good)
+    assert "sequence 2" in after.output

@@ -97,6 +97,8 @@ def status_text(info: StatusInfo, now: dt.datetime | None = None) -> str:
         lines.append(f"⚠ Données les plus récentes illisibles : {info.fell_back_from}")
     lines.append("")
     lines.append("Contenu : " + ", ".join(f"{COUNT_LABELS.get(k, k)} {v}" for k, v in info.counts.items()))
+    if info.export_notes:
+        lines.append("À vérifier dans l'export : " + " ; ".join(info.export_notes))
     if info.publisher_fingerprints:
         lines.append("Empreinte de l'éditeur : " + ", ".join(info.publisher_fingerprints))
     lines.append("")
