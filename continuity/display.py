@@ -215,12 +215,13 @@ def treatment_line(treatment: Treatment) -> str:
         marks.append(f"depuis le {fr_date(treatment.start_date)}")
     if treatment.last_prescribed_on:
         marks.append(f"dernière prescription le {fr_date(treatment.last_prescribed_on)}")
-    return text + (f" [{SEMICOLON.join(marks)}]" if marks else "") + flag_marks(treatment.flags)
+    return text + (f" [{SEMICOLON.join(marks)}]" if marks else "")
 
 
 def flag_marks(codes: tuple[str, ...]) -> str:
-    """What the export left uncertain about an item, shown beside it (continuity.flags): " ⚠ statut inconnu…"."""
-    return "".join(f" ⚠ {label}" for label in flags.labels_fr(codes))
+    """What the export left uncertain about an item, shown beside it (continuity.flags):
+    ' — ⚠ statut inconnu — à vérifier avec le patient'. The same marks on every screen and in `show`."""
+    return "".join(f" — ⚠ {label}" for label in flags.labels_fr(codes))
 
 
 def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> str:
@@ -242,7 +243,7 @@ def summary_text(summary: PatientSummary, *, homonyms: int, today: dt.date) -> s
         f"  {'[ALD] ' if c.is_ald else ''}{c.text}{flag_marks(c.flags)}" for c in summary.conditions
     ] or ["  (aucun)"]
     lines.append("Traitements en cours :")
-    lines += [f"  {treatment_line(t)}" for t in summary.treatments] or ["  (aucun)"]
+    lines += [f"  {treatment_line(t)}{flag_marks(t.flags)}" for t in summary.treatments] or ["  (aucun)"]
     for kind, label in (("weight", "Poids"), ("height", "Taille")):
         measure = summary.latest(kind)
         if measure:

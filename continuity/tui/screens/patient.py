@@ -23,11 +23,6 @@ from continuity.tui.widgets.banner import Banner
 from continuity.tui.widgets.results import HOMONYM_WARNING
 
 
-def flagged(codes: tuple[str, ...]) -> str:
-    """' — ⚠ statut inconnu — à vérifier avec le patient': what the export left uncertain, beside the item."""
-    return "".join(f" — ⚠ {label}" for label in flags.labels_fr(codes))
-
-
 def allergies_text(summary: PatientSummary) -> str:
     """The allergy block: the headline, then each allergy with its reaction, severity and flags."""
     headline = display.allergy_headline(summary)
@@ -37,7 +32,7 @@ def allergies_text(summary: PatientSummary) -> str:
         f"  • {allergy.substance}"
         + (f" — réaction : {allergy.reaction}" if allergy.reaction else "")
         + (" — SÉVÈRE" if allergy.criticality == "high" else "")
-        + flagged(allergy.flags)
+        + display.flag_marks(allergy.flags)
         for allergy in summary.allergies
     ]
     return "⚠ " + headline + "\n" + "\n".join(details)
@@ -123,7 +118,7 @@ def treatments_text(view: PatientView) -> str:
         line = f"• {display.treatment_line(treatment)}"
         if treatment.last_prescriber_id:
             line += f" — prescrit par {prescriber_name(view.practitioners, treatment.last_prescriber_id)}"
-        lines.append(line + flagged(treatment.flags))
+        lines.append(line + display.flag_marks(treatment.flags))
     return "\n".join(lines)
 
 
@@ -134,7 +129,7 @@ def conditions_text(summary: PatientSummary) -> str:
     for condition in summary.conditions:
         onset = f" (depuis le {display.fr_date(condition.onset_date)})" if condition.onset_date else ""
         mark = "[ALD] " if condition.is_ald else ""
-        lines.append(f"• {mark}{condition.text}{onset}{flagged(condition.flags)}")
+        lines.append(f"• {mark}{condition.text}{onset}{display.flag_marks(condition.flags)}")
     return "\n".join(lines)
 
 
