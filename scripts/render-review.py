@@ -135,12 +135,13 @@ def records() -> list[Record]:
     # Brands, a narcotic by brand, a hospital-only product, a free-text line.
     out += [
         patient("p-brand", "MARTINEZ", "Paul", dt.date(1960, 1, 5), Sex.MALE),
-        treatment("br-doli", "p-brand", "DOLIPRANE 1000 mg, comprimé", posology="1 comprimé si douleur, 3 par jour au plus",
-                  brand="DOLIPRANE"),
+        treatment("br-doli", "p-brand", "DOLIPRANE 1000 mg, comprimé",
+                  posology="1 comprimé si douleur, 3 par jour au plus", brand="DOLIPRANE"),
         treatment("br-oxy", "p-brand", "OXYCONTIN LP 20 mg", posology="1 comprimé matin et soir", brand="OXYCONTIN"),
         treatment("br-duro", "p-brand", "DUROGESIC 25 microgrammes/heure", posology="1 patch tous les 3 jours",
                   brand="DUROGESIC"),
-        treatment("br-levo", "p-brand", "lévothyroxine sodique 75 microgrammes, comprimé", posology="1 comprimé le matin"),
+        treatment("br-levo", "p-brand", "lévothyroxine sodique 75 microgrammes, comprimé",
+                  posology="1 comprimé le matin"),
         treatment("br-xanax", "p-brand", "XANAX 0,25 mg, comprimé sécable", posology="1 comprimé le soir si besoin",
                   brand="XANAX"),
         treatment("br-hosp", "p-brand", "ALPRAZOLAM VIATRIS 1 mg, comprimé sécable", posology="1 le soir"),
@@ -198,7 +199,7 @@ def cases() -> list[Case]:
     return [
         Case("01-standard", "standard: 2 renewals, NS (MTE), signed by the logged-in prescriber, not the GP",
              "p-std", ["--renew", "all"]),
-        Case("02-bizone-allergy-refused", "bizone: CLAMOXYL renewal on a penicillin allergy must need --confirm allergy",
+        Case("02-bizone-allergy-refused", "bizone: a CLAMOXYL renewal on a penicillin allergy needs --confirm allergy",
              "p-ald", ["--renew", "all", "--line", "acétylsalicylate de lysine|75 mg|poudre pour solution buvable en "
                        "sachet-dose|1 sachet le midi|3 mois|ald"], expect=13),
         Case("03-bizone", "bizone with a new ALD line in the top zone; CLAMOXYL confirmed as an allergy",
@@ -226,7 +227,8 @@ def cases() -> list[Case]:
              ["--line", "SKENAN LP 30 mg|30 mg|gélule|1 gélule matin et soir|7 jours"], expect=12),
         Case("12-routes", "routes: vaginal, inhalée, ophtalmique from the form; plain comprimé → orale",
              "p-std", ["--line", "clotrimazole|500 mg|comprimé vaginal|1 comprimé au coucher, une seule fois|1 jour",
-                       "--line", "tiotropium|18 microgrammes|poudre pour inhalation en gélule|1 inhalation par jour|1 mois",
+                       "--line", "tiotropium|18 microgrammes|poudre pour inhalation en gélule|1 inhalation par jour"
+                       "|1 mois",
                        "--line", "aciclovir|30 mg/g|pommade ophtalmique|5 applications par jour|7 jours",
                        "--line", "paracétamol|1000 mg|comprimé|1 comprimé si douleur|5 jours"]),
         Case("13-acute-adult", "acute course (10 days from 4 days ago) renewed for what remains: 6 jours",
