@@ -161,7 +161,7 @@ def _born_line(prescription: Prescription, today: dt.date) -> str:
 
 
 def line_count(count: int) -> str:
-    return "1 ligne prescrite" if count == 1 else f"{count} lignes prescrites"
+    return display.plural(count, "ligne prescrite", "lignes prescrites")
 
 
 def printed_form(
