@@ -202,8 +202,9 @@ def render_documents(parts: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
     """Render several template runs into one PDF, each part numbering its own pages.
 
     Each part is rendered once without page numbers; a part that spills over is rendered again with
-    `page_numbers=True` ("page 1/2" and the running header) — the margin boxes do not change the
-    page area, so the page count stays the same.
+    `page_numbers=True` ("page 1/2" and the running header) and `page_total`, so that every page but
+    the last says more follows — the margin boxes do not change the page area, so the page count stays
+    the same.
     """
     pages: list[Any] = []
     first: Any = None
@@ -212,7 +213,8 @@ def render_documents(parts: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
             for template_name, context in parts:
                 document = _document(template_name, {**context, "page_numbers": False})
                 if len(document.pages) > 1:
-                    document = _document(template_name, {**context, "page_numbers": True})
+                    document = _document(template_name, {**context, "page_numbers": True,
+                                                          "page_total": len(document.pages)})
                 first = first or document
                 pages.extend(document.pages)
             pdf = first.copy(pages).write_pdf()

@@ -240,6 +240,10 @@ def test_twelve_lines_spill_onto_two_numbered_pages(tmp_path: Path) -> None:
     # The signature follows the last line on the last page, never alone on a page.
     assert "médicament-12" in second and "Signature du Dr" in second
     assert second.index("médicament-12") < second.index("Signature du Dr")
+    # Page 1 ends without a signature (render review): it says the ordonnance goes on, how many lines it
+    # has, and that the signature follows the last one; the last page does not.
+    continued = "Suite de l'ordonnance page suivante : 12 lignes prescrites au total, signature après la dernière."
+    assert continued in flat(pages[0]) and "Suite de l'ordonnance" not in second
 
 
 def test_duplicate_page_follows_with_its_mention(tmp_path: Path) -> None:
