@@ -819,7 +819,7 @@ def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path 
     except WitnessError as error:
         click.echo(f"ATTENTION : {error.message_fr}", err=True)
         log.warning("journal witness: %s", error)
-        if alarm and ("answered 409" in str(error) or "answered 403" in str(error)):
+        if alarm and error.refused:
             raise
         return
     if sent is not None:
