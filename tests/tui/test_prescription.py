@@ -254,6 +254,7 @@ async def test_each_danger_is_acknowledged_on_its_own_never_by_the_print_key(mak
         assert dialog.position == 1
         await pilot.press("o", "enter")
         assert dialog.position == 2
+        assert text_of(dialog.query_one("#ack-progress", Static)) == "Tout est confirmé (2 étapes)."
         await pilot.press("enter")  # now Entrée prints
         await wait_printed(pilot)
     (entry,) = [e for e in Journal(home).entries() if e.action == "print_prescription"]

@@ -79,8 +79,7 @@ class Row:
 def count_text(ticked: int, total: int) -> str:
     if ticked == 0:
         return f"Aucune ligne cochée sur {total}"
-    noun = "ligne cochée" if ticked == 1 else "lignes cochées"
-    return f"{ticked} {noun} sur {total}"
+    return f"{display.plural(ticked, 'ligne cochée', 'lignes cochées')} sur {total}"
 
 
 def treatment_text(treatment: Treatment) -> str:
@@ -205,7 +204,7 @@ class AcknowledgeScreen(ModalScreen[frozenset[str] | None]):
         progress = self.query_one("#ack-progress", Static)
         field = self.query_one(Input)
         if self.position >= len(self.steps):
-            progress.update(f"Tout est confirmé ({len(self.steps)} étape{'s' if len(self.steps) > 1 else ''}).")
+            progress.update(f"Tout est confirmé ({display.plural(len(self.steps), 'étape')}).")
             warning_box.update("")
             warning_box.set_classes("")
             prompt.update("Entrée : imprimer — Échap : revenir")
