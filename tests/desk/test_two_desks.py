@@ -108,7 +108,7 @@ def test_two_desks_at_once(server: DeskServer, terminal: Terminal) -> None:
         terminal.press(name, "p")
         # Watched at once: the notice is a toast that goes after a few seconds, and on a loaded machine
         # the other desk's steps can take longer than that. It wraps on narrow toasts: its start only.
-        terminal.wait_for(name, "Imprimé : le résumé" if server.printer else "Impression impossible", timeout=60)
+        terminal.wait_for(name, "Imprimé — le résumé" if server.printer else "Impression impossible", timeout=60)
     for name in PATIENTS:
         terminal.press(name, "C-q")
         terminal.wait_for(name, "Quitter Continuity ?")  # quitting asks first (issue 11)
