@@ -510,10 +510,9 @@ class PrescriptionScreen(SessionScreen):
         self.query_one("#rx-preview-box").border_title = "Aperçu — ce qui sera imprimé"
         self._show_signer()
         self.rebuild()
-        if self.rows:
-            box.focus()
-        else:
-            self.action_add_line()
+        # Even without a treatment to renew the form does not open by itself: the doctor's next key,
+        # typed from habit (the `a` the screen names), would land in its drug field.
+        box.focus()
 
     def _leave_with(self, message: str) -> None:
         from continuity.tui.screens.dialogs import MessageScreen
@@ -550,7 +549,11 @@ class PrescriptionScreen(SessionScreen):
         if self.signing is None:
             return
         if not renewals and not lines:
-            self.refusal = "Cochez au moins une ligne (Espace) ou ajoutez-en une (touche a)."
+            self.refusal = (
+                "Cochez au moins une ligne (Espace) ou ajoutez-en une (touche a)."
+                if self.rows
+                else "Aucun traitement en cours à renouveler : touche a pour ajouter une ligne."
+            )
         else:
             try:
                 self.plan = self.session.plan_prescription(
