@@ -282,7 +282,9 @@ def print_pdf(
             message_fr=f"Impression impossible : {failure.reason_fr}.\n"
             f"{kind.capitalised} est {kind.saved_fr} dans le fichier :\n{saved}\n"
             "À faire : vérifiez que l'imprimante est allumée, branchée et qu'elle a du papier, puis "
-            "réessayez. Sinon, copiez ce fichier sur une clé USB et imprimez-le depuis un autre ordinateur."
+            # Over an SSH desk the file is on the appliance PC, not at the desk: say where to fetch it.
+            "réessayez. Sinon, sur l'ordinateur de Continuity, copiez ce fichier sur une clé USB et "
+            "imprimez-le depuis un autre ordinateur."
             + purge,
             saved_to=saved,
         ) from failure

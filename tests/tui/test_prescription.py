@@ -85,8 +85,14 @@ async def test_renew_everything_in_two_keys_preview_and_print(make_app: AppMaker
         await wait_printed(pilot)
         assert isinstance(app.screen, MessageScreen)  # no printer here: saved, and the user told where
         assert "enregistrée dans" in app.screen.body
+        assert "effacé automatiquement dans 7 jours" in app.screen.body  # the print folder's rule, said
         saved = list((home.parent / "prints").glob("ordonnance-*.pdf"))
         assert len(saved) == 1 and saved[0].read_bytes().startswith(b"%PDF")
+        # The ordonnance exists (saved, journaled): the draft is closed, not left to be issued twice or
+        # "abandoned" with "Rien n'a été imprimé".
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PatientScreen)
     entries = [e for e in Journal(home).entries() if e.action == "print_prescription"]
     assert len(entries) == 1 and entries[0].user == "dr.garnier" and entries[0].details["line_count"] == 2
 

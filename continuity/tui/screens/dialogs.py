@@ -119,7 +119,8 @@ def help_text(*, idle_minutes: float, print_folder: str, keep_days: int) -> str:
         ),
         f"    {print_folder}",
         *_paragraph(
-            "Le message dit quel fichier. Copiez-le sur une clé USB et imprimez-le depuis un autre "
+            "Le message dit quel fichier. Sur l'ordinateur de Continuity, copiez-le sur une clé USB et "
+            "imprimez-le depuis un autre "
             f"ordinateur. Ces fichiers sont effacés automatiquement après {keep_days} jours."
         ),
         "",

@@ -120,6 +120,7 @@ class PrescriptionPrinted(Message):
 
     message_fr: str
     error: bool = False
+    issued: bool = True  # the ordonnance was issued (journaled), whether or not the printer took it
 
 
 class LineList(OptionList):
@@ -743,7 +744,6 @@ class PrescriptionScreen(SessionScreen):
     def _print(self, plan: PrescriptionPlan, signing: SigningChoice, acknowledged: frozenset[str],
                directory: Path | None) -> None:
         # A thread: rendering takes a moment. The session journals before it returns the PDF.
-        from continuity import printing
 
         session = self.capp.session
         if session is None:
@@ -751,28 +751,34 @@ class PrescriptionScreen(SessionScreen):
         try:
             issued = session.issue_prescription(plan, signing, acknowledged=acknowledged)
         except ContinuityError as error:
-            self.post_message(PrescriptionPrinted(f"Ordonnance non imprimée : {error.message_fr}", error=True))
+            self.post_message(PrescriptionPrinted(f"Ordonnance non imprimée : {error.message_fr}", error=True,
+                                                  issued=False))  # fmt: skip
             return
         try:
-            save_to = printer.save_path(directory, f"ordonnance-{issued.prescription.id[:8]}.pdf")
-            job = printing.print_pdf(issued.pdf, save_to=save_to, title="Ordonnance")
+            where = printer.send(issued.pdf, f"ordonnance-{issued.prescription.id[:8]}", directory=directory,
+                                 title="Ordonnance", keep_days=self.capp.print_keep_days)  # fmt: skip
         except ContinuityError as error:  # PrintFailed says where the PDF was saved instead
             self.post_message(PrescriptionPrinted(error.message_fr, error=True))
             return
         except OSError as error:
             self.post_message(PrescriptionPrinted(f"Impression impossible : {error}", error=True))
             return
-        self.post_message(PrescriptionPrinted(job.message_fr))
+        self.post_message(PrescriptionPrinted(where))
 
     @on(PrescriptionPrinted)
     def printed_message(self, message: PrescriptionPrinted) -> None:
         self._printing = False
         self.capp.printed.append(message.message_fr)
-        if message.error:
-            from continuity.tui.screens.dialogs import MessageScreen
+        from continuity.tui.screens.dialogs import MessageScreen
 
-            self.app.push_screen(MessageScreen("Impression impossible", message.message_fr))
+        if not message.issued:  # nothing was issued: the draft stays, as it was
+            self.app.push_screen(MessageScreen("Ordonnance non imprimée", message.message_fr))
             return
-        self.notify(message.message_fr, timeout=10)
+        # Issued and journaled, on paper or saved in the print folder: this draft is done. Staying on it
+        # would invite a second ordonnance, and Échap would ask to "abandon" what already exists.
         self.app.pop_screen()
+        if message.error:
+            self.app.push_screen(MessageScreen("Impression impossible", message.message_fr))
+        else:
+            self.notify(message.message_fr, timeout=10)
 
