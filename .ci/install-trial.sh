@@ -21,7 +21,7 @@ step /opt/continuity/venv/bin/continuity publisher keygen --out "$platform/keys"
 
 # --- enrolment on the appliance (docs/operations.md, "Enrol the appliance") ----------------------
 printf 'phrase de passe du docteur\n' > /tmp/dr.martin.pass
-printf 'phrase de passe accueil 1\n' > /tmp/accueil.pass
+printf 'lilas orange fenetre trente\n' > /tmp/accueil.pass
 chown continuity /tmp/dr.martin.pass /tmp/accueil.pass
 step continuity init --user dr.martin --role prescriber --rpps 10101010105 --passphrase-file /tmp/dr.martin.pass
 step continuity staff add accueil --user dr.martin --passphrase-file /tmp/dr.martin.pass \
@@ -92,7 +92,7 @@ screen 6
 keys() { runuser -u marie -- tmux send-keys -t desk "$@"; }
 keys Enter; sleep 1; keys Down; sleep 1; keys Enter    # the list of names: the first one, accueil
 screen 2
-keys 'phrase de passe accueil 1' Enter
+keys 'lilas orange fenetre trente' Enter
 unlocked=$(screen 10)
 grep -q "utilisateur : accueil" <<<"$unlocked" || { echo "$unlocked"; echo "FAILED: not unlocked" >&2; exit 1; }
 keys martin
