@@ -316,11 +316,14 @@ class ContinuityApp(App[None]):
         for screen in list(self.screen_stack):
             if isinstance(screen, SessionScreen):
                 screen.session_resumed()
-        if self.type_ahead.pending and not isinstance(self.screen, SearchScreen):
-            # Letters typed ahead would act as keys of the reopened screen (o, p...): dropped.
+        if not isinstance(self.screen, SearchScreen):
+            # Letters typed ahead would act as keys of the reopened screen (o, p...): dropped, and
+            # said only when there were some (keeping starts with every Entrée on the passphrase).
+            typed_ahead = self.type_ahead.has_keys
             self.type_ahead.drop()
-            self.notify("Les touches tapées pendant le déverrouillage ont été ignorées : "
-                        "l'écran où vous étiez a été rouvert.", severity="warning", timeout=8)
+            if typed_ahead:
+                self.notify("Les touches tapées pendant le déverrouillage ont été ignorées : "
+                            "l'écran où vous étiez a été rouvert.", severity="warning", timeout=8)
         self.notify("Vous reprenez là où vous en étiez.", timeout=5)
 
     def lock(self, reason: str = "user") -> None:
