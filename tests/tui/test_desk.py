@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,26 @@ async def test_idle_lock_warns_a_minute_before(make_app: AppMaker) -> None:
         assert isinstance(app.screen, SearchScreen) and app.session is not None
         await pilot.press("r")  # any key: still here
         assert not app._notifications and app.session is not None
+
+
+async def test_idle_warning_counts_down(make_app: AppMaker) -> None:
+    # Tried in tmux: the warning still said "dans 1 minute" with 10 s left.
+    app = make_app(idle_minutes=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+
+        def warnings() -> list[str]:
+            return [str(n.message) for n in app._notifications if "se verrouille dans" in str(n.message)]
+
+        app.idle_seconds = 300.0
+        for quiet, said in [(245, "dans 1 minute."), (262, "dans 30 secondes."), (266, "dans 30 secondes."),
+                            (295, "dans quelques secondes.")]:
+            app._last_input = time.monotonic() - quiet
+            app._tick()
+            await pilot.pause()
+            assert len(warnings()) == 1 and said in warnings()[0], (quiet, warnings())
+        await pilot.press("r")  # back at the desk: the warning goes
+        assert not warnings() and app.session is not None
 
 
 async def test_idle_lock_keeps_the_open_patient_for_the_same_user(make_app: AppMaker, home: Path) -> None:
