@@ -420,6 +420,28 @@ async def test_resuming_says_keys_were_ignored_only_when_some_were_typed(make_ap
         assert not app.type_ahead.pending
 
 
+async def test_no_key_reaches_the_parked_screens_before_the_passphrase(make_app: AppMaker) -> None:
+    # Someone walks up to a desk locked for inactivity, whose patient screen is kept for its user
+    # (docs/threat-model.md): every key they try leaves them on the unlock screen, nothing of the
+    # patient drawn.
+    app = make_app(idle_minutes=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "rousseau")
+        await idle_lock(pilot, app)
+        assert app.parked is not None
+        # (Not Entrée: in this dev-mode app any passphrase opens; wrong ones are tested in test_unlock.py.)
+        for key in ["escape", "f2", "f3", "f4", "ctrl+l", "f1", "o", "p", "tab", "escape", "ctrl+q"]:
+            await pilot.press(key)
+            await pilot.pause()
+            if isinstance(app.screen, HelpScreen | ConfirmScreen):
+                await pilot.press("escape")
+                await pilot.pause()
+            assert isinstance(app.screen, UnlockScreen), key
+            assert app.session is None
+        assert "ROUSSEAU" not in app.export_screenshot()
+
+
 async def test_another_user_after_an_idle_lock_starts_afresh(practice_db: Path, home: Path) -> None:
     app = two_user_app(practice_db, home)
     async with app.run_test(size=SIZE) as pilot:
