@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-# The drug reference benchmark reads a full BDPM folder (CONTINUITY_BDPM; the development copy by default).
-BDPM = os.environ.get("CONTINUITY_BDPM", "/work/shared/data/bdpm")
+# The drug reference benchmark reads a full BDPM folder (CONTINUITY_BDPM; by default the development
+# copy in shared/ beside the checkout).
+BDPM = os.environ.get("CONTINUITY_BDPM", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "bdpm"))
 
 BENCHES = [
     ["bench.foundation", "--sizes", "2000,20000,100000"],

@@ -819,7 +819,7 @@ def _send_journal_head(home: Path, source: str, witness_url: str, ca_file: Path 
     except WitnessError as error:
         click.echo(f"ATTENTION : {error.message_fr}", err=True)
         log.warning("journal witness: %s", error)
-        if alarm and ("answered 409" in str(error) or "answered 403" in str(error)):
+        if alarm and error.refused:
             raise
         return
     if sent is not None:
@@ -1471,7 +1471,11 @@ def _require_initialised(home: Path) -> None:
     from continuity.errors import NotInitialized
 
     if not (home / keys.APPLIANCE_PUB).is_file():
-        raise NotInitialized(f"{home} is not an initialised appliance home (no {keys.APPLIANCE_PUB})")
+        raise NotInitialized(
+            f"{home} is not an initialised appliance home (no {keys.APPLIANCE_PUB})",
+            message_fr=f"Le dossier {home} n'est pas celui d'un appareil Continuity initialisé : indiquez le bon "
+            "avec --home (ou CONTINUITY_HOME), par exemple --home /var/lib/continuity (docs/desks.md).",
+        )
 
 
 def _journal_desk_change(home: Path, action: str, details: dict[str, Any]) -> None:
@@ -1573,6 +1577,9 @@ def desk_config(port: int, out: Path, service_user: str | None, listen: tuple[st
     """Write an sshd configuration for the desks (include fragment + complete server + host key)."""
     from continuity import desk as desk_module
 
+    # The keys file sshd is told to read is the home's: a wrong or missing home would give a
+    # configuration that accepts no desk, with nothing to say why.
+    _require_initialised(home)
     user = service_user or _service_user()
     written = desk_module.write_sshd_config(out, home=home.absolute(), port=port, user=user, listen=listen,
                                             also_allow=also_allow)  # fmt: skip
@@ -1622,7 +1629,11 @@ def _open_desk(home: Path, name: str) -> None:
             Journal(home).append(user=SYSTEM_USER, action="desk_refused", details={"desk": name, "reason": reason})
         except ContinuityError as error:
             log.error("could not journal a refused desk request: %s", error)
-        raise desk_module.DeskError(f"desk {name}: {detail}", message_fr=message_fr)
+        # Whoever reads this stderr is the person at the desk (sshd sends it to their ssh client): the
+        # French sentence only. The English detail is the journal's desk_refused entry.
+        log.debug("desk %s: %s", name, detail)
+        click.echo(f"Erreur : {message_fr}", err=True)
+        click.get_current_context().exit(desk_module.DeskError.exit_code)
     desk_module.use_printer(listed)
 
 

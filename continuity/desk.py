@@ -508,6 +508,8 @@ class DeskPresence:
 
     The registry is re-read only when its file changed (inode, size, mtime). A registry that is
     missing, unreadable or damaged answers False: the session ends rather than go on unchecked.
+    A desk still listed gets its printer applied again (`desk add --replace --printer` reaches a
+    session that is already open, from its next key press on).
     """
 
     def __init__(self, home: Path, name: str) -> None:
@@ -525,7 +527,10 @@ class DeskPresence:
         seen = (info.st_ino, info.st_size, info.st_mtime_ns)
         if seen != self._seen:
             try:
-                self._listed = self.registry.get(self.name) is not None
+                found = self.registry.get(self.name)
+                self._listed = found is not None
+                if found is not None:
+                    use_printer(found)
             except DeskError as error:
                 log.error("desk %s: %s", self.name, error)
                 self._listed = False
@@ -573,10 +578,13 @@ def use_printer(desk: Desk, environ: dict[str, str] | None = None) -> None:
 
     CUPS's own per-process default: `lp`, `lpstat -d` and libcups all honour ``PRINTER`` (and
     ``LPDEST`` before it), so every print path of the interface goes to the desk's printer without
-    being told. A desk without a printer keeps the system default.
+    being told. A desk without a printer uses the system default (a printer removed from the desk
+    by `desk add --replace` is dropped from the process too).
     """
     target = os.environ if environ is None else environ
     if desk.printer is None:
+        target.pop("PRINTER", None)
+        target.pop("LPDEST", None)
         return
     target["PRINTER"] = desk.printer
     target["LPDEST"] = desk.printer
@@ -602,6 +610,10 @@ def strict_modes_problem(path: Path, uid: int) -> str | None:
     for folder in [current, *current.parents]:
         try:
             info = folder.stat()
+        except FileNotFoundError:
+            # Not there yet (`desk config` before the first `desk add`, which creates ssh/ as 0700):
+            # what sshd will check is the part of the way that exists.
+            continue
         except OSError as error:
             return f"{folder}: {error.strerror or error}"
         if info.st_uid not in (0, uid) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

@@ -145,6 +145,12 @@ class WitnessError(ContinuityError):
     exit_code = 34
     default_message_fr = "Le témoin de l'éditeur n'a pas enregistré la fin du journal."
 
+    def __init__(self, message: str, *, message_fr: str | None = None, refused: bool = False) -> None:
+        super().__init__(message, message_fr=message_fr)
+        # True when the witness answered and said no (a rewritten or foreign journal): an alarm. False
+        # when it could not be reached or answered nonsense: a warning, the pull is not affected.
+        self.refused = refused
+
 
 class NoSnapshot(ContinuityError):
     exit_code = 17

@@ -1,6 +1,7 @@
 """Render the printed forms (forms/*.html) to PDF with Jinja2 and weasyprint, fetching nothing outside forms/.
 
-Patient data reaches the templates only as autoescaped text, and weasyprint's URL fetcher refuses
+Patient data reaches the templates only as autoescaped text without control or bidi characters
+(`printed.paper_text`, the environment's finalize), and weasyprint's URL fetcher refuses
 every URL that is not a file inside forms/: a hostile name such as `<img src=http://...>` prints as
 those characters and can never make the appliance fetch anything. The template environment, the
 parsed stylesheets and the font configuration are built once per process so warm renders are fast.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from continuity import display
 from continuity.errors import RenderError
@@ -100,6 +102,15 @@ def _forms_path(url: str) -> Path | None:
     return path
 
 
+def _paper_value(value: Any) -> Any:
+    """Every value a template prints loses its control and bidi characters (the ordonnance's strings
+    already have; the summary and the other forms print record fields directly). Markup is a macro's
+    output, made of values that went through here already: left as it is (its newlines are layout)."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return printed.paper_text(value)
+    return value
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -108,6 +119,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_paper_value,
     )
     env.filters["date_fr"] = printed.date_fr
     env.filters["datetime_fr"] = display.fr_datetime
@@ -190,8 +202,9 @@ def render_documents(parts: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
     """Render several template runs into one PDF, each part numbering its own pages.
 
     Each part is rendered once without page numbers; a part that spills over is rendered again with
-    `page_numbers=True` ("page 1/2" and the running header) — the margin boxes do not change the
-    page area, so the page count stays the same.
+    `page_numbers=True` ("page 1/2" and the running header) and `page_total`, so that every page but
+    the last says more follows — the margin boxes do not change the page area, so the page count stays
+    the same.
     """
     pages: list[Any] = []
     first: Any = None
@@ -200,7 +213,8 @@ def render_documents(parts: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
             for template_name, context in parts:
                 document = _document(template_name, {**context, "page_numbers": False})
                 if len(document.pages) > 1:
-                    document = _document(template_name, {**context, "page_numbers": True})
+                    document = _document(template_name, {**context, "page_numbers": True,
+                                                          "page_total": len(document.pages)})
                 first = first or document
                 pages.extend(document.pages)
             pdf = first.copy(pages).write_pdf()

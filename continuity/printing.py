@@ -99,6 +99,13 @@ def _run(command: list[str], *, timeout: float) -> subprocess.CompletedProcess[s
 
 def default_printer(*, lpstat: str = "lpstat", timeout: float = LP_TIMEOUT_SECONDS) -> str | None:
     """The CUPS default destination, or None when there is none (or no CUPS)."""
+    # This process's own default first, in libcups' order: a desk's printer (continuity/desk.py) is
+    # named even when CUPS does not know it, so the failure says « l'imprimante … est inconnue »
+    # (lpstat -d answers nothing at all for a PRINTER it does not know).
+    for variable in ("LPDEST", "PRINTER"):
+        named = os.environ.get(variable, "").strip()
+        if named and not (variable == "PRINTER" and named == "lp"):  # libcups ignores PRINTER=lp
+            return named
     try:
         result = _run([lpstat, "-d"], timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):

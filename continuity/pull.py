@@ -389,6 +389,11 @@ def _proxy_authorization(proxy: urllib.parse.SplitResult) -> str:
     return _basic(urllib.parse.unquote(proxy.username or ""), urllib.parse.unquote(proxy.password or ""))
 
 
+def bounded_body(exchange: Exchange, cap: int) -> _Body:
+    """The response body of `exchange`, read under its deadline and cut past `cap` bytes (TooLarge)."""
+    return _Body(exchange, cap)
+
+
 class _Body:
     """A response body with a byte cap and the deadline; errors become TransportError/TooLarge."""
 

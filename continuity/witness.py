@@ -19,13 +19,10 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
-import http.client
 import json
 import logging
 import os
 import re
-import ssl
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +33,7 @@ import nacl.exceptions
 import nacl.signing
 
 from continuity import files, journal, strict_json
-from continuity.errors import ContinuityError, JournalError, WitnessError
+from continuity.errors import ContinuityError, JournalError, TooLarge, WitnessError
 
 log = logging.getLogger(__name__)
 
@@ -152,45 +149,28 @@ class SendResult:
 def _exchange(
     url: str, method: str, body: bytes | None, *, ca_file: Path | None, timeout: float, deadline: float
 ) -> tuple[int, bytes]:
-    """One request, bounded in time as a whole (a server that drips its answer is abandoned)."""
-    outcome: dict[str, Any] = {}
+    """One request under the pull's transport rules (continuity/pull.py: verified TLS or the pinned CA,
+    the environment's proxy, netrc credentials for their own host, connect/read timeouts), bounded in
+    time as a whole: a witness that drips its answer is abandoned."""
+    from continuity import pull
+    from continuity.errors import TransportError
 
-    def run() -> None:
-        try:
-            parsed = urllib.parse.urlsplit(url)
-            path = parsed.path or "/"
-            if parsed.scheme == "https":
-                context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-                connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parsed.hostname or "", parsed.port, timeout=timeout, context=context
-                )
-            else:
-                connection = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=timeout)
-            try:
-                headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-                if body is not None:
-                    headers["Content-Type"] = "application/json"
-                connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read(MAX_RECEIPT + 1)
-                outcome["result"] = (response.status, data)
-            finally:
-                connection.close()
-        except (OSError, http.client.HTTPException, ValueError) as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name="witness", daemon=True)
-    worker.start()
-    worker.join(deadline)
-    if worker.is_alive():
-        raise WitnessError(f"{url}: no complete answer within {deadline:.0f} s",
-                           message_fr="Le témoin de l'éditeur ne répond pas à temps.")  # fmt: skip
-    if "error" in outcome:
-        raise WitnessError(f"{url}: {outcome['error']}", message_fr="Le témoin de l'éditeur est injoignable.")
-    status, data = outcome["result"]
-    if len(data) > MAX_RECEIPT:
-        raise WitnessError(f"{url}: answer larger than {MAX_RECEIPT} bytes")
-    return int(status), bytes(data)
+    options = pull.PullOptions(connect_timeout=timeout, read_timeout=timeout, deadline=deadline, ca_file=ca_file)
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        with pull.HttpClient(options, pull.Deadline(deadline)).request(method, url, headers, body) as exchange:
+            reader = pull.bounded_body(exchange, MAX_RECEIPT)
+            chunks: list[bytes] = []
+            while chunk := reader.read():
+                chunks.append(chunk)
+            return int(exchange.response.status), b"".join(chunks)
+    except TooLarge as error:
+        raise WitnessError(f"{_display(url)}: answer larger than {MAX_RECEIPT} bytes") from error
+    except (pull.Retryable, TransportError) as error:
+        unreachable = "Le témoin de l'éditeur est injoignable ou ne répond pas à temps."
+        raise WitnessError(f"{_display(url)}: {error}", message_fr=unreachable) from error
 
 
 def send_head(
@@ -220,6 +200,7 @@ def send_head(
             raise WitnessError(
                 f"{url}: witness answered {status}: {_reason(data)}",
                 message_fr=_refusal_fr(status),
+                refused=status in (403, 409),
             )
         receipt = parse_receipt(data, trusted_keys(home))
         expected = request["checkpoint"]

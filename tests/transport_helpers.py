@@ -254,18 +254,25 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self.server.seen.append(("GET", self.path, dict(self.headers)))
+        self._forward("GET")
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name (the journal witness posts through the proxy)
+        self._forward("POST")
+
+    def _forward(self, method: str) -> None:
+        self.server.seen.append((method, self.path, dict(self.headers)))
         if not self._authorised():
             return
         target = urllib.parse.urlsplit(self.path)
         if target.scheme != "http" or not target.hostname:
             self.send_error(400)
             return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         upstream = socket.create_connection((target.hostname, target.port or 80), timeout=5)
         skipped = {"proxy-authorization", "proxy-connection", "connection"}
         lines = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items() if k.lower() not in skipped)
         path = urllib.parse.urlunsplit(("", "", target.path or "/", target.query, ""))
-        upstream.sendall(f"GET {path} HTTP/1.1\r\n{lines}Connection: close\r\n\r\n".encode("latin-1"))
+        upstream.sendall(f"{method} {path} HTTP/1.1\r\n{lines}Connection: close\r\n\r\n".encode("latin-1") + body)
         _relay(self.connection, upstream)
         self.close_connection = True
 

@@ -67,6 +67,10 @@ SALT_WORDS = frozenset(
     """.split()
 )
 
+# Stereochemical prefixes the BDPM writes and doctors do not ("DL-LYSINE (ACÉTYLSALICYLATE DE)" is the
+# "acétylsalicylate de lysine" of a prescription): dropped from keys like salt words.
+STEREO_WORDS = frozenset({"dl", "rac"})
+
 # The same substance spelt differently by the DCI and the BDPM (folded).
 SYNONYMS = {"cholecalciferol": "colecalciferol", "oestradiol": "estradiol", "ergocalciferol": "ergocalciferol"}
 
@@ -76,6 +80,7 @@ def substance_key(name: str) -> str:
     """The comparison key of one substance name: its words without salts, sorted ('' for no words)."""
     found = [SYNONYMS.get(w, w) for w in fold(name).split() if w.isalpha() or not w[0].isdigit()]
     found = [w for w in found if w not in {"%", "/"}]
+    found = [w for w in found if w not in STEREO_WORDS] or found
     kept = [w for w in found if w not in SALT_WORDS]
     return " ".join(sorted(kept or [w for w in found if w not in {"de", "d", "du"}]))
 

@@ -3,19 +3,25 @@
 `printed_form()` is the only place the wording is decided; forms/ordonnance.html and forms/bizone.html
 only lay it out, and `preview_text()` shows the same strings on screen, so the preview is what prints.
 French typography: the sex and the number are known, so no "Né(e)" or "ligne(s)"; decimal comma.
+
+Every string of the form goes through `paper_text()`: control and invisible format characters (a
+RIGHT-TO-LEFT OVERRIDE that prints "2 fois par jour" backwards, a terminal escape that prints as a
+missing-glyph box) never reach the paper or the preview, whatever the record or the typed line holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from continuity import display
 from continuity.drugs import text
 from continuity.model import NonSubstitutionReason, Prescription, PrescriptionLine, Sex
-from continuity.prescribing.rules import duration_text
+from continuity.prescribing.rules import ADULT_AGE, duration_text
 
 ALD_HEADING = (
     "Prescriptions relatives au traitement de l'affection de longue durée reconnue "
@@ -24,6 +30,37 @@ ALD_HEADING = (
 OTHER_HEADING = "Prescriptions SANS RAPPORT avec l'affection de longue durée (MALADIES INTERCURRENTES)"
 DUPLICATE_MENTION = "Duplicata ne permettant pas la délivrance des médicaments"
 DRILL_MENTION = "EXERCICE — NE PAS DÉLIVRER"
+
+
+# Cc: controls (ESC, BEL, NUL, C1); Cf: formats (bidi overrides, embeddings and isolates, LRM/RLM,
+# zero-width characters, soft hyphen); Cs/Co: lone surrogates and private-use code points (no glyph).
+# Line and paragraph separators and whitespace controls become a plain space.
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+
+
+def paper_text(value: str) -> str:
+    """`value` without control or invisible format characters: what may be printed (the forms' filter too)."""
+    if value.isprintable():  # the usual case; also False for any space but " " (kept below when not a control)
+        return value
+    out = []
+    for char in value:
+        category = unicodedata.category(char)
+        if category in ("Zl", "Zp") or (category == "Cc" and char.isspace()):
+            out.append(" ")
+        elif category not in _DROPPED_CATEGORIES:
+            out.append(char)
+    return "".join(out)
+
+
+def _paper_value(value: Any) -> Any:
+    """A form field with `paper_text` applied to every string in it (whitespace runs then collapsed)."""
+    if isinstance(value, str):
+        return " ".join(paper_text(value).split()) if not value.isprintable() else value
+    if isinstance(value, tuple):
+        return tuple(_paper_value(item) for item in value)
+    if isinstance(value, PrintedLine):
+        return replace(value, title=_paper_value(value.title), details=_paper_value(value.details))
+    return value
 
 
 def date_fr(day: dt.date | dt.datetime | None) -> str:
@@ -124,7 +161,7 @@ def _born_line(prescription: Prescription, today: dt.date) -> str:
 
 
 def line_count(count: int) -> str:
-    return "1 ligne prescrite" if count == 1 else f"{count} lignes prescrites"
+    return display.plural(count, "ligne prescrite", "lignes prescrites")
 
 
 def printed_form(
@@ -153,6 +190,9 @@ def printed_form(
     if prescription.weight is not None:
         w = prescription.weight
         measure_lines.append(f"Poids : {display.fr_number(w.value)} {w.unit} (mesuré le {date_fr(w.measured_on)})")
+    elif _is_child(prescription):
+        # The pharmacist checks a child's dose against the weight: say it is missing, never just leave it off.
+        measure_lines.append("Poids : non renseigné")
     if prescription.height is not None:
         h = prescription.height
         measure_lines.append(f"Taille : {display.fr_number(h.value)} {h.unit} (mesurée le {date_fr(h.measured_on)})")
@@ -187,7 +227,7 @@ def printed_form(
         if footer
         else ""
     )
-    return PrintedForm(
+    form = PrintedForm(
         template="bizone.html" if bizone else "ordonnance.html",
         prescriber_name=prescriber.display_name,
         prescriber_lines=prescriber_lines,
@@ -207,6 +247,12 @@ def printed_form(
         reference=f"Réf. {prescription.id}",
         all_lines=tuple(numbered),
     )
+    return replace(form, **{f.name: _paper_value(getattr(form, f.name)) for f in fields(form)})
+
+
+def _is_child(prescription: Prescription) -> bool:
+    age = prescription.patient.age_on(display.local(prescription.issued_at).date())
+    return age is not None and age < ADULT_AGE
 
 
 def preview_text(

@@ -162,24 +162,28 @@ class Course:
 
     acute: bool
     why: str = ""  # French
-    ends_on: dt.date | None = None
-    remaining_days: int | None = None  # None when it cannot be computed (no start date)
+    last_day: dt.date | None = None  # the last day of the course, included
+    remaining_days: int | None = None  # today included; None when it cannot be computed (no start date)
 
 
 def course_of(treatment: Treatment, today: dt.date) -> Course:
-    """Acute when the source says so, when the posology says "pendant N jours", or when it has ended."""
+    """Acute when the source says so, when the posology says "pendant N jours", or when it has ended.
+
+    The source's end date is the course's last day (a FHIR Period's end is inclusive); a course of N days
+    started on day D ends on D + N - 1 (started on the 28th, 3 days: the 28th, 29th and 30th).
+    """
     days = posology_days(treatment.posology)
     started = treatment.start_date or treatment.last_prescribed_on
-    ends_on = treatment.end_date
-    if ends_on is None and days is not None and started is not None:
-        ends_on = started + dt.timedelta(days=days)
-    remaining = (ends_on - today).days if ends_on is not None else None
+    last_day = treatment.end_date
+    if last_day is None and days is not None and started is not None:
+        last_day = started + dt.timedelta(days=days - 1)
+    remaining = (last_day - today).days + 1 if last_day is not None else None
     if treatment.course == "acute":
-        return Course(True, "traitement de courte durée (selon l'export)", ends_on, remaining)
+        return Course(True, "traitement de courte durée (selon l'export)", last_day, remaining)
     if days is not None:
-        return Course(True, f"traitement de courte durée (« pendant {days} jours »)", ends_on, remaining)
-    if ends_on is not None and ends_on < today:
-        return Course(True, f"traitement terminé le {display.fr_date(ends_on)}", ends_on, remaining)
+        return Course(True, f"traitement de courte durée (« pendant {days} jours »)", last_day, remaining)
+    if last_day is not None and last_day < today:
+        return Course(True, f"traitement terminé le {display.fr_date(last_day)}", last_day, remaining)
     return Course(False)
 
 
@@ -640,11 +644,12 @@ def _line_rules(draft: _Draft, today: dt.date, refusals: list[str], notes: list[
             refusals.append(f"{label} : {course.why} sans date de début : ce qui reste à prendre ne peut pas être "
                             "calculé — prescrivez-le comme une nouvelle ligne si besoin.")
         elif course.remaining_days <= 0:
-            refusals.append(f"{label} : {course.why}, terminé le {display.fr_date(course.ends_on)} : il n'y a "
+            refusals.append(f"{label} : {course.why}, terminé le {display.fr_date(course.last_day)} : il n'y a "
                             "rien à renouveler.")
         elif line.duration_days > course.remaining_days:
             refusals.append(f"{label} : {course.why} — il en reste {duration_text(course.remaining_days)} "
-                            f"(jusqu'au {display.fr_date(course.ends_on)}), pas {duration_text(line.duration_days)}.")
+                            f"(jusqu'au {display.fr_date(course.last_day)} inclus), pas "
+                            f"{duration_text(line.duration_days)}.")
     stated = posology_days(line.posology)
     if stated is not None and line.duration_days > stated:
         refusals.append(f"{label} : la posologie dit « pendant {duration_text(stated)} » mais la durée imprimée "
@@ -671,6 +676,16 @@ def _line_rules(draft: _Draft, today: dt.date, refusals: list[str], notes: list[
     if total > MAX_TOTAL_DAYS:
         refusals.append(f"{label} : durée totale de {duration_text(total)} (renouvellements compris) supérieure à "
                         "12 mois, maximum légal.")
+
+    # The posology of a continued course still says "pendant 10 jours" beside "Durée : 6 jours": say which
+    # course it continues and its last day, so the pharmacist does not read a contradiction.
+    if course is not None and course.acute and course.remaining_days is not None and \
+            0 < line.duration_days <= course.remaining_days:
+        last_day = display.fr_date(today + dt.timedelta(days=line.duration_days - 1))
+        started = draft.treatment.start_date if draft.treatment is not None else None
+        since = f"traitement commencé le {display.fr_date(started)}, " if started is not None else ""
+        line = replace(line, posology=" ".join(
+            part for part in (line.posology, f"({since}à poursuivre jusqu'au {last_day} inclus)") if part))
 
     decision = draft.route
     if decision.route:

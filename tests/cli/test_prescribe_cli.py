@@ -310,3 +310,132 @@ def test_out_is_required_without_preview(db_path: Path, home: Path) -> None:
     code, _, stderr = run("prescribe", "pat-1", "--db", str(db_path), "--home", str(home), "--user", "u",
                           "--prescriber", "10101234567", "--renew", "all")  # fmt: skip
     assert code == 2 and "--out" in stderr
+
+
+# --- the cases at the top of issue 9, through the unlocked store (the path the appliance takes) -----------
+
+
+def _pharmacist_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, dt.date]:
+    """A practice published with the BDPM subset, the prescriber enrolled, the snapshot in the store."""
+    from continuity import display
+    from continuity.model import Allergy, Measurement, Patient, Sex
+    from tests.factories import patient, small_practice
+    from tests.transport_helpers import make_rig, use_weak_kdf
+
+    use_weak_kdf(monkeypatch)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    today = display.local(now).date()
+    kid: Patient = patient("GAËL", "Noé", (today - dt.timedelta(days=6 * 365)).isoformat(), id="p-kid", sex=Sex.MALE)
+    records = [
+        *small_practice(today),
+        patient("ALLERGIQUE", "Anne", "1970-05-05", id="p-allergic"),
+        Allergy("a-pen", "p-allergic", "Pénicillines", category="medication"),
+        Treatment("al-amox", "p-allergic", "amoxicilline", "1 g", "comprimé dispersible", posology="1 matin et soir",
+                  chronic=True),
+        patient("MARQUES", "Paul", "1960-01-05", id="p-brands", sex=Sex.MALE),
+        Treatment("br-oxy", "p-brands", "OXYCONTIN LP 20 mg", posology="1 comprimé matin et soir", chronic=True),
+        Treatment("br-sken", "p-brands", "SKENAN LP 30 mg", posology="1 gélule matin et soir", chronic=True),
+        Treatment("br-duro", "p-brands", "DUROGESIC 25 microgrammes/heure", posology="1 patch tous les 3 jours",
+                  chronic=True),
+        Treatment("br-doli", "p-brands", "DOLIPRANE 1000 mg, comprimé", posology="1 comprimé si douleur",
+                  chronic=True),
+        kid,
+        Measurement("p-kid", "weight", 21.5, "kg", today - dt.timedelta(days=10)),
+        Treatment("kid-abx", "p-kid", "amoxicilline", "500 mg", "gélule", posology="1 gélule 3 fois par jour pendant 3 "
+                  "jours", start_date=today - dt.timedelta(days=2)),
+        Treatment("kid-par", "p-kid", "paracétamol", "500 mg", "comprimé", posology="1/2 comprimé si fièvre",
+                  chronic=True),
+        patient("VOIES", "Rose", "1980-02-02", id="p-routes"),
+        Treatment("rt-levo", "p-routes", "lévothyroxine sodique 75 microgrammes, comprimé",
+                  posology="1 comprimé le matin", chronic=True),
+    ]
+    rig = make_rig(tmp_path)
+    with_prescriber(rig, records)
+    rig.ingest(rig.make(1, created_at=now - dt.timedelta(hours=2)), now=now)
+    secret = tmp_path / "pass"
+    secret.write_text(PRESCRIBER_PASSPHRASE + "\n")
+    return rig.home, secret, today
+
+
+def _as_prescriber(home: Path, secret: Path, patient_id: str, out: Path, *extra: str) -> tuple[int, str, str]:
+    return run("prescribe", patient_id, "--home", str(home), "--user", PRESCRIBER, "--passphrase-file", str(secret),
+               "--out", str(out), *extra)  # fmt: skip
+
+
+def test_an_allergic_patients_amoxicilline_renewal_needs_its_own_acknowledgement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, secret, _ = _pharmacist_rig(tmp_path, monkeypatch)
+    out = tmp_path / "o.pdf"
+    remark = ("--line", "paracétamol||comprimé|1 comprimé si douleur|5 jours")  # no strength: a remark
+    code, _, stderr = _as_prescriber(home, secret, "p-allergic", out, "--renew", "all", *remark)
+    assert code == 13 and "[allergy] ALLERGIE enregistrée à « Pénicillines »" in stderr and "[remarque]" in stderr
+    # One --confirm acknowledges one kind of thing: neither the bare flag nor the danger code covers both.
+    for confirm in (("--confirm",), ("--confirm", "allergy")):
+        code, _, stderr = _as_prescriber(home, secret, "p-allergic", out, "--renew", "all", *remark, *confirm)
+        assert code == 13 and not out.exists(), confirm
+    code, _, stderr = _as_prescriber(home, secret, "p-allergic", out, "--renew", "all", *remark,
+                                     "--confirm", "allergy", "--confirm")
+    assert code == 0, stderr
+    assert "amoxicilline 1 g, comprimé dispersible, voie orale" in flat(pdf_text(out.read_bytes(), tmp_path)[0])
+    (entry,) = [e for e in journal_module.Journal(home).entries() if e.action == "print_prescription"]
+    assert entry.details["dangers_acknowledged"] == ["allergy"]
+
+
+def test_narcotic_brands_are_left_out_by_name_and_refused_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, secret, _ = _pharmacist_rig(tmp_path, monkeypatch)
+    out = tmp_path / "o.pdf"
+    code, _, stderr = _as_prescriber(home, secret, "p-brands", out, "--renew", "all")
+    assert code == 0, stderr
+    for brand in ("OXYCONTIN LP 20 mg", "SKENAN LP 30 mg", "DUROGESIC 25 microgrammes/heure"):
+        assert f"Non repris : « {brand} » — à rédiger sur ordonnance sécurisée" in stderr
+    text = flat(" ".join(pdf_text(out.read_bytes(), tmp_path)))
+    assert "1. paracétamol 1000 mg, comprimé, voie orale (DOLIPRANE)" in text and "1 ligne prescrite" in text
+    for absent in ("OXYCONTIN", "oxycodone", "SKENAN", "morphine", "DUROGESIC", "fentanyl"):
+        assert absent not in text
+    for asked in (("--renew", "br-oxy"), ("--renew", "br-duro"),
+                  ("--line", "SKENAN LP 30 mg|30 mg|gélule|1 gélule matin et soir|7 jours")):
+        refused = tmp_path / "refused.pdf"
+        code, _, stderr = _as_prescriber(home, secret, "p-brands", refused, *asked, "--confirm", "unidentified")
+        assert code == 12 and "ORDONNANCE SÉCURISÉE" in stderr and not refused.exists(), asked
+
+
+def test_a_childs_three_day_course_started_two_days_ago_is_renewed_for_one_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from continuity import display
+
+    home, secret, today = _pharmacist_rig(tmp_path, monkeypatch)
+    out = tmp_path / "o.pdf"
+    code, _, stderr = _as_prescriber(home, secret, "p-kid", out, "--renew", "all")
+    assert code == 0, stderr
+    assert "Non repris : « amoxicilline » — traitement de courte durée" in stderr
+    assert "amoxicilline" not in flat(pdf_text(out.read_bytes(), tmp_path)[0])
+    code, _, stderr = _as_prescriber(home, secret, "p-kid", tmp_path / "no.pdf", "--renew", "kid-abx",
+                                     "--duration", "1 mois")
+    assert code == 12 and f"il en reste 1 jour (jusqu'au {display.fr_date(today)} inclus)" in stderr
+    course = tmp_path / "course.pdf"
+    code, _, stderr = _as_prescriber(home, secret, "p-kid", course, "--renew", "kid-abx")
+    assert code == 0, stderr
+    text = flat(pdf_text(course.read_bytes(), tmp_path)[0])
+    assert "Poids : 21,5 kg" in text and "Durée : 1 jour" in text and "1 mois" not in text
+    assert f"à poursuivre jusqu'au {display.fr_date(today)} inclus" in text
+
+
+def test_routes_on_paper_and_a_free_text_tablet_asks_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, secret, _ = _pharmacist_rig(tmp_path, monkeypatch)
+    out = tmp_path / "o.pdf"
+    code, _, stderr = _as_prescriber(
+        home, secret, "p-routes", out, "--renew", "all",
+        "--line", "clotrimazole|500 mg|comprimé vaginal|1 comprimé au coucher|1 jour",
+        "--line", "tiotropium|18 microgrammes|poudre pour inhalation en gélule|1 inhalation par jour|1 mois",
+        "--line", "aciclovir|30 mg/g|pommade ophtalmique|5 applications par jour|7 jours",
+    )  # fmt: skip — no --confirm: nothing here is a danger or a remark
+    assert code == 0, stderr
+    text = flat(pdf_text(out.read_bytes(), tmp_path)[0])
+    assert "lévothyroxine sodique 75 microgrammes, comprimé, voie orale" in text
+    assert "clotrimazole 500 mg, comprimé vaginal, voie vaginale" in text
+    assert "tiotropium 18 microgrammes, poudre pour inhalation en gélule, voie inhalée" in text
+    assert "aciclovir 30 mg/g, pommade ophtalmique, voie ophtalmique" in text

@@ -22,6 +22,7 @@ from continuity.journal import Journal
 from tests.desk.conftest import SSHD, DeskServer, free_port
 
 REFUSED_COMMAND_FR = "aucune autre commande"
+REFUSED_COMMAND_FR_WHOLE = "Ce poste ne peut ouvrir que Continuity : aucune autre commande n'est permise."
 
 
 def last_actions(server: DeskServer, count: int) -> list[tuple[str, str | None, str | None]]:
@@ -34,6 +35,9 @@ def test_a_command_is_refused_and_journaled(server: DeskServer) -> None:
     assert result.returncode == desk.DeskError.exit_code, result.stderr
     assert "uid=" not in result.stdout and "PWNED" not in result.stdout and "root:" not in result.stdout
     assert REFUSED_COMMAND_FR in result.stderr
+    # The person at the desk reads this stderr: the French sentence alone, not the English log line
+    # (the detail is in the journal). Seen when trying it from a second terminal.
+    assert result.stderr.strip().splitlines() == [f"Erreur : {REFUSED_COMMAND_FR_WHOLE}"], result.stderr
     assert last_actions(server, 1) == [("desk_refused", "salle-1", "command")]
 
 
@@ -49,6 +53,7 @@ def test_no_terminal_no_interface(server: DeskServer) -> None:
     result = server.run(server.ssh("salle-1", "-T"))
     assert result.returncode == desk.DeskError.exit_code
     assert "ssh -t" in result.stderr
+    assert "DeskError" not in result.stderr and "ERROR" not in result.stderr, result.stderr
     assert last_actions(server, 1) == [("desk_refused", "salle-1", "no_terminal")]
 
 

@@ -254,6 +254,7 @@ async def test_each_danger_is_acknowledged_on_its_own_never_by_the_print_key(mak
         assert dialog.position == 1
         await pilot.press("o", "enter")
         assert dialog.position == 2
+        assert text_of(dialog.query_one("#ack-progress", Static)) == "Tout est confirmé (2 étapes)."
         await pilot.press("enter")  # now Entrée prints
         await wait_printed(pilot)
     (entry,) = [e for e in Journal(home).entries() if e.action == "print_prescription"]
@@ -339,3 +340,21 @@ async def test_thousands_of_treatments_tick_nothing_and_the_cap_refuses_clearly(
         screen.rebuild()
         assert screen.plan is None
         assert "31 lignes : une ordonnance en compte au plus 30" in text_of(screen.query_one("#rx-warnings", Static))
+
+
+async def test_no_treatment_to_renew_the_form_waits_for_its_key(make_app: AppMaker, drug_db: Path) -> None:
+    """Tried over SSH: the form used to open by itself, and the `a` the screen names went into its drug field."""
+    app = make_app(prescriber=True, db=drug_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "martinez")  # no current treatment
+        await pilot.press("o")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, PrescriptionScreen)
+        assert "Aucun traitement en cours à renouveler : touche a" in text_of(screen.query_one("#rx-warnings", Static))
+        await pilot.press("a")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, AddLineScreen)
+        assert all(field.value == "" for field in form.query(Input))

@@ -240,6 +240,15 @@ def test_dci_text_with_strength_and_form(drugs: reference.DrugReference) -> None
     assert eye.routes == ("ophtalmique",)
 
 
+def test_a_salt_named_as_its_dci_meets_the_bdpm_stereo_prefixed_name(drugs: reference.DrugReference) -> None:
+    # KARDEGIC's substance is "DL-LYSINE (ACÉTYLSALICYLATE DE)": the DCI a doctor writes is
+    # "acétylsalicylate de lysine". Found unidentified in the render review (a routine danger on every
+    # aspirin line would train people to confirm dangers).
+    assert text.substance_key("DL-LYSINE (ACÉTYLSALICYLATE DE)") == text.substance_key("acétylsalicylate de lysine")
+    resolution = drugs.resolve(DrugQuery("acétylsalicylate de lysine", "75 mg", "poudre pour solution buvable"))
+    assert resolution.identified and resolution.products == (64755969,) and resolution.routes == ("orale",)
+
+
 def test_free_text_line_resolves(drugs: reference.DrugReference) -> None:
     resolution = drugs.resolve(DrugQuery("lévothyroxine sodique 75 microgrammes, comprimé"))
     assert resolution.substances == ("lévothyroxine",) and resolution.routes == ("orale",)

@@ -240,6 +240,10 @@ def test_twelve_lines_spill_onto_two_numbered_pages(tmp_path: Path) -> None:
     # The signature follows the last line on the last page, never alone on a page.
     assert "médicament-12" in second and "Signature du Dr" in second
     assert second.index("médicament-12") < second.index("Signature du Dr")
+    # Page 1 ends without a signature (render review): it says the ordonnance goes on, how many lines it
+    # has, and that the signature follows the last one; the last page does not.
+    continued = "Suite de l'ordonnance page suivante : 12 lignes prescrites au total, signature après la dernière."
+    assert continued in flat(pages[0]) and "Suite de l'ordonnance" not in second
 
 
 def test_duplicate_page_follows_with_its_mention(tmp_path: Path) -> None:
@@ -292,6 +296,45 @@ def test_rtl_name_does_not_disturb_the_mentions_around_it(tmp_path: Path) -> Non
     text = flat(pdf_text(_render(p), tmp_path)[0])
     assert "Sexe : Féminin — Née le 14/03/1958 (68 ans)" in text
     assert "1. paracétamol 500 mg, gélule, voie orale" in text
+
+
+CONTROL_AND_BIDI = ("\u202e", "\u202d", "\u2066", "\u200f", "\u200b", "\x1b", "\x07", "\x00", "\u2028")
+
+
+def test_control_and_bidi_characters_never_reach_the_paper(tmp_path: Path) -> None:
+    # Found in the render review (scripts/render-review.py): a RIGHT-TO-LEFT OVERRIDE in a posology printed
+    # "1 comprimé ruoj rap siof 2", and an escape character printed as a missing-glyph box.
+    p = prescription(
+        [line(posology="1 comprimé \u202e2 fois par jour\x07", dci="paracé\u200btamol"),
+         line("metformine", posology="\u202d1 comprimé\x1b[2J le soir\u2028au repas")],
+        the_patient=patient(birth_name="LEROY\u202eENIAM", used_name="MOREAU\x1b[31m", birth_given_names=("Zoé\x00",)),
+        prescriber=practitioner(family_name="Valide\u2066"),
+    )
+    text = flat(" ".join(pdf_text(_render(p), tmp_path)))
+    assert "1 comprimé 2 fois par jour" in text and "1. paracétamol 500 mg" in text
+    assert "1 comprimé[2J le soir au repas" in text
+    assert "LEROYENIAM (MOREAU[31m) Zoé" in text and "Dr Hélène Zoé Valide" in text
+    assert not set("".join(CONTROL_AND_BIDI)) & set(text)
+    preview = printed.preview_text(p, snapshot_created_at=SNAPSHOT_AT)
+    assert "1 comprimé 2 fois par jour" in preview and not set("".join(CONTROL_AND_BIDI)) & set(preview)
+
+
+def test_control_and_bidi_characters_never_reach_the_summary(tmp_path: Path) -> None:
+    hostile = summary(patient(birth_name="LEROY\u202eENIAM", used_name="MOREAU\x1b[31m"),
+                      allergies=(Allergy(id="a", patient_id="pat-1", substance="Pénicil\u202elines"),))
+    document = pdf.render_summary(hostile, snapshot_created_at=SNAPSHOT_AT, practice_name="Cabinet\x07")
+    text = flat(" ".join(pdf_text(document, tmp_path)))
+    assert "LEROYENIAM" in text and "Pénicillines" in text
+    assert not set("".join(CONTROL_AND_BIDI)) & set(text)
+
+
+def test_a_child_without_a_weight_says_so_on_paper(tmp_path: Path) -> None:
+    # Found in the render review: once "child-weight" was acknowledged, the ordonnance of a 3-year-old
+    # showed no weight at all, and the pharmacist could not tell "not measured" from "left off".
+    text = flat(pdf_text(_render(prescription([line()], the_patient=child())), tmp_path)[0])
+    assert "Poids : non renseigné" in text
+    adult = flat(pdf_text(_render(prescription([line()])), tmp_path)[0])
+    assert "Poids" not in adult
 
 
 def test_five_hundred_character_name_wraps_on_the_page(tmp_path: Path) -> None:

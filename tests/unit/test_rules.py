@@ -132,6 +132,11 @@ def test_a_childs_acute_course_is_not_renewed_by_all_and_never_past_its_end() ->
     # Explicitly: only what remains (3-day course started 2 days ago: 1 day).
     explicit = rules.build(s, practitioner(), renew=["t-abx"], now=NOW)
     assert explicit.prescription.lines[0].duration_days == 1
+    # "pendant 3 jours" beside "Durée : 1 jour" reads as a contradiction (render review): the line says
+    # which course it continues and its last day.
+    assert explicit.prescription.lines[0].posology == (
+        "1 dose-poids matin et soir pendant 3 jours (traitement commencé le 26/11/2026, à poursuivre jusqu'au "
+        "28/11/2026 inclus)")
     with pytest.raises(PrescriptionRefused) as caught:
         rules.build(s, practitioner(), renew=[Renewal("t-abx", duration_days=30)], now=NOW)
     assert "il en reste 1 jour" in caught.value.message_fr
@@ -516,7 +521,8 @@ def test_a_course_the_source_marks_acute_or_ended_is_not_in_all() -> None:
     reasons = {left.treatment.id: left.reason for left in plan.left_out}
     assert "selon l'export" in reasons["t-ac"] and "terminé le 25/11/2026" in reasons["t-end"]
     explicit = rules.build(s, practitioner(), renew=["t-ac"], now=NOW)
-    assert explicit.prescription.lines[0].duration_days == 4  # what remains until the source's end date
+    # What remains until the source's end date, that day included (a FHIR Period's end is inclusive).
+    assert explicit.prescription.lines[0].duration_days == 5
 
 
 def test_a_treatment_the_export_left_uncertain_is_never_ticked_by_default() -> None:

@@ -79,8 +79,7 @@ class Row:
 def count_text(ticked: int, total: int) -> str:
     if ticked == 0:
         return f"Aucune ligne cochée sur {total}"
-    noun = "ligne cochée" if ticked == 1 else "lignes cochées"
-    return f"{ticked} {noun} sur {total}"
+    return f"{display.plural(ticked, 'ligne cochée', 'lignes cochées')} sur {total}"
 
 
 def treatment_text(treatment: Treatment) -> str:
@@ -205,7 +204,7 @@ class AcknowledgeScreen(ModalScreen[frozenset[str] | None]):
         progress = self.query_one("#ack-progress", Static)
         field = self.query_one(Input)
         if self.position >= len(self.steps):
-            progress.update(f"Tout est confirmé ({len(self.steps)} étape{'s' if len(self.steps) > 1 else ''}).")
+            progress.update(f"Tout est confirmé ({display.plural(len(self.steps), 'étape')}).")
             warning_box.update("")
             warning_box.set_classes("")
             prompt.update("Entrée : imprimer — Échap : revenir")
@@ -511,10 +510,9 @@ class PrescriptionScreen(SessionScreen):
         self.query_one("#rx-preview-box").border_title = "Aperçu — ce qui sera imprimé"
         self._show_signer()
         self.rebuild()
-        if self.rows:
-            box.focus()
-        else:
-            self.action_add_line()
+        # Even without a treatment to renew the form does not open by itself: the doctor's next key,
+        # typed from habit (the `a` the screen names), would land in its drug field.
+        box.focus()
 
     def _leave_with(self, message: str) -> None:
         from continuity.tui.screens.dialogs import MessageScreen
@@ -551,7 +549,11 @@ class PrescriptionScreen(SessionScreen):
         if self.signing is None:
             return
         if not renewals and not lines:
-            self.refusal = "Cochez au moins une ligne (Espace) ou ajoutez-en une (touche a)."
+            self.refusal = (
+                "Cochez au moins une ligne (Espace) ou ajoutez-en une (touche a)."
+                if self.rows
+                else "Aucun traitement en cours à renouveler : touche a pour ajouter une ligne."
+            )
         else:
             try:
                 self.plan = self.session.plan_prescription(
