@@ -135,6 +135,7 @@ class ContinuityApp(App[None]):
         self.parked: Parked | None = None
         self.parked_seconds = PARKED_MINUTES * 60.0
         self._idle_warned = False
+        self._idle_warning_said = ""  # the time left as the warning on screen says it
         self.unlock_failures = 0
         self.pending_sequence: int | None = None
         self._switching = False
@@ -316,11 +317,14 @@ class ContinuityApp(App[None]):
         for screen in list(self.screen_stack):
             if isinstance(screen, SessionScreen):
                 screen.session_resumed()
-        if self.type_ahead.pending and not isinstance(self.screen, SearchScreen):
-            # Letters typed ahead would act as keys of the reopened screen (o, p...): dropped.
+        if not isinstance(self.screen, SearchScreen):
+            # Letters typed ahead would act as keys of the reopened screen (o, p...): dropped, and
+            # said only when there were some (keeping starts with every Entrée on the passphrase).
+            typed_ahead = self.type_ahead.has_keys
             self.type_ahead.drop()
-            self.notify("Les touches tapées pendant le déverrouillage ont été ignorées : "
-                        "l'écran où vous étiez a été rouvert.", severity="warning", timeout=8)
+            if typed_ahead:
+                self.notify("Les touches tapées pendant le déverrouillage ont été ignorées : "
+                            "l'écran où vous étiez a été rouvert.", severity="warning", timeout=8)
         self.notify("Vous reprenez là où vous en étiez.", timeout=5)
 
     def lock(self, reason: str = "user") -> None:
@@ -385,15 +389,10 @@ class ContinuityApp(App[None]):
             if not self.printing_in_progress():
                 self.lock(reason="idle")
             return
-        if self.session is not None and self.idle_seconds and not self._idle_warned:
+        if self.session is not None and self.idle_seconds:
             left = self.idle_seconds - quiet
             if left <= min(IDLE_WARNING_SECONDS, self.idle_seconds / 2):
-                self._idle_warned = True
-                self.notify(
-                    f"Sans activité, le poste se verrouille dans {self._seconds_text(left)}. "
-                    "Appuyez sur une touche pour continuer.",
-                    title="Verrouillage automatique", severity="warning", timeout=max(1.0, left),
-                )
+                self._warn_idle(left)
         if self.parked is not None and time.monotonic() - self.parked.since >= self.parked_seconds:
             self._drop_parked()
         if quiet >= 1.0 and time.monotonic() - self._collected_at > 10 and gc.isenabled():
@@ -401,12 +400,28 @@ class ContinuityApp(App[None]):
             self._collected_at = time.monotonic()
         self._maybe_switch(quiet)
 
+    def _warn_idle(self, left: float) -> None:
+        """Say the lock is coming, and count down: someone back at 'dans 1 minute' may have 10 s left."""
+        when = self._seconds_text(left)
+        if self._idle_warned and when == self._idle_warning_said:
+            return
+        if self._idle_warned:
+            self.clear_notifications()  # the previous count; nothing else is on screen after minutes idle
+        self._idle_warned = True
+        self._idle_warning_said = when
+        self.notify(
+            f"Sans activité, le poste se verrouille dans {when}. Appuyez sur une touche pour continuer.",
+            title="Verrouillage automatique", severity="warning", timeout=max(1.0, left),
+        )
+
     @staticmethod
     def _seconds_text(seconds: float) -> str:
+        """The time left in steps of ten seconds, never more than is left."""
         if seconds >= 50:
             return "1 minute"
-        whole = max(1, round(seconds))
-        return f"{whole} seconde{'s' if whole > 1 else ''}"
+        if seconds >= 10:
+            return f"{int(seconds // 10) * 10} secondes"
+        return "quelques secondes"
 
     # -- actions
 

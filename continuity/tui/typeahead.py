@@ -52,4 +52,10 @@ class TypeAhead:
 
     @property
     def pending(self) -> bool:
+        """Keys are kept, or will be (the passphrase is being checked)."""
         return bool(self._keys) or self.capturing
+
+    @property
+    def has_keys(self) -> bool:
+        """Some keys were actually typed ahead (not merely: keeping has started)."""
+        return bool(self._keys)

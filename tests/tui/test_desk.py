@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +16,19 @@ from textual.widgets import Input, Static
 from continuity import snapshot_build
 from continuity.model import Measurement, Sex
 from continuity.session import DatabaseUnlocker, Session, fixed_clock
+from continuity.snapshotdb import SearchResult
 from continuity.tui.app import ContinuityApp
 from continuity.tui.screens.agenda import AgendaScreen
 from continuity.tui.screens.dialogs import ConfirmScreen, HelpScreen, MessageScreen
 from continuity.tui.screens.patient import PatientScreen
-from continuity.tui.screens.search import SearchScreen
+from continuity.tui.screens.search import SearchScreen, results_hint
 from continuity.tui.screens.status import StatusScreen
 from continuity.tui.screens.unlock import UnlockScreen
 from continuity.tui.widgets.results import CLOSE_DIVIDER, CLOSE_FLAG, ResultsTable
 from tests.factories import patient, small_practice
 from tests.tui.conftest import CREATED_AT, NOW, SIZE, TODAY, AppMaker, journal_actions
 from tests.tui.test_flows import open_by_search, text_of, type_query, unlock
+from tests.tui.test_typeahead import burst
 
 
 async def wait_until(pilot: Pilot[None], condition: Any, what: str, tries: int = 150) -> None:
@@ -65,7 +69,7 @@ async def test_names_as_heard_are_listed_under_orthographe_proche(make_app: AppM
         lines = rendered_lines(table)
         assert CLOSE_DIVIDER in lines[1] and "N'DIAYE" in lines[2]
         hint = text_of(app.screen.query_one("#search-hint", Static))
-        assert hint.startswith("Aucun patient à cette orthographe ; 1 à l'orthographe proche (≈)")
+        assert hint == "1 patient d'orthographe proche (≈) — Entrée : ouvrir le dossier"
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, PatientScreen) and app.screen.patient_id == "pat-ndiaye"
@@ -84,7 +88,31 @@ async def test_exact_matches_stay_above_the_divider(make_app: AppMaker, tmp_path
         assert "DUPONDEL" in lines[1] and CLOSE_DIVIDER in lines[2] and "DUPONT" in lines[3]
         await pilot.press("down")
         assert table.cursor_row == 1  # the divider is not a row: one step reaches DUPONT
-        assert "1 patient, puis 1 à l'orthographe proche" in text_of(app.screen.query_one("#search-hint", Static))
+        hint = text_of(app.screen.query_one("#search-hint", Static))
+        assert hint == "1 patient, 1 d'orthographe proche (≈) — Entrée : ouvrir ; ↑ ↓ : choisir"
+
+
+async def test_the_results_hint_is_one_line_at_80_columns(make_app: AppMaker, tmp_path: Path) -> None:
+    # Tried at 80x24: "Aucun patient à cette orthographe ; 1 à l'orthographe proche (≈) — Entrée : ouvrir le
+    # dossier ; ↑ ↓ : choisir" took two lines and pushed the results down.
+    records = [*small_practice(TODAY), patient("DUPONT", "Jean", "1958-03-12", id="pat-dupont", sex=Sex.MALE),
+               patient("DUPONDEL", "Anne", "1970-01-01", id="pat-dupondel")]
+    db = snapshot_build.build_from_records(records, tmp_path / "heard.db", created_at=CREATED_AT).path
+    app = make_app(db=db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await unlock(pilot)
+        field = app.screen.query_one("#search-input", Input)
+        hint = app.screen.query_one("#search-hint", Static)
+        for typed in ["ndiaie", "dupond", "dupon"]:
+            field.value = ""
+            await type_query(pilot, typed)
+            await pilot.pause()
+            assert hint.size.height == 1, (typed, text_of(hint))
+    # The longest counts the search can give (50 results) still fit the 78 columns inside the padding.
+    someone = patient("X", "Y", "1950-01-01")
+    many = [SearchResult(someone, score=1, homonyms=0, close=index >= 12) for index in range(50)]
+    assert len(results_hint(many)) <= 78
+    assert len(results_hint([replace(result, close=True) for result in many])) <= 78
 
 
 # --- point 3: hyphens, dates, civilities --------------------------------------------------------------
@@ -321,6 +349,26 @@ async def test_idle_lock_warns_a_minute_before(make_app: AppMaker) -> None:
         assert not app._notifications and app.session is not None
 
 
+async def test_idle_warning_counts_down(make_app: AppMaker) -> None:
+    # Tried in tmux: the warning still said "dans 1 minute" with 10 s left.
+    app = make_app(idle_minutes=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+
+        def warnings() -> list[str]:
+            return [str(n.message) for n in app._notifications if "se verrouille dans" in str(n.message)]
+
+        app.idle_seconds = 300.0
+        for quiet, said in [(245, "dans 1 minute."), (262, "dans 30 secondes."), (266, "dans 30 secondes."),
+                            (295, "dans quelques secondes.")]:
+            app._last_input = time.monotonic() - quiet
+            app._tick()
+            await pilot.pause()
+            assert len(warnings()) == 1 and said in warnings()[0], (quiet, warnings())
+        await pilot.press("r")  # back at the desk: the warning goes
+        assert not warnings() and app.session is not None
+
+
 async def test_idle_lock_keeps_the_open_patient_for_the_same_user(make_app: AppMaker, home: Path) -> None:
     app = make_app(idle_minutes=0)
     async with app.run_test(size=SIZE) as pilot:
@@ -339,6 +387,59 @@ async def test_idle_lock_keeps_the_open_patient_for_the_same_user(make_app: AppM
         assert app.screen.query_one("#search-input", Input).value == "rousseau"
     views = [entry for entry in journal_actions(home) if entry == ("view_patient", "pat-qual")]
     assert len(views) == 2  # seen again in the new session: journaled again
+
+
+async def test_resuming_says_keys_were_ignored_only_when_some_were_typed(make_app: AppMaker) -> None:
+    # Tried in tmux: every return after an idle lock said "Les touches tapées pendant le déverrouillage
+    # ont été ignorées" although nothing had been typed after Entrée.
+    app = make_app(idle_minutes=0)
+
+    def ignored_said() -> bool:
+        return any("touches tapées" in str(n.message) for n in app._notifications)
+
+    def passphrase_focused() -> bool:
+        return app.focused is not None and app.focused.id == "unlock-passphrase"
+
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "rousseau")
+        await idle_lock(pilot, app)
+        await wait_until(pilot, passphrase_focused, "the passphrase field")
+        await unlock(pilot)
+        await pilot.pause()
+        assert isinstance(app.screen, PatientScreen)
+        assert not ignored_said()
+        assert not app.type_ahead.pending  # the reopened screen gets the next keys
+        await idle_lock(pilot, app)
+        await wait_until(pilot, passphrase_focused, "the passphrase field")
+        burst(app, ["enter", "d", "u"])  # Entrée, then a name typed ahead during the unlock
+        await app.workers.wait_for_complete()
+        await wait_until(pilot, lambda: isinstance(app.screen, PatientScreen), "the parked patient")
+        await pilot.pause()
+        assert ignored_said()
+        assert not app.type_ahead.pending
+
+
+async def test_no_key_reaches_the_parked_screens_before_the_passphrase(make_app: AppMaker) -> None:
+    # Someone walks up to a desk locked for inactivity, whose patient screen is kept for its user
+    # (docs/threat-model.md): every key they try leaves them on the unlock screen, nothing of the
+    # patient drawn.
+    app = make_app(idle_minutes=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "rousseau")
+        await idle_lock(pilot, app)
+        assert app.parked is not None
+        # (Not Entrée: in this dev-mode app any passphrase opens; wrong ones are tested in test_unlock.py.)
+        for key in ["escape", "f2", "f3", "f4", "ctrl+l", "f1", "o", "p", "tab", "escape", "ctrl+q"]:
+            await pilot.press(key)
+            await pilot.pause()
+            if isinstance(app.screen, HelpScreen | ConfirmScreen):
+                await pilot.press("escape")
+                await pilot.pause()
+            assert isinstance(app.screen, UnlockScreen), key
+            assert app.session is None
+        assert "ROUSSEAU" not in app.export_screenshot()
 
 
 async def test_another_user_after_an_idle_lock_starts_afresh(practice_db: Path, home: Path) -> None:
@@ -371,6 +472,24 @@ async def test_parked_screens_are_dropped_after_the_delay(make_app: AppMaker) ->
         await unlock(pilot)
         await pilot.pause()
         assert isinstance(app.screen, SearchScreen)
+
+
+async def test_the_open_name_list_says_how_to_close_it_in_french(practice_db: Path, home: Path) -> None:
+    # Tried in tmux: changing user after an idle lock opened the list of names, and the footer said
+    # "Échap Dismiss menu".
+    app = two_user_app(practice_db, home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await unlock_screen_ready(pilot)
+        screen.query_one("#unlock-user").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        shown = [active.binding.description for active in app.screen.active_bindings.values()
+                 if active.binding.show]
+        assert "Fermer la liste" in shown and "Dismiss menu" not in shown, shown
+        await pilot.press("d", "enter")  # a letter jumps to the name, Entrée takes it
+        await pilot.pause()
+        assert screen.query_one("#unlock-user").value == "dr.garnier"  # type: ignore[attr-defined]
+        assert app.focused is not None and app.focused.id == "unlock-passphrase"
 
 
 # --- point 7: help --------------------------------------------------------------------------------------

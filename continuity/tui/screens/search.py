@@ -189,14 +189,19 @@ class SearchScreen(SessionScreen):
         self.capp.replay_type_ahead()
 
 
+HINT_WIDTH = 78  # 80 columns less the padding: a hint that wraps pushes the results down
+
+
 def results_hint(results: list[SearchResult]) -> str:
-    """'3 patients — Entrée : ouvrir...', saying how many are names as heard."""
+    """'3 patients — Entrée : ouvrir le dossier...', saying how many are names as heard; one line at 80 columns."""
     close = sum(result.close for result in results)
     exact = len(results) - close
-    keys = " — Entrée : ouvrir le dossier ; ↑ ↓ : choisir"
     if not exact:
-        return f"Aucun patient à cette orthographe ; {close} à l'orthographe proche (≈){keys}"
-    text = f"{exact} patient{'s' if exact > 1 else ''}"
-    if close:
-        text += f", puis {close} à l'orthographe proche (≈)"
-    return text + keys
+        counts = f"{close} patient{'s' if close > 1 else ''} d'orthographe proche (≈)"
+    else:
+        counts = f"{exact} patient{'s' if exact > 1 else ''}"
+        if close:
+            counts += f", {close} d'orthographe proche (≈)"
+    choose = "" if len(results) == 1 else " ; ↑ ↓ : choisir"
+    text = f"{counts} — Entrée : ouvrir le dossier{choose}"
+    return text if len(text) <= HINT_WIDTH else f"{counts} — Entrée : ouvrir{choose}"

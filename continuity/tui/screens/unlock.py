@@ -23,6 +23,7 @@ from continuity.session import Session
 
 # One schedule for every way in; the command line also keeps the count in the home (continuity/throttle.py).
 from continuity.throttle import FREE_TRIES, MAX_DELAY_SECONDS, delay_after  # noqa: F401
+from continuity.tui.widgets.choice import Choice
 
 if TYPE_CHECKING:
     from continuity.tui.app import ContinuityApp
@@ -65,7 +66,7 @@ class UnlockScreen(Screen[None]):
                 id="unlock-intro",
             )
             yield Label("Votre nom")
-            yield Select(
+            yield Choice(
                 [(name, name) for name in staff],
                 prompt="Choisissez votre nom",
                 value=preselected if preselected is not None else Select.NULL,
