@@ -246,7 +246,7 @@ async def test_each_danger_is_acknowledged_on_its_own_never_by_the_print_key(mak
         screen = app.screen
         assert isinstance(screen, PrescriptionScreen) and screen.plan is not None
         assert [w.code for w in screen.plan.warnings] == ["allergy", "remarque"]  # strength missing: a remark
-        assert "[allergy] ALLERGIE" in text_of(screen.query_one("#rx-warnings", Static))
+        assert "⚠ ALLERGIE" in text_of(screen.query_one("#rx-warnings", Static))
         await pilot.press("p")
         dialog = app.screen
         assert isinstance(dialog, AcknowledgeScreen)

@@ -216,10 +216,10 @@ class AcknowledgeScreen(ModalScreen[frozenset[str] | None]):
         total = len(self.steps)
         progress.update(f"Confirmation {self.position + 1} sur {total}")
         if step.warning.is_danger:
-            warning_box.update(f"⚠ [{step.warning.code}] {step.warning.text}")
+            warning_box.update(f"⚠ {step.warning.text}")
             warning_box.set_classes("danger")
         else:
-            warning_box.update("\n".join(f"ℹ [{w.code}] {w.text}" for w in self.plan.remarks))
+            warning_box.update("\n".join(f"ℹ {w.text}" for w in self.plan.remarks))
             warning_box.set_classes("remark")
         prompt.update(f"{step.prompt}, puis Entrée — Échap : revenir")
         field.value = ""
@@ -574,8 +574,8 @@ class PrescriptionScreen(SessionScreen):
             warnings.display = True
             preview.update("")
             return
-        shown = [f"⚠ [{w.code}] {w.text}" for w in self.plan.dangers]
-        shown += [f"ℹ [{w.code}] {w.text}" for w in self.plan.remarks]
+        shown = [f"⚠ {w.text}" for w in self.plan.dangers]
+        shown += [f"ℹ {w.text}" for w in self.plan.remarks]
         shown += [f"· {note}" for note in self.plan.notes]
         warnings.update("\n".join(shown))
         warnings.set_classes("-warnings" if self.plan.dangers else ("-notes" if shown else ""))
