@@ -8,6 +8,7 @@ not contain the substance's name ("SKENAN" for morphine): that is why the refere
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -89,11 +90,16 @@ def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
+_SUBSTANCE_WORDS = tuple((substance, text.words(substance.name_fr)) for substance in SECURE_PAPER_SUBSTANCES)
+
+
+# A publish asks this of every treatment, and a practice's treatments repeat a few hundred texts.
+@functools.lru_cache(maxsize=8192)
 def secure_paper_substance(*texts: str, strength: str = "") -> SecurePaperSubstance | None:
     """The listed substance these texts (DCI, brand) name, if any, as whole words (accents and case aside)."""
     found = text.words(" ".join(texts))
-    for substance in SECURE_PAPER_SUBSTANCES:
-        if not _contains(found, text.words(substance.name_fr)):
+    for substance, words in _SUBSTANCE_WORDS:
+        if not _contains(found, words):
             continue
         if substance.min_strength_mg is not None:
             match = _STRENGTH_MG.search(strength)
