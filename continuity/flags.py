@@ -35,6 +35,10 @@ INACTIVE = "inactive"
 NO_SUBSTANCE = "no-substance"
 # Patients
 INCOMPLETE = "incomplete"
+# The export's identity reliability code is none the appliance knows as a status (VIDE, PROV, RECUP,
+# VALI, QUAL): a duplicate, a deactivated, doubtful or fictitious identity... kept as provisional and
+# flagged; an ordonnance needs the identity acknowledged (prescribing/rules.py).
+IDENTITY_DOUBT = "identity-doubt"
 
 FLAGS: dict[str, Flag] = {
     flag.code: flag
@@ -63,6 +67,12 @@ FLAGS: dict[str, Flag] = {
         Flag(RESOLVED, "résolue", applies_to=("Allergy",)),
         Flag(INACTIVE, "inactive", applies_to=("Allergy",)),
         Flag(NO_SUBSTANCE, "substance non précisée dans l'export — à vérifier", applies_to=("Allergy",)),
+        Flag(
+            IDENTITY_DOUBT,
+            "fiabilité de l'identité signalée dans l'export (doublon, douteuse, fictive ou désactivée ?) — "
+            "vérifier l'identité",
+            applies_to=("Patient",),
+        ),
         Flag(
             INCOMPLETE,
             "dossier incomplet dans l'export : des éléments n'ont pas pu lui être rattachés",

@@ -29,7 +29,7 @@ os.environ["CONTINUITY_TEST_WEAK_KDF"] = "1"
 
 from click.testing import CliRunner  # noqa: E402
 
-from continuity import envelope, keys, snapshot_build, snapshotdb  # noqa: E402
+from continuity import envelope, flags, keys, snapshot_build, snapshotdb  # noqa: E402
 from continuity.cli import cli  # noqa: E402
 from continuity.drugs import bdpm  # noqa: E402
 from continuity.model import (  # noqa: E402
@@ -161,6 +161,15 @@ def records() -> list[Record]:
         treatment("ho-met", "p-hostile", "metformine", "1000 mg", "comprimé pelliculé",
                   f"1 comprimé {HOSTILE_RLO}2 fois par jour\x07", ),
     ]
+    # Homonyms (same names, other birth dates) and a doubtful identity: identity dangers.
+    out += [
+        patient("p-hom-1", "PETIT", "Marie", dt.date(1951, 3, 12)),
+        patient("p-hom-2", "PETIT", "Marie", dt.date(1987, 7, 1)),
+        treatment("hom-met", "p-hom-1", "metformine", "1000 mg", "comprimé pelliculé", "1 comprimé matin et soir"),
+        patient("p-doubt", "LAMBERT", "Hugo", dt.date(1969, 10, 2), Sex.MALE, flags=(flags.IDENTITY_DOUBT,)),
+        treatment("doubt-levo", "p-doubt", "lévothyroxine sodique", "100 microgrammes", "comprimé sécable",
+                  "1 comprimé le matin"),
+    ]
     return out
 
 
@@ -250,6 +259,12 @@ def cases() -> list[Case]:
              expect=40),
         Case("22-duration-limit", "XANAX renewal of 6 mois: refused (12-week limit)", "p-brand",
              ["--renew", "br-xanax", "--duration", "6 mois"], expect=12),
+        Case("23-homonym-refused", "a homonym in the practice (same names): the identity danger stops the print",
+             "p-hom-1", ["--renew", "all"], expect=13),
+        Case("24-homonym-confirmed", "homonym acknowledged (--confirm identity): birth date prominent on the page",
+             "p-hom-1", ["--renew", "all", "--confirm", "identity"]),
+        Case("25-doubtful-identity-confirmed", "identity the export doubts (e.g. reliability code DOUB), acknowledged",
+             "p-doubt", ["--renew", "all", "--confirm", "identity"]),
     ]
 
 

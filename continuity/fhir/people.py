@@ -33,7 +33,7 @@ from continuity.fhir.vocabulary import (
     RPPS_OID,
     TITLES,
 )
-from continuity.flags import INCOMPLETE
+from continuity.flags import IDENTITY_DOUBT, INCOMPLETE
 from continuity.ins import is_valid_nir
 from continuity.intake import Identities, digest
 from continuity.model import INS_OIDS, IdentityStatus, Patient, Practice, Practitioner, Record, Sex
@@ -88,6 +88,7 @@ def read_patient(resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
             insee = insee or text_at(code_ext, "valueString", code_path)
 
     status = IdentityStatus.PROV
+    doubt = False
     for reliability, reliability_path in extensions(resource, EXT_IDENTITY_RELIABILITY, path):
         for sub, sub_path in objects_at(reliability, "extension", reliability_path):
             if sub.get("url") != "identityStatus":
@@ -95,6 +96,9 @@ def read_patient(resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
             coding = object_at(sub, "valueCoding", sub_path)
             code = text_at(coding, "code", f"{sub_path}.valueCoding").upper() if coding else ""
             status = IdentityStatus.__members__.get(code, IdentityStatus.PROV)
+            # Any other code of the reliability table (doublon, désactivée, douteuse, fictive...) is
+            # a warning about this identity: kept as provisional, never silently (flags.IDENTITY_DOUBT).
+            doubt = code not in IdentityStatus.__members__ and code not in ("", "VIDE")
 
     ins = ins_oid = ""
     dropped = False
@@ -126,6 +130,7 @@ def read_patient(resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
         identity_status=status,
         ins=ins,
         ins_oid=ins_oid,
+        flags=(IDENTITY_DOUBT,) if doubt else (),
     )
     return patient, dropped
 
@@ -182,7 +187,7 @@ def convert_patient(conversion: Conversion) -> list[Record]:
             patient,
             id=canonical.split("/", 1)[1],
             allergy_status=indexes.allergy.of(canonical, indexes.identities),
-            flags=(INCOMPLETE,) if canonical in indexes.incomplete else (),
+            flags=patient.flags + ((INCOMPLETE,) if canonical in indexes.incomplete else ()),
             **_patient_contact(conversion),
         )
     ]

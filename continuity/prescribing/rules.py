@@ -549,6 +549,10 @@ def build(
         other = "autre patient porte" if homonyms == 1 else "autres patients portent"
         warnings.append(Alert(Danger.IDENTITY, f"HOMONYME : {homonyms} {other} le même nom dans le cabinet : "
                                 "vérifiez la date de naissance avec le patient."))
+    if flags.IDENTITY_DOUBT in patient.flags:
+        warnings.append(Alert(Danger.IDENTITY, "IDENTITÉ À VÉRIFIER : l'export signale la fiabilité de cette "
+                                "identité (doublon, douteuse, fictive ou désactivée) : vérifiez-la avec le "
+                                "patient (pièce d'identité) avant de prescrire."))
     if patient.identity_status is IdentityStatus.PROV:
         notes.append("Identité provisoire (non vérifiée sur une pièce d'identité).")
 

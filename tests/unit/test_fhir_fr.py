@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from continuity import flags
 from continuity.errors import InputError
 from continuity.fhir import ImportReport, read_records
 from continuity.ins import with_check_key
@@ -231,11 +232,19 @@ def test_corsican_nir_and_test_oid(tmp_path: Path) -> None:
     assert (corse.ins, corse.ins_oid) == (corsica, INS_OID_TEST)
 
 
-@pytest.mark.parametrize(("code", "expected"), [("RECUP", "RECUP"), ("PROV", "PROV"), ("DOUT", "PROV"), ("", "PROV")])
-def test_identity_status_codes(tmp_path: Path, code: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "expected", "doubt"),
+    [("RECUP", "RECUP", False), ("PROV", "PROV", False), ("VIDE", "PROV", False), ("", "PROV", False),
+     ("DOUT", "PROV", True), ("DOUB", "PROV", True), ("DESA", "PROV", True), ("FICT", "PROV", True)],
+)  # fmt: skip
+def test_identity_status_codes(tmp_path: Path, code: str, expected: str, doubt: bool) -> None:
+    """A reliability code that is not a status the appliance knows is kept as provisional, and flagged:
+    a duplicate, deactivated, doubtful or fictitious identity is never silently an ordinary one."""
     source = ndjson(tmp_path, "Patient.ndjson", patient("p", code=code, ins=""))
     records, _ = read(source, strict=True)
-    assert only(records, Patient)[0].identity_status is IdentityStatus(expected)
+    (read_patient,) = only(records, Patient)
+    assert read_patient.identity_status is IdentityStatus(expected)
+    assert (flags.IDENTITY_DOUBT in read_patient.flags) is doubt
 
 
 def test_birth_list_given_name_on_the_patient_and_maiden_name(tmp_path: Path) -> None:

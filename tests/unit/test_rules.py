@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from continuity import flags
 from continuity import journal as journal_module
 from continuity.drugs import bdpm, reference
 from continuity.errors import ConfirmationRequired, NotAllowed, NotFound, PrescriptionRefused
@@ -270,6 +271,12 @@ def test_identity_tiers_homonym_is_a_danger_provisional_a_note() -> None:
     provisional = summary(patient(identity_status=IdentityStatus.PROV))
     plan = rules.build(provisional, practitioner(), new_lines=[line()], now=NOW)
     assert plan.warnings == () and any("Identité provisoire" in note for note in plan.notes)
+
+
+def test_an_identity_the_export_doubts_is_an_identity_danger() -> None:
+    doubted = summary(patient(flags=(flags.IDENTITY_DOUBT,)))
+    plan = rules.build(doubted, practitioner(), new_lines=[line()], now=NOW)
+    assert codes(plan) == [Danger.IDENTITY] and "IDENTITÉ À VÉRIFIER" in plan.dangers[0].text
 
 
 @pytest.mark.parametrize(("changes", "word"), [({"deceased": True}, "DÉCÉDÉ"), ({"active": False}, "INACTIF")])
