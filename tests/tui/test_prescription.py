@@ -23,6 +23,7 @@ from continuity.tui.screens.prescription import (
     ChooseScreen,
     ConfirmDiscard,
     LineList,
+    PrescriptionPrinted,
     PrescriptionScreen,
     TickBox,
     count_text,
@@ -364,3 +365,25 @@ async def test_no_treatment_to_renew_the_form_waits_for_its_key(make_app: AppMak
         form = app.screen
         assert isinstance(form, AddLineScreen)
         assert all(field.value == "" for field in form.query(Input))
+
+
+async def test_an_outcome_arriving_under_another_screen_never_pops_that_screen(make_app: AppMaker) -> None:
+    """The idle lock can put the unlock screen on top between the end of printing and its message:
+    the ordonnance screen must not pop it (the kept screens would show without a passphrase)."""
+    app = make_app(prescriber=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlock(pilot)
+        await open_by_search(pilot, "rousseau")
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, PrescriptionScreen)
+        on_top = MessageScreen("Au-dessus", "un autre écran")
+        await app.push_screen(on_top)
+        screen.post_message(PrescriptionPrinted("Envoyé à l'imprimante « essai »"))
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert app.screen is on_top  # untouched
+        await pilot.press("enter")  # that screen goes: the ordonnance screen finishes its own business
+        for _ in range(10):
+            await pilot.pause(0.02)
+        assert isinstance(app.screen, PatientScreen)

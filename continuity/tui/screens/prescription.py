@@ -465,6 +465,7 @@ class PrescriptionScreen(SessionScreen):
         self.route_needed: set[str] = set()
         self.changed = False
         self._printing = False
+        self._outcome: PrescriptionPrinted | None = None  # arrived while another screen was on top
 
     # -- layout
 
@@ -769,6 +770,19 @@ class PrescriptionScreen(SessionScreen):
     def printed_message(self, message: PrescriptionPrinted) -> None:
         self._printing = False
         self.capp.printed.append(message.message_fr)
+        if self.app.screen is not self:
+            # Something came on top while the worker finished (the idle lock's unlock screen): never
+            # pop that one. The outcome is shown when this screen is on top again, after the unlock.
+            self._outcome = message
+            return
+        self._show_outcome(message)
+
+    def on_screen_resume(self) -> None:
+        if self._outcome is not None:
+            outcome, self._outcome = self._outcome, None
+            self.call_after_refresh(self._show_outcome, outcome)
+
+    def _show_outcome(self, message: PrescriptionPrinted) -> None:
         from continuity.tui.screens.dialogs import MessageScreen
 
         if not message.issued:  # nothing was issued: the draft stays, as it was
