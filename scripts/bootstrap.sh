@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this checkout for Continuity: check Python, install the system libraries weasyprint needs
-# (plus CUPS, python3-venv, and poppler for the tests), then a .venv with the package installed.
+# (plus CUPS, python3-venv, and poppler and ssh-keygen for the tests), then a .venv with the package installed.
 # Safe to run again: it skips what is present and repairs a half-made .venv.
 #
 # Usage: scripts/bootstrap.sh              the demo: the package and its publisher extra (make demo)
@@ -29,9 +29,9 @@ python=${PYTHON:-python3}
 # 1. Python 3.11 or newer, before anything else.
 check_python "$python"
 
-# 2. System packages (poppler's pdftotext for the tests).
+# 2. System packages (for the tests: poppler's pdftotext, and ssh-keygen for the desks' keys).
 packages=("${RUNTIME_PACKAGES[@]}")
-[ "$mode" = test ] && packages+=(poppler-utils)
+[ "$mode" = test ] && packages+=(poppler-utils openssh-client)
 if [ "$mode" = wheelhouse ]; then ensure_packages --offline "${packages[@]}"; else ensure_packages "${packages[@]}"; fi
 
 # 3. The .venv: made again when a previous run left it without a working pip (python3-venv missing,
