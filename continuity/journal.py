@@ -1027,6 +1027,31 @@ class Journal:
                 with contextlib.suppress(ValueError):
                     yield JournalEntry.from_line(line)
 
+    def prescriptions_since(self, patient_id: str, since: dt.datetime) -> list[JournalEntry]:
+        """The ordonnances printed for this patient from `since` on (the data's time: during this outage).
+
+        Read at every patient opening, so only the month files from `since`'s month are read, and a
+        line is parsed only when it names both the action and the patient.
+        """
+        first = (since.year, since.month)
+        action = f'"action":"{Action.PRINT_PRESCRIPTION.value}"'.encode()
+        patient = canonical_json(patient_id)
+        found: list[JournalEntry] = []
+        for path in self.month_files():
+            month = month_of(path)
+            if month is None or month < first:
+                continue
+            for line in _read_lines(path):
+                if action not in line or patient not in line or not line.endswith(b"\n"):
+                    continue
+                with contextlib.suppress(ValueError):
+                    entry = JournalEntry.from_line(line)
+                    if entry.patient_id == patient_id and entry.action == Action.PRINT_PRESCRIPTION and (
+                        dt.datetime.fromisoformat(entry.timestamp) >= since
+                    ):
+                        found.append(entry)
+        return found
+
     def head(self) -> JournalEntry | None:
         _, tail = self._tail_readonly()
         return tail

@@ -84,6 +84,16 @@ class PatientView:
     summary: PatientSummary
     homonyms: int
     practitioners: dict[str, Practitioner]
+    # Ordonnances printed for this patient since the data's time (during this outage: they are not in
+    # the snapshot's recent prescriptions), from the journal; None when the journal could not be read.
+    printed_here: tuple[PrintedHere, ...] | None = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PrintedHere:
+    at: dt.datetime
+    user: str
+    line_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +360,21 @@ class Session:
             user=self.user, action=Action.VIEW_PATIENT, patient_id=patient_id, snapshot_seq=live.sequence
         )
         summary = live.db.summary(patient_id, today=self.today())
-        return PatientView(summary, live.db.homonyms(patient_id), dict(live.practitioners))
+        return PatientView(summary, live.db.homonyms(patient_id), dict(live.practitioners),
+                           self.printed_here(patient_id))  # fmt: skip
+
+    def printed_here(self, patient_id: str) -> tuple[PrintedHere, ...] | None:
+        """The ordonnances printed for this patient since the data's time (during this outage), from
+        the journal, so that nobody prints them twice; None when the journal cannot be read."""
+        try:
+            entries = self.journal.prescriptions_since(patient_id, self._live.data_time)
+        except JournalError as error:
+            log.warning("cannot list the ordonnances printed for a patient: %s", error)
+            return None
+        return tuple(
+            PrintedHere(dt.datetime.fromisoformat(entry.timestamp), entry.user, int(entry.details.get("line_count", 0)))
+            for entry in entries
+        )
 
     def record_print(self, action: Action, patient_id: str | None, *, details: dict[str, Any] | None = None,
                      sealed: dict[str, Any] | None = None) -> None:

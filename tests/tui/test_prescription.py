@@ -94,6 +94,14 @@ async def test_renew_everything_in_two_keys_preview_and_print(make_app: AppMaker
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, PatientScreen)
+        # What was printed during the outage is not in the snapshot: the journal's record is shown,
+        # so that the next doctor does not print it again.
+        printed = text_of(app.screen.query_one("#prescriptions", Static))
+        assert "⚠ Ordonnance déjà imprimée ici pendant la panne : le " in printed
+        assert "par dr.garnier (2 lignes)" in printed
+        await pilot.press("escape", "f2")  # and opened again later, from a new search
+        await open_by_search(pilot, "rousseau")
+        assert "déjà imprimée ici pendant la panne" in text_of(app.screen.query_one("#prescriptions", Static))
     entries = [e for e in Journal(home).entries() if e.action == "print_prescription"]
     assert len(entries) == 1 and entries[0].user == "dr.garnier" and entries[0].details["line_count"] == 2
 

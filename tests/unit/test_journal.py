@@ -613,3 +613,20 @@ def test_a_session_shows_nothing_when_the_journal_cannot_be_written(tmp_path: Pa
         assert "les dossiers patients ne sont pas affichés" in raised.value.message_fr
         assert verify_journal(home).ok
         session.lock()
+
+
+def test_prescriptions_since_lists_only_this_patients_ordonnances_of_this_outage(tmp_path: Path) -> None:
+    """What the patient screen shows as printed during the outage (not in the snapshot yet)."""
+    from tests.unit.journal_helpers import make_appliance
+
+    appliance = make_appliance(tmp_path / "home")
+    book = Journal(appliance.home)
+    book.append(user="dr.a", action="print_prescription", patient_id="pat-1", details={"line_count": 2})
+    since = dt.datetime.now(dt.UTC)
+    book.append(user="dr.b", action="print_prescription", patient_id="pat-1", details={"line_count": 3})
+    book.append(user="dr.b", action="print_prescription", patient_id="pat-2", details={"line_count": 1})
+    book.append(user="dr.b", action="drill_prescription", patient_id="pat-1", details={"line_count": 1})
+    book.append(user="dr.b", action="view_patient", patient_id="pat-1")
+    found = book.prescriptions_since("pat-1", since)
+    assert [(entry.user, entry.details["line_count"]) for entry in found] == [("dr.b", 3)]
+    assert book.prescriptions_since("pat-3", since) == []

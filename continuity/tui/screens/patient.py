@@ -7,6 +7,7 @@ treatments come right after the allergies.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from textual.app import ComposeResult
@@ -133,11 +134,23 @@ def conditions_text(summary: PatientSummary) -> str:
     return "\n".join(lines)
 
 
+def printed_here_lines(view: PatientView) -> list[str]:
+    """Ordonnances already printed here during the outage (the journal's, not in the snapshot)."""
+    if view.printed_here is None:
+        return ["⚠ Impossible de vérifier dans le journal les ordonnances déjà imprimées pendant la panne."]
+    return [
+        f"⚠ Ordonnance déjà imprimée ici pendant la panne : le {display.fr_datetime(item.at)} par {item.user}"
+        f" ({display.plural(item.line_count, 'ligne', 'lignes')})"
+        for item in view.printed_here
+    ]
+
+
 def prescriptions_text(view: PatientView) -> str:
     recent = view.summary.recent_prescriptions
+    here = printed_here_lines(view)
     if not recent:
-        return "Prescriptions récentes : aucune"
-    lines = ["Prescriptions récentes :"]
+        return "\n".join([*here, "Prescriptions récentes : aucune"])
+    lines = [*here, "Prescriptions récentes :"]
     for item in recent:
         who = prescriber_name(view.practitioners, item.prescriber_id) if item.prescriber_id else ""
         lines.append(f"• {display.fr_date(item.authored_on)} {item.text}" + (f" — {who}" if who else ""))
@@ -206,6 +219,16 @@ class PatientScreen(SessionScreen):
         self.query_one("#treatments", Static).update(treatments_text(view))
         self.query_one("#prescriptions", Static).update(prescriptions_text(view))
         self.query_one("#appointments", Static).update(appointments_text(view))
+
+    def on_screen_resume(self) -> None:
+        # Back from an ordonnance (or an unlock): what was printed meanwhile is listed at once.
+        session = self.capp.session
+        if session is None:
+            return
+        printed_here = session.printed_here(self.patient_id)
+        if printed_here != self.view.printed_here:
+            self.view = dataclasses.replace(self.view, printed_here=printed_here)
+            self.query_one("#prescriptions", Static).update(prescriptions_text(self.view))
 
     def action_scroll(self, step: int) -> None:
         body = self.query_one("#patient-body", VerticalScroll)
