@@ -557,7 +557,7 @@ class ContinuityApp(App[None]):
 
         try:
             data = pdf.render_summary(view.summary, snapshot_created_at=created_at, practice_name=practice_name)
-            where = self._send_to_printer(data, f"resume-{view.summary.patient.id}", title="Résumé",
+            where = self.send_to_printer(data, f"resume-{view.summary.patient.id}", title="Résumé",
                                           kind=printing.SUMMARY)
         except ContinuityError as error:
             self.post_message(PrintDone("le résumé", error=error.message_fr))
@@ -580,7 +580,7 @@ class ContinuityApp(App[None]):
     @work(thread=True, group="print")
     def _print_text(self, text: str, name: str) -> None:
         try:
-            where = self._send_to_printer(text.encode("utf-8"), name, suffix=".txt", title="Liste",
+            where = self.send_to_printer(text.encode("utf-8"), name, suffix=".txt", title="Liste",
                                           kind=printing.DAY_LIST)
         except ContinuityError as error:
             self.post_message(PrintDone("la liste du jour", error=error.message_fr))
@@ -589,7 +589,7 @@ class ContinuityApp(App[None]):
         else:
             self.post_message(PrintDone("la liste du jour", where=where))
 
-    def _send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf", title: str = "Document",
+    def send_to_printer(self, data: bytes, name: str, *, suffix: str = ".pdf", title: str = "Document",
                          kind: printing.DocumentKind = printing.ORDONNANCE) -> str:
         """Hand the document to CUPS (printing.py); PrintFailed says where it was saved instead."""
         from continuity.tui import printer

@@ -19,7 +19,6 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -41,7 +40,6 @@ from continuity.prescribing import printed, rules
 from continuity.prescribing.issuing import SigningChoice
 from continuity.prescribing.rules import Alert, Danger, PrescriptionPlan
 from continuity.session import PatientView
-from continuity.tui import printer
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
 
@@ -739,11 +737,10 @@ class PrescriptionScreen(SessionScreen):
             return
         self._printing = True
         self.notify("Préparation de l'ordonnance…")
-        self._print(self.plan, self.signing, acknowledged, self.capp.print_directory)
+        self._print(self.plan, self.signing, acknowledged)
 
     @work(thread=True, exclusive=True, group="prescription")
-    def _print(self, plan: PrescriptionPlan, signing: SigningChoice, acknowledged: frozenset[str],
-               directory: Path | None) -> None:
+    def _print(self, plan: PrescriptionPlan, signing: SigningChoice, acknowledged: frozenset[str]) -> None:
         # A thread: rendering takes a moment. The session journals before it returns the PDF.
 
         session = self.capp.session
@@ -756,8 +753,8 @@ class PrescriptionScreen(SessionScreen):
                                                   issued=False))  # fmt: skip
             return
         try:
-            where = printer.send(issued.pdf, f"ordonnance-{issued.prescription.id[:8]}", directory=directory,
-                                 title="Ordonnance", keep_days=self.capp.print_keep_days)  # fmt: skip
+            where = self.capp.send_to_printer(issued.pdf, f"ordonnance-{issued.prescription.id[:8]}",
+                                              title="Ordonnance")  # fmt: skip
         except ContinuityError as error:  # PrintFailed says where the PDF was saved instead
             self.post_message(PrescriptionPrinted(error.message_fr, error=True))
             return
