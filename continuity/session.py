@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from continuity import display
 from continuity.errors import ContinuityError, JournalError, SnapshotDatabaseError
 from continuity.journal import Action, Journal, ensure_reserve
+from continuity.journal_queue import JournalQueue, QueuedEntry
 from continuity.keys import Role, StaffMember
 from continuity.model import PatientSummary, Practitioner, PrescriptionLine
 from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
@@ -194,12 +195,22 @@ class Session:
         self.member = member or StaffMember(user, Role.RECEPTION)
         if self.member.name != user:
             raise ValueError(f"session user {user!r} is not the member {self.member.name!r}")
-        self.journal = journal
+        self.journal = journal  # also makes the queue of the searches to journal (journal_later)
         self.home = home
         self.clock = clock
         self._opened: _Opened | None = _Opened(db, sequence, fell_back_from, secrets, created_at=created_at,
                                                expires_at=expires_at)
         self._opened.practitioners = {p.id: p for p in db.practitioners()}
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    @journal.setter
+    def journal(self, journal: Journal) -> None:
+        # Set once in practice (tests replace it before any search): the queue writes to this journal.
+        self._journal = journal
+        self._queued = JournalQueue(journal)
 
     # -- opening and closing
 
@@ -287,6 +298,10 @@ class Session:
         sequence = self._opened.sequence
         self._drop()
         try:
+            self._queued.flush()  # the searches shown before the lock come before it in the journal
+        except JournalError as error:
+            log.error("searches shown before the lock could not be journaled: %s", error)
+        try:
             self.journal.append(user=self.user, action=Action.LOCK, snapshot_seq=sequence, details={"reason": reason})
             if secrets is not None:
                 self.journal.checkpoint(secrets.signing_key, self.user, box_key=secrets.box_key)
@@ -336,26 +351,43 @@ class Session:
 
     # -- reading
 
-    def search(self, text: str, limit: int = MAX_SEARCH_RESULTS) -> list[SearchResult]:
+    def search(self, text: str, limit: int = MAX_SEARCH_RESULTS, *, journal_later: bool = False) -> list[SearchResult]:
         """Find patients: at most MAX_SEARCH_RESULTS, and journaled before they are returned.
 
         A list of names, birth dates and INS is patient data: the query text is sealed like other
         patient details, the number of results is in clear. JournalError means: show nothing.
+
+        `journal_later` (the TUI, typing): the entry is queued instead of written, so the results
+        reach the screen without waiting for the fsync; the caller shows them, then calls
+        `journal_queued()` at once and takes them off the screen if it raises. Whatever the caller
+        does, the queue is written before any record is opened or printed and at the lock
+        (continuity/journal_queue.py); once a queued entry failed, every search raises.
         """
         live = self._live
         limit = max(1, min(limit, MAX_SEARCH_RESULTS))
+        if self._queued.failure is not None:
+            raise self._queued.failure
         results = live.db.search(text, limit=limit)
         if results:
             # Without an appliance key (dev mode on a plain database) the query cannot be sealed: it
             # is left out, never written in clear; the search itself is still journaled.
-            sealed = {"query": text} if self.journal.can_seal() else None
-            self.journal.append(user=self.user, action=Action.SEARCH, snapshot_seq=live.sequence,
-                                details={"results": len(results), "limit": limit}, sealed=sealed)  # fmt: skip
+            entry = QueuedEntry(user=self.user, action=Action.SEARCH, snapshot_seq=live.sequence,
+                                details={"results": len(results), "limit": limit},
+                                sealed={"query": text} if self.journal.can_seal() else None)  # fmt: skip
+            self._queued.put(entry)
+            if not journal_later:
+                self._queued.flush()
         return results
+
+    def journal_queued(self) -> None:
+        """Write the searches queued by `search(journal_later=True)`, unless another thread is already
+        writing them (it writes these too). JournalError: take the results off the screen."""
+        self._queued.flush(wait=False)
 
     def open_patient(self, patient_id: str) -> PatientView:
         """Journal the access FIRST, then read the summary. JournalError means: show nothing."""
         live = self._live
+        self._queued.flush()  # the search that led here is journaled (durably) before the record is read
         self.journal.append(
             user=self.user, action=Action.VIEW_PATIENT, patient_id=patient_id, snapshot_seq=live.sequence
         )
@@ -379,6 +411,7 @@ class Session:
     def record_print(self, action: Action, patient_id: str | None, *, details: dict[str, Any] | None = None,
                      sealed: dict[str, Any] | None = None) -> None:
         """Journal a printout; call it before sending anything to the printer."""
+        self._queued.flush()
         self.journal.append(user=self.user, action=action, patient_id=patient_id,
                             snapshot_seq=self._live.sequence, details=details, sealed=sealed)
 
@@ -433,6 +466,7 @@ class Session:
         live = self._live
         if plan.prescription.prescriber != signing.practitioner:
             raise ValueError("the plan was built for another prescriber than the signing one")
+        self._queued.flush()
         return issuing.issue(
             plan, acknowledged=acknowledged, journal=self.journal, user=self.user, snapshot_seq=live.sequence,
             snapshot_created_at=live.data_time, chosen_by=signing.chosen_by, duplicate=duplicate, drill=drill,
@@ -540,6 +574,7 @@ class Session:
         live.db.close()
         live.practitioners.clear()
         try:
+            self._queued.flush()
             self.journal.append(user=self.user, action="snapshot_switch", snapshot_seq=newer.sequence,
                                 details={"from": live.sequence})
         except JournalError as error:

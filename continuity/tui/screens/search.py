@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from continuity import display
-from continuity.errors import ContinuityError
+from continuity.errors import ContinuityError, JournalError
 from continuity.snapshotdb import SearchResult
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
@@ -36,6 +36,13 @@ class SearchDone(Message):
     results: list[SearchResult]
     error: str = ""
     seconds: float = 0.0
+
+
+@dataclass
+class SearchNotJournaled(Message):
+    """Posted by a search thread: searches shown could not be journaled; take the results away."""
+
+    error: str
 
 
 class SearchScreen(SessionScreen):
@@ -85,13 +92,24 @@ class SearchScreen(SessionScreen):
     def _search(self, text: str) -> None:
         # Runs in a thread: it only reads the database and posts a message; widgets change in the handler.
         started = time.perf_counter()
+        session = self.capp.session
         try:
-            session = self.capp.session
-            results = session.search(text) if session is not None and not session.is_locked else []
+            if session is None or session.is_locked:
+                self.post_message(SearchDone(text, []))
+                return
+            # The journal entry is written just after the results are posted, not before: its fsync is
+            # then off the keystroke path (it runs while the table is rebuilt and painted).
+            results = session.search(text, journal_later=True)
             self.post_message(SearchDone(text, results, seconds=time.perf_counter() - started))
         except (ContinuityError, sqlite3.Error) as error:
             message = error.message_fr if isinstance(error, ContinuityError) else "Recherche impossible."
             self.post_message(SearchDone(text, [], error=message))
+            return
+        if results:
+            try:
+                session.journal_queued()
+            except JournalError as error:
+                self.post_message(SearchNotJournaled(error.message_fr))
 
     @on(SearchDone)
     def search_done(self, message: SearchDone) -> None:
@@ -106,6 +124,16 @@ class SearchScreen(SessionScreen):
         if self._open_when_ready:
             self._open_when_ready = False
             self._open_highlighted()
+
+    @on(SearchNotJournaled)
+    def search_not_journaled(self, message: SearchNotJournaled) -> None:
+        # Fail closed: whatever the table shows may be among the searches that could not be journaled
+        # (the thread that fails writes the others' entries too): it goes. Later searches and records
+        # fail at once: the session's journal queue is stopped.
+        self._open_when_ready = False
+        self.query_one(ResultsTable).take_away()
+        self.query_one("#search-hint", Static).update(f"⚠ {message.error}")
+        self._update_detail()
 
     def _show(self, message: SearchDone) -> None:
         table = self.query_one(ResultsTable)

@@ -154,6 +154,10 @@ class ResultsTable(Widget):
         self.refresh()
         self.post_message(self.Highlighted(self, 0))
 
+    def take_away(self) -> None:
+        """Show no patient any more (the results could not be journaled), for the same query text."""
+        self.show(self.query_text or "", [], self._today or dt.date.min)  # no row: the date is not used
+
     def _layout(self) -> None:
         headers = WIDE_COLUMNS if self.wide else NARROW_COLUMNS
         widths = [
