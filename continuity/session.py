@@ -25,13 +25,15 @@ from continuity.journal import Action, Journal, ensure_reserve
 from continuity.journal_queue import JournalQueue, QueuedEntry
 from continuity.keys import Role, StaffMember
 from continuity.model import PatientSummary, Practitioner, PrescriptionLine
-from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
 
 if TYPE_CHECKING:
+    # Types only: the database code (and the search with it) is imported when a snapshot opens, not
+    # to show the unlock screen.
     from continuity.drugs.reference import DrugReference
     from continuity.keys import ApplianceSecrets, OpenedSlot
     from continuity.prescribing.issuing import IssuedDocument, Signer, SigningChoice
     from continuity.prescribing.rules import PrescriptionPlan, Renewal
+    from continuity.snapshotdb import AgendaEntry, SearchResult, SnapshotDB
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from continuity.session import Freshness, NewerSnapshot, PatientView, Session, U
 from continuity.tui.screens.agenda import AgendaScreen
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.screens.dialogs import AcknowledgeOldData, ConfirmScreen, HelpScreen, MessageScreen, help_text
-from continuity.tui.screens.patient import PatientScreen
 from continuity.tui.screens.search import SearchScreen
 from continuity.tui.screens.status import StatusScreen
 from continuity.tui.screens.unlock import UnlockScreen
@@ -39,6 +38,7 @@ from continuity.tui.typeahead import TypeAhead
 
 if TYPE_CHECKING:
     from continuity.desk import DeskPresence
+    from continuity.tui.screens.patient import PatientScreen
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,7 @@ class ContinuityApp(App[None]):
             self.start_session(session)
         else:
             self.push_screen(UnlockScreen())
+        self.call_after_refresh(self._import_ahead)
 
     def on_unmount(self) -> None:
         self._stop_watching()
@@ -301,6 +302,15 @@ class ContinuityApp(App[None]):
                 session.db.warm_up()
         except (ContinuityError, sqlite3.Error) as error:
             log.warning("search warm-up failed: %s", error)
+
+    @work(thread=True, group="import-ahead")
+    def _import_ahead(self) -> None:
+        # The unlock screen needs neither the snapshot code (store, database, search and its
+        # rapidfuzz) nor the patient screen with the prescribing rules: the app starts without them
+        # and they are imported here, once the first screen is up, while the passphrase is typed,
+        # so that neither the unlock nor the first patient opened waits for them.
+        import continuity.store  # noqa: F401
+        import continuity.tui.screens.patient  # noqa: F401
 
     def _freeze_heap(self) -> None:
         # A full (generation 2) collection pauses the app 30-100 ms: typing would stutter now and then.
@@ -512,6 +522,8 @@ class ContinuityApp(App[None]):
         except ContinuityError as error:
             self.push_screen(MessageScreen("Dossier illisible", f"{error.message_fr}\n\nDétail : {error}"))
             return
+        from continuity.tui.screens.patient import PatientScreen  # imported after unlock (_warm_up)
+
         self.push_screen(PatientScreen(view))
 
     def reload_patient(self, screen: PatientScreen) -> None:
@@ -758,11 +770,13 @@ def make_app(
 
     `desk`: the SSH desk this program serves (`continuity tui --desk`, the desk key's forced command).
     """
-    from continuity import store
     from continuity.session import DatabaseUnlocker, HomeUnlocker, fixed_clock, system_clock
 
     clock = fixed_clock(parse_today(today)) if today else system_clock
-    home = home or store.default_home()
+    if home is None:
+        from continuity import store  # the store opens snapshots: imported at unlock otherwise
+
+        home = store.default_home()
     unlocker: Unlocker
     if db is not None:
         home.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ ellipsis rather than pushed off the screen.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -17,9 +18,11 @@ from textual.widgets import DataTable, Footer, Static
 
 from continuity import display
 from continuity.model import Practitioner
-from continuity.snapshotdb import AgendaEntry
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
+
+if TYPE_CHECKING:
+    from continuity.snapshotdb import AgendaEntry  # a type only: the database code loads after the app starts
 
 WEEKDAYS_FR = display.WEEKDAYS_FR
 # Column widths (characters) of the time, birth date and phone; the patient and the reason share the rest.

@@ -17,7 +17,6 @@ from textual.widgets import Footer, Static
 
 from continuity import display, flags
 from continuity.model import AllergyStatus, PatientSummary, Practitioner
-from continuity.prescribing import rules
 from continuity.session import PatientView
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
@@ -63,6 +62,9 @@ def weight_line(summary: PatientSummary, today: dt.date) -> str:
 
 def child_weight_warning(summary: PatientSummary, today: dt.date) -> str:
     """For a child, a weight missing or older than the rules allow, in words; '' otherwise."""
+    # Imported here: the prescribing side is not needed to show the unlock screen (app start).
+    from continuity.prescribing import rules
+
     patient = summary.patient
     age = patient.age_on(today)
     if age is None or age >= rules.ADULT_AGE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,10 +20,12 @@ from textual.widgets import Footer, Input, Static
 
 from continuity import display
 from continuity.errors import ContinuityError, JournalError
-from continuity.snapshotdb import SearchResult
 from continuity.tui.screens.base import SessionScreen
 from continuity.tui.widgets.banner import Banner
 from continuity.tui.widgets.results import HOMONYM_WARNING, SAME_BIRTH_WARNING, ResultsTable
+
+if TYPE_CHECKING:
+    from continuity.snapshotdb import SearchResult  # a type only: the database code loads after the app starts
 
 PLACEHOLDER = "Nom, prénom, date de naissance (JJ/MM/AAAA) ou INS"
 START_HINT = "Tapez un nom (même mal orthographié), une date de naissance ou un INS."

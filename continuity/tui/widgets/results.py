@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
@@ -24,8 +25,10 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from continuity import display, search
-from continuity.snapshotdb import SearchResult
+from continuity import display
+
+if TYPE_CHECKING:
+    from continuity.snapshotdb import SearchResult
 
 HOMONYM_FLAG = "⚠ HOMONYME"
 HOMONYM_WARNING = "Homonyme : vérifier la date de naissance"
@@ -47,6 +50,9 @@ NAME_STYLE = Style(bold=True)
 
 def same_birth_keys(results: list[SearchResult]) -> set[tuple[str, dt.date]]:
     """(birth name, birth date) shared by several listed patients: twins, told apart by given name only."""
+    # Imported when results come (search.py loaded with the database, not to show the unlock screen).
+    from continuity import search
+
     keys: Counter[tuple[str, dt.date]] = Counter(
         (search.normalize(r.patient.birth_name), r.patient.birth_date) for r in results if r.patient.birth_date
     )
@@ -54,6 +60,8 @@ def same_birth_keys(results: list[SearchResult]) -> set[tuple[str, dt.date]]:
 
 
 def shares_birth(result: SearchResult, shared: set[tuple[str, dt.date]]) -> bool:
+    from continuity import search
+
     patient = result.patient
     return patient.birth_date is not None and (search.normalize(patient.birth_name), patient.birth_date) in shared
 
