@@ -97,28 +97,33 @@ class SearchScreen(SessionScreen):
         started = time.perf_counter()
         session = self.capp.session
         try:
-            if session is None or session.is_locked:
-                self.post_message(SearchDone(text, []))
-                return
-            # The journal entry is written just after the results are posted, not before: its fsync is
-            # then off the keystroke path (it runs while the table is rebuilt and painted).
-            results = session.search(text, journal_later=True)
+            # The search's journal entry is queued, written once the rows are painted (search_done).
+            results = session.search(text, journal_later=True) if session is not None and not session.is_locked else []
             self.post_message(SearchDone(text, results, seconds=time.perf_counter() - started))
         except (ContinuityError, sqlite3.Error) as error:
             message = error.message_fr if isinstance(error, ContinuityError) else "Recherche impossible."
             self.post_message(SearchDone(text, [], error=message))
-            return
-        if results:
-            try:
-                session.journal_queued()
-            except JournalError as error:
-                self.post_message(SearchNotJournaled(error.message_fr))
+
+    @work(thread=True, group="search-journal")
+    def _journal_searches(self) -> None:
+        # Runs once the rows are painted: the sealing, the write and the fsync of the search's journal
+        # entry (about 1 ms, more on a busy disk) never delay them nor hold the interpreter while the
+        # table is rebuilt. Opening a record or locking writes the queue first in any case.
+        session = self.capp.session
+        if session is None:
+            return  # locked meanwhile: the lock wrote the queue
+        try:
+            session.journal_queued()
+        except JournalError as error:
+            self.post_message(SearchNotJournaled(error.message_fr))
 
     @on(SearchDone)
     def search_done(self, message: SearchDone) -> None:
         self._in_flight = None
         if self.capp.session is None:
             return  # locked meanwhile (this screen waits under the unlock screen): searched again on resume
+        if message.results:
+            self.call_after_refresh(self._journal_searches)  # shown or not: the search was made
         if message.query_text != self._wanted:
             # The user typed on while we searched: only the latest text counts.
             self._start(self._wanted)
