@@ -136,6 +136,7 @@ class _Builder:
         self.homonym_keys: dict[int, tuple[str, ...]] = {}
         self.sort_keys: dict[int, tuple[str, str, str]] = {}
         self.tokens: dict[int, dict[str, int]] = {}
+        self.names: dict[int, str] = {}  # search.names_text of each patient, by row
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
         self.writer = _Writer()
@@ -249,16 +250,17 @@ class _Builder:
             keys.append(name_key(patient.used_name, [patient.used_given_name or patient.first_given_name]))
         self.homonym_keys[row] = tuple(keys)
         self.sort_keys[row] = (key, _iso(patient.birth_date) or "", patient.id)
-        self.tokens[row] = search.name_tokens(
+        tokens = self.tokens[row] = search.name_tokens(
             patient.birth_name, patient.used_name, patient.birth_given_names, patient.used_given_name
         )
+        names = self.names[row] = search.names_text(tokens)
         self._queue("patient", (
             row, patient.id, patient.birth_name, _json(list(patient.birth_given_names)), patient.used_name,
             patient.used_given_name, patient.sex.value, _iso(patient.birth_date), patient.birth_place_insee,
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
             _address_json(patient.address), int(patient.deceased), _iso(patient.deceased_date),
             int(patient.active), patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
-            _json_codes(patient.flags),
+            _json_codes(patient.flags), names,
         ))
 
     def finish(self) -> list[str]:
@@ -285,15 +287,20 @@ class _Builder:
         # In primary-key order (token, quality descending, rank): the B-tree is written sequentially.
         # (The columns are declared in key order too: SQLite 3.40's quick_check misreads NOT NULL
         # columns of a WITHOUT ROWID table whose key order differs from the column order.)
+        # Each row carries the patient's names and birth date: a lookup checks its other criteria on
+        # the row it walks instead of looking the patient up again (search.names_text).
         token_rows = sorted(
-            ((token, quality, rank_of[row]) for row, words in self.tokens.items() for token, quality in words.items()),
+            (
+                (token, quality, rank_of[row], self.names[row], self.sort_keys[row][1] or None)
+                for row, words in self.tokens.items() for token, quality in words.items()
+            ),
             key=lambda row: (row[0], -row[1], row[2]),
         )
-        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
+        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?, ?, ?)", token_rows)
         # One row per distinct word: its phonetic key (the search's second tier) and whether it is a
         # surname (typo tolerance). Sorted by quality descending within a token: the first is the best.
         best: dict[str, int] = {}
-        for token, quality, _ in token_rows:
+        for token, quality, *_ in token_rows:
             best.setdefault(token, quality)
         self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
         return self.warnings
