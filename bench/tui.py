@@ -8,6 +8,8 @@ left to settle; the clock starts just before `pilot.press(last character)` and s
 table holds the rows for the full query ("rows in"), and again after the next screen refresh has
 painted them ("painted"). The baseline is the bare `SnapshotDB.search` of the same queries in the same
 run: the difference is what the UI adds (key dispatch, worker thread, messages, table rebuild).
+"Settled" includes the journal entry of the search shown, written by a worker once its rows are
+painted: a typist's next key comes tens of ms after the paint, when it is long written.
 
 Start: `python -c ...` in a fresh process builds the app on an initialised appliance home and runs it
 headless; the clock runs from spawning the process to the unlock screen being mounted (imports
