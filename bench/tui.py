@@ -293,6 +293,7 @@ STEPS = {
     "keystroke → rows in": "keystroke → rows in the results table",
     "keystroke → rows painted": "keystroke → rows painted",
     "app start": "app start → unlock screen",
+    "bare `SnapshotDB.search`, interleaved": "bare `SnapshotDB.search`, interleaved with the two below",
     "`Session.search`, journal written first": "`Session.search`, journal written first",
     "`Session.search(journal_later=True)`": "`Session.search(journal_later=True)`",
     "its journal write": "its journal write (search thread, after posting)",
