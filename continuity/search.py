@@ -536,15 +536,16 @@ def _exact_names_first(query: Query, page: list[tuple[int, int, str]]) -> list[t
     # Each name the typed words can make: one word, or two successive words joined.
     spans = [(typed[i], {i}) for i in range(len(typed))]
     spans += [(typed[i] + typed[i + 1], {i, i + 1}) for i in range(len(typed) - 1)]
-    whole_surnames = (QUALITY_BIRTH_NAME, QUALITY_USED_NAME)
+    # What the names text holds when a span is a whole surname, or the whole first given name.
+    as_surname = [(used, (f" {name}:{QUALITY_BIRTH_NAME}", f" {name}:{QUALITY_USED_NAME}")) for name, used in spans]
+    as_given = [(used, f" {name}:{QUALITY_FIRST_GIVEN_NAME}") for name, used in spans]
 
     def covered(names: str) -> int:
-        parsed = parse_names(names)
-        return max(
-            (len(used) + len(other) for name, used in spans if parsed.get(name) in whole_surnames
-             for given, other in spans if parsed.get(given) == QUALITY_FIRST_GIVEN_NAME and not used & other),
-            default=0,
-        )
+        surnames = [used for used, needles in as_surname if needles[0] in names or needles[1] in names]
+        if not surnames:
+            return 0
+        givens = [used for used, needle in as_given if needle in names]
+        return max((len(one) + len(other) for one in surnames for other in givens if not one & other), default=0)
 
     return sorted(page, key=lambda item: -covered(item[2]))  # stable: the score order stays within a group
 
