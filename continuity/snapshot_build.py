@@ -6,14 +6,16 @@ happens here, on the publisher, from whatever reader produced the records (``con
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import gc
 import json
 import os
 import sqlite3
 import tempfile
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,6 +314,25 @@ class _Builder:
         return self.warnings
 
 
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run with the cyclic garbage collector triggered a hundred times less often.
+
+    A build keeps millions of objects alive for its whole length (the reader's indexes, the builder's
+    keys) and makes millions more that die young (records, rows); with the default thresholds the
+    collector runs thousands of times and walks the long-lived ones again and again: about a third of
+    the main process's time at 100,000 patients. Records and rows hold no reference cycles, so nearly
+    nothing is left for it to find; it still runs now and then, so a cycle made on the way (an error
+    kept with its traceback) is freed all the same.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 def build_from_records(
     records: Iterable[Record],
     out: Path,
@@ -345,9 +366,10 @@ def build_from_records(
             builder = _Builder(conn, strict=strict, drugs=resolver)
             conn.execute("BEGIN")
             try:
-                for record in records:
-                    builder.add(record)
-                warnings = builder.finish()
+                with fewer_collections():
+                    for record in records:
+                        builder.add(record)
+                    warnings = builder.finish()
             finally:
                 builder.writer.close()
                 if resolver is not None:
