@@ -101,11 +101,27 @@ def start_pool(workers: int, indexes: Indexes) -> concurrent.futures.ProcessPool
     )
 
 
+def file_spans(path: Path, known: dict[Path, list[Span]]) -> Generator[Span, None, None]:
+    """The chunks of a file: cut once (a whole read of the file), remembered in ``known`` for the next pass
+    once every chunk has been handed out."""
+    if path in known:
+        yield from known[path]
+        return
+    found: list[Span] = []
+    for span in spans(path, CHUNK_BYTES):
+        found.append(span)
+        yield span
+    known[path] = found  # not reached when the pass stopped early (an unreadable file)
+
+
 def chunks(
-    pool: concurrent.futures.ProcessPoolExecutor, workers: int, path: Path, task: Callable[..., bytes], *args: Any
+    pool: concurrent.futures.ProcessPoolExecutor,
+    workers: int,
+    file_spans: Generator[Span, None, None],
+    task: Callable[..., bytes],
+    *args: Any,
 ) -> Generator[list[Any], None, None]:
-    """The results of ``task(*args, span)`` for the chunks of a file, in order, a few in flight."""
-    file_spans = spans(path, CHUNK_BYTES)
+    """The results of ``task(*args, span)`` for the chunks of a file (``file_spans``), in order, a few in flight."""
     pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
 
     def submit() -> None:

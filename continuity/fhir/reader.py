@@ -44,7 +44,7 @@ from continuity.fhir.indexes import (
     Seen,
     SubjectRef,
 )
-from continuity.fhir.sources import Item, SourceFile, Unreadable, is_log_file, rejected_key
+from continuity.fhir.sources import Item, SourceFile, Span, Unreadable, is_log_file, rejected_key
 from continuity.fhir.vocabulary import IDENTITY_TYPES, INDEX_ONLY_TYPES, SWEEPS, USED_TYPES
 from continuity.import_report import ImportProblem, ImportReport
 from continuity.intake import Ambiguous, MergedRecords
@@ -68,6 +68,8 @@ class Reader:
         self.merged = MergedRecords(set())
         # Earlier copies of a duplicated clinical key, until its last copy: (patient id, file, location, type).
         self.earlier: dict[str, list[tuple[str, int, str, str]]] = {}
+        # The chunks of the files whose reading is shared, cut in pass 1 and used again in pass 2.
+        self.spans: dict[Path, list[Span]] = {}
 
     # -- reporting --
 
@@ -225,7 +227,9 @@ class Reader:
 
     def _learn_shared(self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path) -> None:
         """Pass 1 of one NDJSON file: the workers work out what each resource says, applied here in order."""
-        chunks = parallel.chunks(pool, self.workers, path, parallel.learn_chunk, file_index)
+        chunks = parallel.chunks(
+            pool, self.workers, parallel.file_spans(path, self.spans), parallel.learn_chunk, file_index
+        )
         types, remember = self.file_types[file_index], self.indexes.copies.remember
         for units in chunks:
             for unit in units:
@@ -439,7 +443,9 @@ class Reader:
         self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path, sweep: frozenset[str]
     ) -> Iterator[Record]:
         """Pass 2 of one NDJSON file, its chunks of lines converted by the workers, applied here in order."""
-        chunks = parallel.chunks(pool, self.workers, path, parallel.convert_chunk, file_index, sweep)
+        chunks = parallel.chunks(
+            pool, self.workers, parallel.file_spans(path, self.spans), parallel.convert_chunk, file_index, sweep
+        )
         bad = {ordinal for bad_file, ordinal in self.indexes.bad if bad_file == file_index}  # workers skip pass 1's
         merged, report, rebuild = self.merged, self.report, parallel.rebuild
         counts = report.counts
