@@ -300,16 +300,18 @@ class _Builder:
         # In primary-key order (token, quality descending, rank): the B-tree is written sequentially.
         # (The columns are declared in key order too: SQLite 3.40's quick_check misreads NOT NULL
         # columns of a WITHOUT ROWID table whose key order differs from the column order.)
+        # Sorted as plain tuples with the quality negated (a key function would cost a call per row).
         token_rows = sorted(
-            ((token, quality, rank_of[row]) for row, words in self.tokens.items() for token, quality in words.items()),
-            key=lambda row: (row[0], -row[1], row[2]),
+            (token, -quality, rank_of[row]) for row, words in self.tokens.items() for token, quality in words.items()
         )
-        self.conn.executemany("INSERT INTO name_token VALUES (?, ?, ?)", token_rows)
+        self.conn.executemany(
+            "INSERT INTO name_token VALUES (?, ?, ?)", ((token, -negated, rank) for token, negated, rank in token_rows)
+        )
         # One row per distinct word: its phonetic key (the search's second tier) and whether it is a
         # surname (typo tolerance). Sorted by quality descending within a token: the first is the best.
         best: dict[str, int] = {}
-        for token, quality, _ in token_rows:
-            best.setdefault(token, quality)
+        for token, negated, _ in token_rows:
+            best.setdefault(token, -negated)
         self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
         return self.warnings
 
