@@ -66,10 +66,11 @@ class Learnt(NamedTuple):
 
 
 class Light(NamedTuple):
-    """Pass 1 of an NDJSON line not even parsed (docs/fhir-input.md, "Memory"): only its key matters."""
+    """Pass 1 of successive NDJSON lines of one type not even parsed (docs/fhir-input.md, "Memory"): only
+    their keys matter. Most lines of a Bulk export are such: one of these stands for a whole run of them."""
 
     resource_type: str
-    key: str
+    keys: list[str]  # in reading order
 
 
 class Converted(NamedTuple):
@@ -163,11 +164,16 @@ def learn_chunk(file_index: int, span: Span) -> bytes:
     indexes = _worker_indexes
     assert indexes is not None, "worker process not initialised"
     learnt: list[Unreadable | Learnt | Light] = []
+    run = Light("", [])  # the run of light lines being gathered
     for unit in SourceFile(indexes.files[file_index]).items(light=True, span=span):
         if isinstance(unit, Unreadable):
             learnt.append(unit)
-        elif unit.light:  # most lines: sent back as small as they can be
-            learnt.append(Light(unit.resource_type, unit.key))
+        elif unit.light:  # most lines: sent back as small as they can be, a run of keys at a time
+            if learnt and learnt[-1] is run and run.resource_type == unit.resource_type:
+                run.keys.append(unit.key)
+            else:
+                run = Light(unit.resource_type, [unit.key])
+                learnt.append(run)
         else:
             effects, problem = learn(unit)
             learnt.append(

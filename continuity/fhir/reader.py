@@ -233,9 +233,10 @@ class Reader:
         types, remember = self.file_types[file_index], self.indexes.copies.remember
         for units in chunks:
             for unit in units:
-                if unit.__class__ is parallel.Light:  # most lines: only their key matters
+                if unit.__class__ is parallel.Light:  # most lines: only their keys matter
                     types.add(unit.resource_type)
-                    remember(unit.key)
+                    for key in unit.keys:
+                        remember(key)
                 elif isinstance(unit, Unreadable):
                     self._unreadable(file_index, unit)
                     if unit.ordinal < 0:  # the file itself could not be read: as a whole read, stop here
