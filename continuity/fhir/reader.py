@@ -448,7 +448,7 @@ class Reader:
             pool, self.workers, parallel.file_spans(path, self.spans), parallel.convert_chunk, file_index, sweep
         )
         bad = {ordinal for bad_file, ordinal in self.indexes.bad if bad_file == file_index}  # workers skip pass 1's
-        merged, report, rebuild = self.merged, self.report, parallel.rebuild
+        merged, report, rebuild, named = self.merged, self.report, parallel.rebuild, parallel.Converted._make
         counts = report.counts
         copy_counts = self.indexes.copies.copies  # only keys read more than once: usually almost empty
         for units in chunks:
@@ -463,17 +463,17 @@ class Reader:
                         chunks.close()
                         return
                     continue
-                # A Converted: unpacked once (the main process is the bottleneck of a shared read).
+                # A Converted's fields: unpacked once (the main process is the bottleneck of a shared read).
                 ordinal, location, key, resource_type, flat, problem, reason, warnings, ins_dropped, stripped = unit
                 if bad and ordinal in bad:
                     continue
                 if copy_counts and not self._is_last_copy(file_index, resource_type, key, location):
                     if resource_type not in IDENTITY_TYPES:
-                        self._remember_earlier(file_index, unit, [rebuild(r) for r in flat])
+                        self._remember_earlier(file_index, named(unit), [rebuild(r) for r in flat])
                     continue
                 if problem or warnings or ins_dropped or stripped or not flat or self.earlier:
                     outcome = Outcome([rebuild(r) for r in flat], problem, reason, warnings, ins_dropped, stripped)
-                    yield from self._apply(file_index, unit, outcome)
+                    yield from self._apply(file_index, named(unit), outcome)
                     continue
                 # The usual case, as _apply does it.
                 kept = False
