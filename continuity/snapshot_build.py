@@ -151,6 +151,7 @@ class _Builder:
         self.homonym_keys: dict[int, tuple[str, ...]] = {}
         self.sort_keys: dict[int, tuple[str, str, str]] = {}
         self.tokens: dict[int, dict[str, int]] = {}
+        self.words_seen: set[str] = set()
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
         self.writer = _Writer()
@@ -264,9 +265,17 @@ class _Builder:
             keys.append(name_key(patient.used_name, [patient.used_given_name or patient.first_given_name]))
         self.homonym_keys[row] = tuple(keys)
         self.sort_keys[row] = (key, _iso(patient.birth_date) or "", patient.id)
-        self.tokens[row] = search.name_tokens(
+        words = self.tokens[row] = search.name_tokens(
             patient.birth_name, patient.used_name, patient.birth_given_names, patient.used_given_name
         )
+        # Each new word's phonetic key is worked out as it appears (search.sound_key keeps the last 64k):
+        # ``finish`` then finds them made, instead of computing them all at the very end, alone, while
+        # the worker processes of the reader are done and their cores idle.
+        seen = self.words_seen
+        for word in words:
+            if word not in seen:
+                seen.add(word)
+                search.sound_key(word)
         self._queue("patient", (
             row, patient.id, patient.birth_name, _json(list(patient.birth_given_names)), patient.used_name,
             patient.used_given_name, patient.sex.value, _iso(patient.birth_date), patient.birth_place_insee,
