@@ -237,17 +237,13 @@ class _Shape:
     """How records of one class cross a process boundary: a tuple of plain values (pickling the
     frozen dataclasses themselves, their enums and addresses, costs several times more)."""
 
-    __slots__ = ("address", "enums", "fields", "index", "kind", "setters")
+    __slots__ = ("address", "enums", "fields", "index", "kind")
 
     def __init__(self, index: int, kind: type[Any]) -> None:
         self.index = index
         self.kind = kind
         names = [f.name for f in dataclasses.fields(kind)]
         self.fields = operator.attrgetter(*names)
-        # The slots' own setters: a record rebuilt in the main process was made (and checked by its
-        # __post_init__) in the worker; setting its slots directly costs a third less than __init__,
-        # and every record of a shared read passes here, in the main process (the bottleneck).
-        self.setters = [getattr(kind, name).__set__ for name in names]
         self.address = names.index("address") if "address" in names else -1
         self.enums: list[tuple[int, dict[str, enum.Enum]]] = []
         hints = typing.get_type_hints(kind)
@@ -286,23 +282,15 @@ def flatten(record: Record) -> FlatRecord:
 def rebuild(flat: FlatRecord) -> Record:
     index, values = flat
     if index < 0:
-        shape = _SHAPES[-1 - index]
-    else:
-        shape = _SHAPES[index]
-        changed = list(values)
-        if shape.address >= 0:
-            changed[shape.address] = Address(*changed[shape.address])
-        for position, members in shape.enums:
-            if changed[position] is not None:
-                changed[position] = members[changed[position]]
-        values = tuple(changed)
-    record = _new(shape.kind)
-    for setter, value in zip(shape.setters, values, strict=True):
-        setter(record, value)
-    return cast(Record, record)
-
-
-_new = object.__new__
+        return cast(Record, _SHAPES[-1 - index].kind(*values))
+    shape = _SHAPES[index]
+    changed = list(values)
+    if shape.address >= 0:
+        changed[shape.address] = Address(*changed[shape.address])
+    for position, members in shape.enums:
+        if changed[position] is not None:
+            changed[position] = members[changed[position]]
+    return cast(Record, shape.kind(*changed))
 
 
 def cpu_count() -> int:
