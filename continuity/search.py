@@ -169,6 +169,54 @@ def word_rows(qualities: Mapping[str, int]) -> list[tuple[str, str, int]]:
     return rows
 
 
+def names_text(qualities: Mapping[str, int]) -> str:
+    """Every index token of one patient with its quality, as stored beside each of its index rows.
+
+    " martin:4 jean:1 pierre:0": a space before each token and a colon after it, so that a typed
+    word is a prefix of one of the patient's tokens exactly when " word" occurs in the text, and is
+    the whole token when " word:" does. A lookup walks one index range and checks the other typed
+    words on the row itself (SQL `instr`), instead of looking each patient up again. Best quality
+    first: the first token a word starts is the best one it starts (`word_score`).
+    """
+    ordered = sorted(qualities.items(), key=lambda item: (-item[1], item[0]))
+    return "".join(f" {token}:{quality}" for token, quality in ordered)
+
+
+def parse_names(text: str) -> dict[str, int]:
+    """The tokens and qualities of `names_text` (a malformed entry is skipped: it matches nothing)."""
+    found: dict[str, int] = {}
+    for entry in text.split():
+        token, _, quality = entry.rpartition(":")
+        if token and quality.isdigit():
+            found[token] = int(quality)
+    return found
+
+
+def word_score(word: str, names: str) -> int | None:
+    """The best score of a typed word among the tokens of a `names_text`: the exact bonus when it is
+    the whole token, plus the token's quality; None when it starts none of them.
+
+    Two `str.find`s, no parsing: the page's patients are scored this way, up to a thousand per query.
+    A whole token scores at least the exact bonus, more than any token it only starts; otherwise the
+    first token it starts has the best quality (`names_text` lists them best first). A malformed
+    entry is skipped.
+    """
+    needle = f" {word}"
+    exact = names.find(f"{needle}:")
+    if exact >= 0:
+        quality = names[exact + len(needle) + 1:exact + len(needle) + 2]
+        if quality.isdigit():
+            return EXACT_BONUS + int(quality)
+    start = names.find(needle)
+    while start >= 0:
+        colon = names.find(":", start + len(needle))
+        quality = names[colon + 1:colon + 2] if colon >= 0 else ""
+        if quality.isdigit() and " " not in names[start + 1:colon]:
+            return int(quality)
+        start = names.find(needle, start + 1)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DateFilter:
     """A birth-date constraint: an exact day, a month of a year, or a year."""
@@ -339,18 +387,6 @@ def _prefix_bounds(word: str) -> tuple[str, str]:
 EXACT_BONUS = 4
 
 
-def _word_score(alias: str) -> str:
-    """Best score of one query word among the patient's tokens (NULL when none matches)."""
-    return (
-        f"(SELECT MAX((o.token = ?) * {EXACT_BONUS} + o.quality) FROM name_token o "
-        f"WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
-    )
-
-
-def _word_params(word: str) -> list[object]:
-    return [word, *_prefix_bounds(word)]
-
-
 def _range_size(conn: sqlite3.Connection, word: str, cap: int | None = None) -> int:
     """Index entries for the word's prefix, counted up to `cap` (a bounded walk of the index)."""
     low, high = _prefix_bounds(word)
@@ -362,16 +398,11 @@ def _range_size(conn: sqlite3.Connection, word: str, cap: int | None = None) -> 
 
 
 # When several words are all common, they are counted further to pick the one whose index range is
-# the shortest to walk: with few matches in all, the walk covers the driver's whole range.
-RECOUNT_CAP = 16 * 1024
-
-
-def _prefix_params(words: Iterable[str]) -> list[object]:
-    return [bound for word in words for bound in _prefix_bounds(word)]
-
-
-def _has_prefix(alias: str) -> str:
-    return f"EXISTS (SELECT 1 FROM name_token o WHERE o.rank = {alias}.rank AND o.token >= ? AND o.token < ?)"
+# the shortest to walk: with few matches in all, the walk covers the driver's whole range. Counting
+# costs about a quarter of walking the same rows (the walk checks the other words on each row), so
+# the count stops here: past it, the other words are common too and the walk fills a page within a
+# few thousand rows whichever word drives.
+RECOUNT_CAP = 4 * 1024
 
 
 def _birth_size(conn: sqlite3.Connection, birth: DateFilter) -> int:
@@ -382,13 +413,28 @@ def _birth_size(conn: sqlite3.Connection, birth: DateFilter) -> int:
     return int(size)
 
 
-def _born_in(alias: str) -> str:
-    # The (rank, birth_date) index answers without reading the patient's row (3x faster); the
-    # planner, without statistics, would pick the unique index on rank alone.
-    return (
-        f"EXISTS (SELECT 1 FROM patient b INDEXED BY patient_rank_birth "
-        f"WHERE b.rank = {alias}.rank AND b.birth_date BETWEEN ? AND ?)"
-    )
+def _starts_a_name(alias: str, words: Sequence[str]) -> tuple[str, list[object]]:
+    """SQL checking, on a row carrying the patient's `names`, that each word starts one of its names."""
+    return "".join(f" AND instr({alias}.names, ?) > 0" for _ in words), [f" {word}" for word in words]
+
+
+# A page's patients, before they become hits: rank -> (score of the words scored so far, names text).
+_Found = dict[int, tuple[int, str]]
+
+
+def _scored(found: _Found, others: Sequence[str], limit: int) -> list[tuple[int, int, str]]:
+    """(score, rank, names) of the found patients, the other words' best scores added, best first."""
+    page = []
+    for rank, (score, names) in found.items():
+        for word in others:
+            best = word_score(word, names)
+            if best is None:
+                break  # cannot happen after the SQL check, unless the names text is malformed
+            score += best
+        else:
+            page.append((score, rank, names))
+    page.sort(key=lambda item: (-item[0], item[1]))
+    return page[:limit]
 
 
 def find(
@@ -403,84 +449,92 @@ def find(
     it only the phonetic key makes the second tier.
     """
     if query.ins:
-        return _first_tier(conn, query, limit)
-    hits = _exact_names_first(conn, query, _first_tier(conn, query, limit))
+        return [Hit(rank, score) for score, rank, _ in _first_tier(conn, query, limit)]
+    first = _exact_names_first(query, _first_tier(conn, query, limit))
+    hits = [Hit(rank, score) for score, rank, _ in first]
     if len(hits) < limit and query.words:
         room = min(limit - len(hits), CLOSE_LIMIT)
         hits += find_close(conn, query, room, exclude={hit.rank for hit in hits}, surnames=surnames)
     return hits
 
 
-def _first_tier(conn: sqlite3.Connection, query: Query, limit: int) -> list[Hit]:
-    """Patients matching the query, best first: exact words and whole surnames first, then display order.
+def _first_tier(conn: sqlite3.Connection, query: Query, limit: int) -> list[tuple[int, int, str]]:
+    """Patients matching the query as (score, rank, names), best first: exact words and whole surnames
+    first, then display order.
 
     Each query shape takes the path whose cost follows the size of the answer, not of the practice.
     An INS drives through its index. Otherwise the most selective criterion drives: the rarest word,
-    or the birth date when fewer patients were born then. A rare driver has all its candidates
-    scored; a common one is walked in index order (the whole word first, then alphabetically,
-    surnames before given names) with the other criteria checked per row, and the walk stops when
-    the page is full.
+    or the birth date when fewer patients were born then. Its index range is walked and every other
+    criterion is checked on the row itself — each index row carries the patient's names and birth
+    date (`names_text`) — so the walk never looks a patient up again. A rare driver has all its
+    candidates scored; a common one is walked in index order (the whole word first, then
+    alphabetically, surnames before given names) and the walk stops when the page is full.
     """
     if query.ins:
         # 15 characters: the INS itself; 13 (without the key): a prefix range on the same index.
         low, high = (query.ins, query.ins) if len(query.ins) == 15 else (query.ins, query.ins + "~")
         ins_sql = "SELECT rank FROM patient WHERE ins >= ? AND ins <= ? LIMIT ?"
-        return [Hit(rank, 1) for (rank,) in conn.execute(ins_sql, (low, high, limit))]
+        return [(1, rank, "") for (rank,) in conn.execute(ins_sql, (low, high, limit))]
     words, birth = query.words, query.birth
     if not words and birth is None:
         return []
-    sizes = {word: _range_size(conn, word) for word in words}
-    common = [word for word in words if sizes[word] >= DENSE_PREFIX_ROWS]
-    if len(common) > 1 and len(common) == len(words):
-        sizes.update({word: _range_size(conn, word, RECOUNT_CAP) for word in common})
-    driver = min(words, key=lambda word: (sizes[word], -len(word))) if words else ""
     birth_bounds = [birth.first.isoformat(), birth.last.isoformat()] if birth else []
+    if birth is not None and not words:
+        sql = "SELECT rank FROM patient WHERE birth_date BETWEEN ? AND ? ORDER BY rank LIMIT ?"
+        return [(0, rank, "") for (rank,) in conn.execute(sql, [*birth_bounds, limit])]
+    sizes = {word: _range_size(conn, word) for word in words}
+    born = _birth_size(conn, birth) if birth is not None else DENSE_PREFIX_ROWS
+    common = [word for word in words if sizes[word] >= DENSE_PREFIX_ROWS]
+    if len(common) > 1 and len(common) == len(words) and born >= DENSE_PREFIX_ROWS:
+        sizes.update({word: _range_size(conn, word, RECOUNT_CAP) for word in common})
+    driver = min(words, key=lambda word: (sizes[word], -len(word)))
+    found: _Found = {}
 
-    if birth is not None and (not words or _birth_size(conn, birth) <= sizes[driver]):
-        scores = [_word_score("p") for _ in words]
-        conditions = ["p.birth_date BETWEEN ? AND ?", *(_has_prefix("p") for _ in words)]
+    if birth is not None and born <= sizes[driver]:
+        # Fewer patients were born then than have the rarest word: walk the birth-date index, whose
+        # entries carry the names.
+        checks, check_params = _starts_a_name("p", words)
         sql = (
-            f"SELECT p.rank, {' + '.join(scores) or '0'} AS score FROM patient p "
-            f"WHERE {' AND '.join(conditions)} ORDER BY score DESC, p.rank LIMIT ?"
+            "SELECT p.rank, p.names FROM patient p INDEXED BY patient_birth_names "
+            f"WHERE p.birth_date BETWEEN ? AND ?{checks}"
         )
-        word_params = [value for word in words for value in _word_params(word)]
-        params = [*word_params, *birth_bounds, *_prefix_params(words), limit]
-        return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
+        found = {rank: (0, names) for rank, names in conn.execute(sql, [*birth_bounds, *check_params])}
+        return _scored(found, words, limit)
 
     others = [word for word in words if word != driver]
-    other_scores = "".join(" + " + _word_score("c") for _ in others)
-    other_score_params = [value for word in others for value in _word_params(word)]
-    filters = "".join(" AND " + _has_prefix("t") for _ in others) + (" AND " + _born_in("t") if birth else "")
-    filter_params = [*_prefix_params(others), *birth_bounds]
+    checks, check_params = _starts_a_name("t", others)
+    if birth is not None:
+        checks += " AND t.birth_date BETWEEN ? AND ?"
+        check_params += birth_bounds
     low, high = _prefix_bounds(driver)
+    driver_score = f"(t.token = ?) * {EXACT_BONUS} + t.quality"
     if sizes[driver] < DENSE_PREFIX_ROWS:
         sql = (
-            f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
-            f"SELECT t.rank AS rank, MAX((t.token = ?) * {EXACT_BONUS} + t.quality) AS driver_score "
-            f"FROM name_token t WHERE t.token >= ? AND t.token < ?{filters} GROUP BY t.rank) c "
-            "ORDER BY score DESC, c.rank LIMIT ?"
+            f"SELECT t.rank, MAX({driver_score}) AS score, t.names FROM name_token t "
+            f"WHERE t.token >= ? AND t.token < ?{checks} GROUP BY t.rank"
         )
-        params = [*other_score_params, driver, low, high, *filter_params, limit]
-        return [Hit(rank, score) for rank, score in conn.execute(sql, params)]
+        params = [driver, low, high, *check_params]
+        if not others:  # one word: the database orders the page
+            sql += " ORDER BY score DESC, t.rank LIMIT ?"
+            return [(score, rank, names) for rank, score, names in conn.execute(sql, [*params, limit])]
+        found = {rank: (score, names) for rank, score, names in conn.execute(sql, params)}
+        return _scored(found, others, limit)
 
     # A common driver (the first letters of a frequent name): walk its index range in key order —
     # the whole word first, then alphabetically, surnames before given names — keeping the rows
     # that pass the other criteria, and stop at a page. A patient reached through two tokens of the
-    # range is kept once; the page is then ordered like the scored path.
+    # range is kept once, with its best score; the page is then ordered like the scored path.
     sql = (
-        f"SELECT c.rank, c.driver_score{other_scores} AS score FROM ("
-        f"SELECT t.rank AS rank, (t.token = ?) * {EXACT_BONUS} + t.quality AS driver_score "
-        f"FROM name_token t WHERE t.token >= ? AND t.token < ?{filters} LIMIT ?) c"
+        f"SELECT t.rank, {driver_score}, t.names FROM name_token t "
+        f"WHERE t.token >= ? AND t.token < ?{checks} LIMIT ?"
     )
-    params = [*other_score_params, driver, low, high, *filter_params, limit * 2]
-    best: dict[int, int] = {}
-    for rank, score in conn.execute(sql, params):
-        best[rank] = max(score, best.get(rank, score))
-    ordered = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    return [Hit(rank, score) for rank, score in ordered]
+    for rank, score, names in conn.execute(sql, [driver, low, high, *check_params, limit * 2]):
+        if rank not in found or found[rank][0] < score:
+            found[rank] = (score, names)
+    return _scored(found, others, limit)
 
 
-def _exact_names_first(conn: sqlite3.Connection, query: Query, hits: list[Hit]) -> list[Hit]:
+def _exact_names_first(query: Query, page: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Move to the top the patients whose surname and first given name are what was typed.
 
     "martin jean" must open on MARTIN Jean, not on JEAN (MARTIN) Germaine, whose two surnames
@@ -489,31 +543,22 @@ def _exact_names_first(conn: sqlite3.Connection, query: Query, hits: list[Hit]) 
     typed words the surname and first given name account for, the higher the patient.
     """
     typed = query.typed
-    if len(typed) < 2 or len(hits) < 2:
-        return hits
+    if len(typed) < 2 or len(page) < 2:
+        return page
     # Each name the typed words can make: one word, or two successive words joined.
     spans = [(typed[i], {i}) for i in range(len(typed))]
     spans += [(typed[i] + typed[i + 1], {i, i + 1}) for i in range(len(typed) - 1)]
-    wanted = sorted({name for name, _ in spans})
-    surnames: dict[int, set[str]] = {}
-    first_given: dict[int, set[str]] = {}
-    sql = (
-        f"SELECT rank, token, quality FROM name_token WHERE rank IN ({','.join('?' * len(hits))}) "
-        f"AND token IN ({','.join('?' * len(wanted))}) AND quality IN (?, ?, ?)"
-    )
-    params = [*(hit.rank for hit in hits), *wanted, QUALITY_BIRTH_NAME, QUALITY_USED_NAME, QUALITY_FIRST_GIVEN_NAME]
-    for rank, token, quality in conn.execute(sql, params):
-        (first_given if quality == QUALITY_FIRST_GIVEN_NAME else surnames).setdefault(rank, set()).add(token)
+    whole_surnames = (QUALITY_BIRTH_NAME, QUALITY_USED_NAME)
 
-    def covered(hit: Hit) -> int:
-        names, givens = surnames.get(hit.rank, set()), first_given.get(hit.rank, set())
+    def covered(names: str) -> int:
+        parsed = parse_names(names)
         return max(
-            (len(used) + len(other) for name, used in spans if name in names
-             for given, other in spans if given in givens and not used & other),
+            (len(used) + len(other) for name, used in spans if parsed.get(name) in whole_surnames
+             for given, other in spans if parsed.get(given) == QUALITY_FIRST_GIVEN_NAME and not used & other),
             default=0,
         )
 
-    return sorted(hits, key=lambda hit: -covered(hit))  # stable: the score order stays within a group
+    return sorted(page, key=lambda item: -covered(item[2]))  # stable: the score order stays within a group
 
 
 # --- second tier: names as heard ---------------------------------------------------------------------
@@ -590,6 +635,14 @@ class _Heard:
             ways.append((f"{alias}.token IN ({marks}) AND {alias}.quality >= ?", [*self.typos, min(SURNAME_QUALITIES)]))
         return ways
 
+    def needles(self, *, prefix: bool = False) -> list[str]:
+        """What the patient's `names` text contains when one of its tokens is this word heard
+        differently (with `prefix`, or starts with it): the same checks as `ways`, on the row itself."""
+        found = [f" {self.word}"] if prefix else []
+        found += [f" {token}:" for token in self.alike]
+        found += [f" {token}:{quality}" for token in self.typos for quality in sorted(SURNAME_QUALITIES)]
+        return found
+
     def score(self, token: str, quality: int) -> int | None:
         if token == self.word:
             return EXACT_BONUS + quality
@@ -613,45 +666,66 @@ def _heard(conn: sqlite3.Connection, word: str, surnames: SurnameIndex | None) -
 
 
 class _Constraint:
-    """One condition every second-tier patient meets: rows to walk (`sources`) or a check per patient.
+    """One condition every second-tier patient meets: rows to walk (`sources`) or a check on a row.
 
     A name constraint is met by one `name_token` row of the patient meeting any of the conditions
-    `ways(alias)` gives for that row's alias; the birth-date constraint is a range of its index.
+    `ways(alias)` gives for that row's alias, or — on any row carrying the patient's `names` — by
+    one of its `needles`; the birth-date constraint is a range of the birth-date index.
     """
 
     def __init__(
-        self, ways: Callable[[str], list[tuple[str, list[object]]]] | None = None, birth: DateFilter | None = None
+        self,
+        ways: Callable[[str], list[tuple[str, list[object]]]] | None = None,
+        needles: Sequence[str] = (),
+        birth: DateFilter | None = None,
     ) -> None:
         self.ways = ways or (lambda alias: [])
+        self.needles = list(needles)
         self.birth: list[object] = [birth.first.isoformat(), birth.last.isoformat()] if birth else []
         self._sizes: dict[int, int] = {}
 
     def sources(self) -> list[tuple[str, list[object]]]:
-        """SELECT statements of the ranks meeting it, each walked in turn ("... WHERE cond")."""
+        """SELECT statements of the (rank, names) meeting it, each walked in turn ("... WHERE cond")."""
         if self.birth:
-            return [("SELECT t.rank FROM patient t WHERE t.birth_date BETWEEN ? AND ?", self.birth)]
-        return [(f"SELECT t.rank FROM name_token t WHERE {sql}", params) for sql, params in self.ways("t")]
+            return [(
+                "SELECT t.rank, t.names FROM patient t INDEXED BY patient_birth_names "
+                "WHERE t.birth_date BETWEEN ? AND ?", self.birth,
+            )]
+        return [(f"SELECT t.rank, t.names FROM name_token t WHERE {sql}", params) for sql, params in self.ways("t")]
 
     def check(self) -> tuple[str, list[object]]:
-        """SQL testing it for the patient of rank `t.rank`."""
+        """SQL testing it on the row `t` walked by another constraint (a `name_token` or `patient` row)."""
         if self.birth:
-            return _born_in("t"), self.birth
-        ways = self.ways("o")
-        condition = " OR ".join(f"({sql})" for sql, _ in ways)
-        return (
-            "EXISTS (SELECT 1 FROM name_token o INDEXED BY name_token_by_rank "
-            f"WHERE o.rank = t.rank AND ({condition}))",
-            [value for _, params in ways for value in params],
-        )
+            return "t.birth_date BETWEEN ? AND ?", self.birth
+        return f"({' OR '.join('instr(t.names, ?) > 0' for _ in self.needles)})", [*self.needles]
 
     def size(self, conn: sqlite3.Connection, cap: int = DENSE_PREFIX_ROWS) -> int:
-        """Rows its sources would walk, each counted up to `cap` (a bounded walk of the index)."""
+        """Rows its sources would walk, counted up to `cap` (a bounded walk of the index)."""
         if cap not in self._sizes:
-            self._sizes[cap] = sum(
-                int(conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap]).fetchone()[0])
-                for sql, params in self.sources()
-            )
+            total = 0
+            for sql, params in self.sources():
+                if total >= cap:
+                    break
+                (rows,) = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap - total]).fetchone()
+                total += int(rows)
+            self._sizes[cap] = total
         return self._sizes[cap]
+
+
+def _fewest_rows(conn: sqlite3.Connection, constraints: Sequence[_Constraint]) -> _Constraint:
+    """The constraint with the fewest rows to walk. Each is counted only up to the fewest found so far
+    (counting is a walk too), then, when all are common, further up to RECOUNT_CAP."""
+    best = constraints[0]
+    for cap in (DENSE_PREFIX_ROWS, RECOUNT_CAP):
+        fewest = best.size(conn, cap)
+        for constraint in constraints:
+            if fewest == 0:
+                break
+            if constraint is not best and (size := constraint.size(conn, fewest)) < fewest:
+                best, fewest = constraint, size
+        if fewest < DENSE_PREFIX_ROWS:
+            break
+    return best
 
 
 def find_close(
@@ -670,61 +744,50 @@ def find_close(
     one error away (`SurnameIndex`). Each typed word that has some is in turn the one heard
     differently. Its patients meet several constraints — that word heard differently, every other
     word by prefix, sound or typo, the birth date — and, as in the first tier, the one with the
-    fewest index rows drives: its rows are walked with the others checked per row until a page is
-    collected; the page is then scored word by word. The cost follows the number of patients whose
-    names sound or start alike, not the size of the practice.
+    fewest index rows drives: its rows are walked with the others checked on each row (its names
+    and birth date) until a page is collected; the page is then scored word by word. The cost
+    follows the number of patients whose names sound or start alike, not the size of the practice.
     """
     heard = [_heard(conn, word, surnames) for word in query.words]
     if limit <= 0 or not any(h.fuzzy for h in heard):
         return []
-    matches = {h.word: _Constraint(functools.partial(h.ways, prefix=True)) for h in heard}
-    differently = {h.word: _Constraint(h.ways) for h in heard if h.fuzzy}
+    matches = {h.word: _Constraint(functools.partial(h.ways, prefix=True), h.needles(prefix=True)) for h in heard}
+    differently = {h.word: _Constraint(h.ways, h.needles()) for h in heard if h.fuzzy}
     born = _Constraint(birth=query.birth) if query.birth else None
-    found: dict[int, None] = {}
+    found: dict[int, str] = {}
     for word in sorted(differently, key=lambda w: differently[w].size(conn)):
         constraints = [differently[word], *(matches[h.word] for h in heard if h.word != word)]
         if born is not None:
             constraints.append(born)
-        driver = min(constraints, key=lambda constraint: constraint.size(conn))
-        if driver.size(conn) >= DENSE_PREFIX_ROWS:
-            # All common (a frequent name heard differently, a frequent given name): count further
-            # to walk the shortest range, the few patients they have in common being at its end.
-            driver = min(constraints, key=lambda constraint: constraint.size(conn, RECOUNT_CAP))
+        # When all are common (a frequent name heard differently, a frequent given name), they are
+        # counted further to walk the shortest range, the few patients they have in common being at its end.
+        driver = _fewest_rows(conn, constraints)
         checks = [constraint.check() for constraint in constraints if constraint is not driver]
         where = "".join(f" AND {sql}" for sql, _ in checks)
         check_params = [value for _, params in checks for value in params]
         for source, params in driver.sources():
             sql = f"{source}{where} LIMIT ?"
-            _collect(conn, sql, [*params, *check_params, limit + len(exclude)], found, exclude)
+            for rank, names in conn.execute(sql, [*params, *check_params, limit + len(exclude)]):
+                if rank not in exclude:
+                    found[rank] = names
             if len(found) >= limit:
                 break
         if len(found) >= limit:
             break
-    return _score_close(conn, heard, list(found), limit)
+    return _score_close(heard, found, limit)
 
 
-def _collect(
-    conn: sqlite3.Connection, sql: str, params: list[object], found: dict[int, None], exclude: set[int]
-) -> None:
-    for (rank,) in conn.execute(sql, params):
-        if rank not in exclude:
-            found[rank] = None
-
-
-def _score_close(conn: sqlite3.Connection, heard: list[_Heard], ranks: list[int], limit: int) -> list[Hit]:
+def _score_close(heard: list[_Heard], found: Mapping[int, str], limit: int) -> list[Hit]:
     """Score the collected patients word by word (whole word, sound, typo, prefix) and keep the best page."""
-    if not ranks:
-        return []
-    best: dict[int, list[int]] = {}
-    marks = ",".join("?" * len(ranks))
-    for rank, token, quality in conn.execute(
-        f"SELECT rank, token, quality FROM name_token WHERE rank IN ({marks})", ranks
-    ):
-        scores = best.setdefault(rank, [-1] * len(heard))
-        for index, word in enumerate(heard):
-            score = word.score(token, quality)
-            if score is not None and score > scores[index]:
-                scores[index] = score
-    scored = [(sum(scores), rank) for rank, scores in best.items() if min(scores) >= 0]
+    scored = []
+    for rank, names in found.items():
+        scores = [-1] * len(heard)
+        for token, quality in parse_names(names).items():
+            for index, word in enumerate(heard):
+                score = word.score(token, quality)
+                if score is not None and score > scores[index]:
+                    scores[index] = score
+        if min(scores) >= 0:
+            scored.append((sum(scores), rank))
     scored.sort(key=lambda item: (-item[0], item[1]))
     return [Hit(rank, score, close=True) for score, rank in scored[:limit]]

@@ -152,6 +152,7 @@ class _Builder:
         self.sort_keys: dict[int, tuple[str, str, str]] = {}
         self.tokens: dict[int, dict[str, int]] = {}
         self.words_seen: set[str] = set()
+        self.names: dict[int, str] = {}  # search.names_text of each patient, by row
         self.practice: Practice | None = None
         self.pending: dict[str, list[tuple[Any, ...]]] = {}
         self.writer = _Writer()
@@ -268,6 +269,7 @@ class _Builder:
         words = self.tokens[row] = search.name_tokens(
             patient.birth_name, patient.used_name, patient.birth_given_names, patient.used_given_name
         )
+        names = self.names[row] = search.names_text(words)
         # Each new word's phonetic key is worked out as it appears (search.sound_key keeps the last 64k):
         # ``finish`` then finds them made, instead of computing them all at the very end, alone, while
         # the worker processes of the reader are done and their cores idle.
@@ -282,7 +284,7 @@ class _Builder:
             patient.identity_status.value, patient.ins, patient.ins_oid, _json(list(patient.phones)),
             _address_json(patient.address), int(patient.deceased), _iso(patient.deceased_date),
             int(patient.active), patient.general_practitioner_id, patient.allergy_status.value, key, 0, 0,
-            _json_codes(patient.flags),
+            _json_codes(patient.flags), names,
         ))
 
     def finish(self) -> list[str]:
@@ -309,17 +311,23 @@ class _Builder:
         # In primary-key order (token, quality descending, rank): the B-tree is written sequentially.
         # (The columns are declared in key order too: SQLite 3.40's quick_check misreads NOT NULL
         # columns of a WITHOUT ROWID table whose key order differs from the column order.)
-        # Sorted as plain tuples with the quality negated (a key function would cost a call per row).
+        # Each row carries the patient's names and birth date: a lookup checks its other criteria on
+        # the row it walks instead of looking the patient up again (search.names_text).
+        # Sorted as plain tuples with the quality negated (a key function would cost a call per row); a
+        # patient has a token once, so (token, quality, rank) decide and the names are never compared.
         token_rows = sorted(
-            (token, -quality, rank_of[row]) for row, words in self.tokens.items() for token, quality in words.items()
+            (token, -quality, rank_of[row], self.names[row], self.sort_keys[row][1] or None)
+            for row, words in self.tokens.items()
+            for token, quality in words.items()
         )
         self.conn.executemany(
-            "INSERT INTO name_token VALUES (?, ?, ?)", ((token, -negated, rank) for token, negated, rank in token_rows)
+            "INSERT INTO name_token VALUES (?, ?, ?, ?, ?)",
+            ((token, -negated, rank, names, born) for token, negated, rank, names, born in token_rows),
         )
         # One row per distinct word: its phonetic key (the search's second tier) and whether it is a
         # surname (typo tolerance). Sorted by quality descending within a token: the first is the best.
         best: dict[str, int] = {}
-        for token, negated, _ in token_rows:
+        for token, negated, *_ in token_rows:
             best.setdefault(token, -negated)
         self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
         return self.warnings

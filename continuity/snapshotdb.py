@@ -15,6 +15,7 @@ them with `date.fromisoformat` / the model's enums anyway, so a bad value is ref
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from continuity import search
 from continuity.drugs import reference as drug_reference
@@ -46,9 +48,10 @@ from continuity.model import (
 )
 
 # 2: flags, allergy statuses, treatment codes/course/end date; 3: the drug reference tables and
-# treatment.drug; 4: name_word (phonetic keys), patient deceased_date, the (rank, birth_date) index
-# (docs/snapshot-database.md).
-SCHEMA_VERSION = 4
+# treatment.drug; 4: name_word (phonetic keys), patient deceased_date, the (rank, birth_date) index;
+# 5: the patient's names and birth date on every name_token row and patient.names, for lookups that
+# check every criterion on the index row they walk (docs/snapshot-database.md).
+SCHEMA_VERSION = 5
 
 # A database larger than this is refused before it is even deserialised (100,000 patients ≈ 120 MB).
 MAX_DATABASE_BYTES = 1 << 30
@@ -96,12 +99,15 @@ CREATE TABLE patient (
     name_key TEXT NOT NULL,
     homonyms INTEGER NOT NULL CHECK (homonyms >= 0),
     rank INTEGER NOT NULL,
-    flags TEXT NOT NULL
+    flags TEXT NOT NULL,
+    names TEXT NOT NULL
 ) STRICT;
 CREATE TABLE name_token (
     token TEXT NOT NULL,
     quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 4),
     rank INTEGER NOT NULL,
+    names TEXT NOT NULL,
+    birth_date TEXT,
     PRIMARY KEY (token, quality DESC, rank)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE name_word (
@@ -183,10 +189,8 @@ CREATE TABLE appointment (
 """
 
 INDEXES = """
-CREATE INDEX name_token_by_rank ON name_token (rank, token);
 CREATE UNIQUE INDEX patient_rank ON patient (rank);
-CREATE INDEX patient_rank_birth ON patient (rank, birth_date);
-CREATE INDEX patient_birth_date ON patient (birth_date, rank);
+CREATE INDEX patient_birth_names ON patient (birth_date, rank, names);
 CREATE INDEX patient_ins ON patient (ins);
 CREATE INDEX allergy_patient ON allergy (patient);
 CREATE INDEX condition_patient ON condition (patient);
@@ -354,8 +358,25 @@ def _measurement_kind(value: str) -> str:
     return value
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _json(text: str) -> Any:
+    """`json.loads` for the short JSON texts of a row, at a quarter of its cost.
+
+    A search builds up to 50 patients per keystroke, three JSON texts each, and `json.loads`'s
+    wrapper costs more than the parsing. The decoder's C scanner reads one value; when it does not
+    consume the whole text (whitespace around it, an error), `json.loads` decides, with its errors.
+    """
+    try:
+        value, end = _DECODER.scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    return value if end == len(text) else json.loads(text)
+
+
 def _address(value: str) -> Address:
-    data = json.loads(value)
+    data = _json(value)
     return Address(
         lines=tuple(str(line) for line in data.get("lines", [])),
         postal_code=str(data.get("postal_code", "")),
@@ -365,10 +386,28 @@ def _address(value: str) -> Address:
 
 
 def _strings(value: str) -> tuple[str, ...]:
-    data = json.loads(value)
+    if value == "[]":  # most patients' flags, many phones: no need to parse
+        return ()
+    data = _json(value)
     if not isinstance(data, list):
         raise ValueError("expected a JSON list")
-    return tuple(str(item) for item in data)
+    return tuple(map(str, data))
+
+
+_Enum = TypeVar("_Enum", bound=enum.Enum)
+
+
+def _member(kind: type[_Enum], values: Mapping[object, _Enum], value: object) -> _Enum:
+    """The enum member of a stored value: a dict lookup, several times cheaper than calling the enum."""
+    try:
+        return values[value]
+    except KeyError:
+        raise ValueError(f"{value!r} is not a valid {kind.__name__}") from None
+
+
+_SEXES: dict[object, Sex] = {member.value: member for member in Sex}
+_IDENTITY_STATUSES: dict[object, IdentityStatus] = {member.value: member for member in IdentityStatus}
+_ALLERGY_STATUSES: dict[object, AllergyStatus] = {member.value: member for member in AllergyStatus}
 
 
 _PATIENT_COLUMNS = (
@@ -376,6 +415,8 @@ _PATIENT_COLUMNS = (
     "birth_place_insee, identity_status, ins, ins_oid, phones, address, deceased, deceased_date, active, "
     "general_practitioner_id, allergy_status, homonyms, rank, flags"
 )
+# Positions in _PATIENT_COLUMNS of the columns read outside `_patient`.
+_PATIENT_ROW, _PATIENT_HOMONYMS, _PATIENT_RANK = 0, 19, 20
 
 
 class SnapshotDB:
@@ -452,31 +493,33 @@ class SnapshotDB:
         yield from cursor
 
     @staticmethod
-    def _patient(row: sqlite3.Row) -> Patient:
+    def _patient(row: Sequence[Any]) -> Patient:
+        # By position (the order of _PATIENT_COLUMNS): a search builds up to 50 of these per keystroke,
+        # and reading a sqlite3.Row by name, the enums' constructors and the JSON parser were most of it.
         try:
             return Patient(
-                id=row["id"],
-                birth_name=row["birth_name"],
-                birth_given_names=_strings(row["birth_given_names"]),
-                used_name=row["used_name"],
-                used_given_name=row["used_given_name"],
-                sex=Sex(row["sex"]),
-                birth_date=_date(row["birth_date"]),
-                birth_place_insee=row["birth_place_insee"],
-                identity_status=IdentityStatus(row["identity_status"]),
-                ins=row["ins"],
-                ins_oid=row["ins_oid"],
-                phones=_strings(row["phones"]),
-                address=_address(row["address"]),
-                deceased=bool(row["deceased"]),
-                deceased_date=_date(row["deceased_date"]),
-                active=bool(row["active"]),
-                general_practitioner_id=row["general_practitioner_id"],
-                allergy_status=AllergyStatus(row["allergy_status"]),
-                flags=_strings(row["flags"]),
+                id=row[1],
+                birth_name=row[2],
+                birth_given_names=_strings(row[3]),
+                used_name=row[4],
+                used_given_name=row[5],
+                sex=_member(Sex, _SEXES, row[6]),
+                birth_date=_date(row[7]),
+                birth_place_insee=row[8],
+                identity_status=_member(IdentityStatus, _IDENTITY_STATUSES, row[9]),
+                ins=row[10],
+                ins_oid=row[11],
+                phones=_strings(row[12]),
+                address=_address(row[13]),
+                deceased=bool(row[14]),
+                deceased_date=_date(row[15]),
+                active=bool(row[16]),
+                general_practitioner_id=row[17],
+                allergy_status=_member(AllergyStatus, _ALLERGY_STATUSES, row[18]),
+                flags=_strings(row[21]),
             )
         except (ValueError, TypeError, AttributeError) as error:
-            raise SnapshotDatabaseError(f"patient row {row['row']}: {error}") from error
+            raise SnapshotDatabaseError(f"patient row {row[_PATIENT_ROW]}: {error}") from error
 
     def search(self, text: str, limit: int = search.DEFAULT_LIMIT) -> list[SearchResult]:
         query = search.parse_query(text)
@@ -487,8 +530,9 @@ class SnapshotDB:
         missing = [hit.rank for hit in hits if hit.rank not in cache]
         if missing:
             marks = ",".join("?" * len(missing))
-            for row in self._rows(f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE rank IN ({marks})", missing):
-                cache[row["rank"]] = (self._patient(row), row["homonyms"])
+            sql = f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE rank IN ({marks})"
+            for row in self._conn.execute(sql, missing):  # plain tuples: `_patient` reads by position
+                cache[row[_PATIENT_RANK]] = (self._patient(row), row[_PATIENT_HOMONYMS])
         results = []
         for hit in hits:
             if (entry := cache.get(hit.rank)) is not None:
@@ -620,7 +664,7 @@ class SnapshotDB:
             for chunk in range(0, len(wanted), 500):
                 part = wanted[chunk:chunk + 500]
                 sql = f"SELECT {_PATIENT_COLUMNS} FROM patient WHERE row IN ({','.join('?' * len(part))})"
-                patients.update((r["row"], self._patient(r)) for r in self._rows(sql, part))
+                patients.update((r[_PATIENT_ROW], self._patient(r)) for r in self._conn.execute(sql, part))
             return [
                 AgendaEntry(self._appointment(r, patients[row].id), patients[row])
                 for row, r in appointments if row in patients

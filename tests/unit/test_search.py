@@ -226,3 +226,36 @@ def test_query_keeps_the_typed_order_for_ranking() -> None:
     query = search.parse_query("dupont jean-pierre", TODAY)
     assert query.words == ("jeanpierre", "dupont")
     assert query.typed == ("dupont", "jeanpierre")
+
+
+def test_names_text_tells_which_typed_words_start_or_are_one_of_the_names() -> None:
+    # Each index row carries this text: the lookup checks the other typed words on it (SQL instr).
+    qualities = search.name_tokens("MARTIN", "", ["Jean-Pierre"])
+    text = search.names_text(qualities)
+    assert search.parse_names(text) == qualities
+    for typed in ("mar", "martin", "jean", "jeanp", "pierre"):
+        assert f" {typed}" in text
+    for not_a_prefix in ("artin", "ierre", "eanpierre"):
+        assert f" {not_a_prefix}" not in text
+    assert " martin:" in text and " mart:" not in text  # the whole word
+
+
+def test_malformed_names_entries_match_nothing() -> None:
+    assert search.parse_names(" jean:1 :4 martin: x:y ok:2 ::") == {"jean": 1, "ok": 2}
+
+
+def test_word_score_is_the_best_of_the_tokens_the_word_starts() -> None:
+    text = search.names_text(search.name_tokens("MARTIN", "MARTINEZ", ["Jean"]))
+    assert search.word_score("martin", text) == search.EXACT_BONUS + search.QUALITY_BIRTH_NAME
+    assert search.word_score("martine", text) == search.QUALITY_USED_NAME
+    assert search.word_score("jean", text) == search.EXACT_BONUS + search.QUALITY_FIRST_GIVEN_NAME
+    assert search.word_score("artin", text) is None
+    assert search.word_score("x", " x y:1 x: x:a") is None  # malformed entries match nothing
+
+
+def test_word_score_takes_the_best_quality_among_the_tokens_it_starts() -> None:
+    # ABEL Martine, used name MARTY: "mart" starts the given name and the used name; the used name
+    # scores (alphabetically, the given name would come first).
+    text = search.names_text(search.name_tokens("ABEL", "MARTY", ["Martine"]))
+    assert search.word_score("mart", text) == search.QUALITY_USED_NAME
+    assert search.word_score("martine", text) == search.EXACT_BONUS + search.QUALITY_FIRST_GIVEN_NAME

@@ -113,6 +113,18 @@ def test_prefix_and_given_name_combination(db: snapshotdb.SnapshotDB) -> None:
     assert ids(db.search("marie martin")) == ["pat-martin-1", "pat-martin-2"]
 
 
+def test_garbled_names_on_the_index_rows_fail_no_search(db_path: Path, tmp_path: Path) -> None:
+    # A snapshot is hostile input: the names text each index row carries is only ever searched in,
+    # never trusted to be well formed. A patient it no longer describes is simply not found by it.
+    data = tampered(
+        db_path, tmp_path, "UPDATE name_token SET names = ' :: x:y martin: :9'", "UPDATE patient SET names = 'garbage'"
+    )
+    garbled = snapshotdb.open_bytes(data)
+    assert "pat-martin-1" in ids(garbled.search("martin"))  # one word: the index alone
+    for text in ("martin marie", "mart pau", "martin 12/03/1951", "martni", "dupond jean", "1951 m"):
+        garbled.search(text)
+
+
 def test_homonyms_are_flagged_and_told_apart_by_birth_date(db: snapshotdb.SnapshotDB) -> None:
     results = db.search("martin marie")
     assert all(r.homonyms == 1 for r in results)
