@@ -369,7 +369,7 @@ def _json(text: str) -> Any:
     consume the whole text (whitespace around it, an error), `json.loads` decides, with its errors.
     """
     try:
-        value, end = _DECODER.scan_once(text, 0)
+        value, end = _DECODER.scan_once(text, 0)  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not in typeshed
     except StopIteration:
         end = -1
     return value if end == len(text) else json.loads(text)
