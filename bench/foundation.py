@@ -7,7 +7,9 @@ same run on the same in-memory database: a `LIKE 'x%'` scan over the name column
 With `--baseline-search FILE` (another version of continuity/search.py, e.g. `git show
 REV:continuity/search.py > /tmp/search_before.py`), each query is also run through that version's
 `find` on the same database, interleaved with ours, and the per-shape table compares the CPU time of
-the lookups alone (no patient objects built): a fair before/after on a busy machine.
+the lookups alone (no patient objects built): a fair before/after on a busy machine, for a version
+that reads the same schema. Across a schema change (version 5 put the names on every index row),
+`bench/search_shapes.py` compares two checkouts, each on its own database.
 
 The query shapes include names as heard (search.py's second tier): a surname respelled so it
 sounds the same ("heard surname"), with a given name, and a surname with two neighbouring letters

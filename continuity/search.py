@@ -176,7 +176,7 @@ def names_text(qualities: Mapping[str, int]) -> str:
     word is a prefix of one of the patient's tokens exactly when " word" occurs in the text, and is
     the whole token when " word:" does. A lookup walks one index range and checks the other typed
     words on the row itself (SQL `instr`), instead of looking each patient up again. Best quality
-    first: the first token a word starts is the best one it starts (`word_score`).
+    first: the first token a word starts is the best one it starts (`_word_score`).
     """
     ordered = sorted(qualities.items(), key=lambda item: (-item[1], item[0]))
     return "".join(f" {token}:{quality}" for token, quality in ordered)
@@ -190,31 +190,6 @@ def parse_names(text: str) -> dict[str, int]:
         if token and quality.isdigit():
             found[token] = int(quality)
     return found
-
-
-def word_score(word: str, names: str) -> int | None:
-    """The best score of a typed word among the tokens of a `names_text`: the exact bonus when it is
-    the whole token, plus the token's quality; None when it starts none of them.
-
-    Two `str.find`s, no parsing: the page's patients are scored this way, up to a thousand per query.
-    A whole token scores at least the exact bonus, more than any token it only starts; otherwise the
-    first token it starts has the best quality (`names_text` lists them best first). A malformed
-    entry is skipped.
-    """
-    needle = f" {word}"
-    exact = names.find(f"{needle}:")
-    if exact >= 0:
-        quality = names[exact + len(needle) + 1:exact + len(needle) + 2]
-        if quality.isdigit():
-            return EXACT_BONUS + int(quality)
-    start = names.find(needle)
-    while start >= 0:
-        colon = names.find(":", start + len(needle))
-        quality = names[colon + 1:colon + 2] if colon >= 0 else ""
-        if quality.isdigit() and " " not in names[start + 1:colon]:
-            return int(quality)
-        start = names.find(needle, start + 1)
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,23 +393,27 @@ def _starts_a_name(alias: str, words: Sequence[str]) -> tuple[str, list[object]]
     return "".join(f" AND instr({alias}.names, ?) > 0" for _ in words), [f" {word}" for word in words]
 
 
-# A page's patients, before they become hits: rank -> (score of the words scored so far, names text).
-_Found = dict[int, tuple[int, str]]
+def _word_score(alias: str, words: Sequence[str]) -> tuple[str, list[object]]:
+    """SQL adding up, on a row carrying the patient's `names`, each word's best score among them.
 
-
-def _scored(found: _Found, others: Sequence[str], limit: int) -> list[tuple[int, int, str]]:
-    """(score, rank, names) of the found patients, the other words' best scores added, best first."""
-    page = []
-    for rank, (score, names) in found.items():
-        for word in others:
-            best = word_score(word, names)
-            if best is None:
-                break  # cannot happen after the SQL check, unless the names text is malformed
-            score += best
-        else:
-            page.append((score, rank, names))
-    page.sort(key=lambda item: (-item[0], item[1]))
-    return page[:limit]
+    A whole token scores the exact bonus plus its quality, more than any token the word only
+    starts; otherwise the first token it starts has the best quality (`names_text` lists them best
+    first), read after the colon that follows the word. Computed where the row is read, so that the
+    database ranks the page. A malformed text scores 0 (a hostile snapshot misorders, never fails).
+    """
+    names = f"{alias}.names"
+    terms: list[str] = []
+    params: list[object] = []
+    for word in words:
+        exact, prefix = f" {word}:", f" {word}"
+        after = f"instr({names}, ?) + {len(prefix)}"  # where the word's first token goes on
+        terms.append(
+            f"(CASE WHEN instr({names}, ?) > 0 "
+            f"THEN {EXACT_BONUS} + CAST(substr({names}, instr({names}, ?) + {len(exact)}, 1) AS INTEGER) "
+            f"ELSE CAST(substr({names}, {after} + instr(substr({names}, {after}), ':'), 1) AS INTEGER) END)"
+        )
+        params += [exact, exact, prefix, prefix]
+    return " + ".join(terms) or "0", params
 
 
 def find(
@@ -488,18 +467,17 @@ def _first_tier(conn: sqlite3.Connection, query: Query, limit: int) -> list[tupl
     if len(common) > 1 and len(common) == len(words) and born >= DENSE_PREFIX_ROWS:
         sizes.update({word: _range_size(conn, word, RECOUNT_CAP) for word in common})
     driver = min(words, key=lambda word: (sizes[word], -len(word)))
-    found: _Found = {}
 
     if birth is not None and born <= sizes[driver]:
         # Fewer patients were born then than have the rarest word: walk the birth-date index, whose
         # entries carry the names.
         checks, check_params = _starts_a_name("p", words)
+        score, score_params = _word_score("p", words)
         sql = (
-            "SELECT p.rank, p.names FROM patient p INDEXED BY patient_birth_names "
-            f"WHERE p.birth_date BETWEEN ? AND ?{checks}"
+            f"SELECT {score} AS score, p.rank, p.names FROM patient p INDEXED BY patient_birth_names "
+            f"WHERE p.birth_date BETWEEN ? AND ?{checks} ORDER BY score DESC, p.rank LIMIT ?"
         )
-        found = {rank: (0, names) for rank, names in conn.execute(sql, [*birth_bounds, *check_params])}
-        return _scored(found, words, limit)
+        return conn.execute(sql, [*score_params, *birth_bounds, *check_params, limit]).fetchall()
 
     others = [word for word in words if word != driver]
     checks, check_params = _starts_a_name("t", others)
@@ -507,31 +485,41 @@ def _first_tier(conn: sqlite3.Connection, query: Query, limit: int) -> list[tupl
         checks += " AND t.birth_date BETWEEN ? AND ?"
         check_params += birth_bounds
     low, high = _prefix_bounds(driver)
+    others_score, others_params = _word_score("t", others)
     driver_score = f"(t.token = ?) * {EXACT_BONUS} + t.quality"
     if sizes[driver] < DENSE_PREFIX_ROWS:
+        # Every candidate scored and the best ranked by the database. A patient two of whose tokens
+        # start with the driver has two rows: the best comes first, the other is dropped here —
+        # cheaper than grouping by patient, which sorts every row twice. Rarely, duplicates leave
+        # the page short: it is read again, further.
         sql = (
-            f"SELECT t.rank, MAX({driver_score}) AS score, t.names FROM name_token t "
-            f"WHERE t.token >= ? AND t.token < ?{checks} GROUP BY t.rank"
+            f"SELECT {driver_score} + {others_score} AS score, t.rank, t.names FROM name_token t "
+            f"WHERE t.token >= ? AND t.token < ?{checks} ORDER BY score DESC, t.rank LIMIT ?"
         )
-        params = [driver, low, high, *check_params]
-        if not others:  # one word: the database orders the page
-            sql += " ORDER BY score DESC, t.rank LIMIT ?"
-            return [(score, rank, names) for rank, score, names in conn.execute(sql, [*params, limit])]
-        found = {rank: (score, names) for rank, score, names in conn.execute(sql, params)}
-        return _scored(found, others, limit)
+        params = [driver, *others_params, low, high, *check_params]
+        rows = limit * 2
+        while True:
+            fetched = conn.execute(sql, [*params, rows]).fetchall()
+            page: dict[int, tuple[int, int, str]] = {}
+            for row in fetched:
+                page.setdefault(row[1], row)
+            if len(page) >= limit or len(fetched) < rows:
+                return list(page.values())[:limit]
+            rows *= 4
 
     # A common driver (the first letters of a frequent name): walk its index range in key order —
     # the whole word first, then alphabetically, surnames before given names — keeping the rows
     # that pass the other criteria, and stop at a page. A patient reached through two tokens of the
     # range is kept once, with its best score; the page is then ordered like the scored path.
     sql = (
-        f"SELECT t.rank, {driver_score}, t.names FROM name_token t "
+        f"SELECT {driver_score} + {others_score}, t.rank, t.names FROM name_token t "
         f"WHERE t.token >= ? AND t.token < ?{checks} LIMIT ?"
     )
-    for rank, score, names in conn.execute(sql, [driver, low, high, *check_params, limit * 2]):
+    found: dict[int, tuple[int, int, str]] = {}
+    for score, rank, names in conn.execute(sql, [driver, *others_params, low, high, *check_params, limit * 2]):
         if rank not in found or found[rank][0] < score:
-            found[rank] = (score, names)
-    return _scored(found, others, limit)
+            found[rank] = (score, rank, names)
+    return sorted(found.values(), key=lambda item: (-item[0], item[1]))[:limit]
 
 
 def _exact_names_first(query: Query, page: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import json.scanner
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -358,7 +359,7 @@ def _measurement_kind(value: str) -> str:
     return value
 
 
-_DECODER = json.JSONDecoder()
+_SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: the context is a decoder
 
 
 def _json(text: str) -> Any:
@@ -369,7 +370,7 @@ def _json(text: str) -> Any:
     consume the whole text (whitespace around it, an error), `json.loads` decides, with its errors.
     """
     try:
-        value, end = _DECODER.scan_once(text, 0)  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not in typeshed
+        value, end = _SCAN_JSON(text, 0)
     except StopIteration:
         end = -1
     return value if end == len(text) else json.loads(text)

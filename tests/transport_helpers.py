@@ -63,7 +63,7 @@ class Rig:
         sequence: int,
         *,
         created_at: dt.datetime | None = None,
-        expires_in: dt.timedelta = dt.timedelta(hours=48),
+        expires_in: dt.timedelta | None = None,
         database: Path | None = None,
         signing_key: nacl.signing.SigningKey | None = None,
         recipients: list[nacl.public.PublicKey] | None = None,
@@ -73,6 +73,12 @@ class Rig:
         compression: str = envelope.DEFAULT_COMPRESSION,
     ) -> Path:
         created = created_at or (NOW - dt.timedelta(hours=1) + dt.timedelta(seconds=sequence))
+        if expires_in is None:
+            # 48 hours from the later of NOW and the real clock: a file handed to a part that reads
+            # the real clock (the inbox watcher, the CLI's pull) must not expire with the calendar.
+            expires_at = max(created, dt.datetime.now(dt.UTC)) + dt.timedelta(hours=48)
+        else:
+            expires_at = created + expires_in
         out = self.tmp / (name or f"snap-{sequence}-{len(self.made)}.snap")
         envelope.seal(
             database or self.database,
@@ -82,7 +88,7 @@ class Rig:
             practice_id=practice_id,
             sequence=sequence,
             created_at=created,
-            expires_at=created + expires_in,
+            expires_at=expires_at,
             schema_version=snapshotdb.SCHEMA_VERSION,
             counts=self.counts if counts is None else counts,
             compression=compression,

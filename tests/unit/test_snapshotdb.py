@@ -108,6 +108,21 @@ def test_whole_birth_names_rank_before_used_names_compounds_and_given_names(tmp_
     ]
 
 
+def test_a_patient_reached_through_several_tokens_is_listed_once_and_the_page_stays_full(tmp_path: Path) -> None:
+    # "jea" starts three first-given-name tokens of each of these patients (jeanne, jeannejeannette,
+    # the used given name jeannot) and another one (jeannette): the ranked read of the index meets
+    # each patient several times, the best first, and must still fill the page.
+    records = [
+        patient("ZIMMER", ("Jeanne", "Jeannette"), f"19{50 + n}-01-01", id=f"pat-jea-{n}", used_given_name="Jeannot")
+        for n in range(6)
+    ]
+    db = snapshotdb.open_file(snapshot_build.build_from_records(records, tmp_path / "jea.db").path)
+    for limit in (1, 2, 3, 5):
+        found = ids(db.search("jea", limit=limit))
+        assert len(found) == limit and len(set(found)) == limit
+    assert ids(db.search("jea")) == [f"pat-jea-{n}" for n in range(6)]
+
+
 def test_prefix_and_given_name_combination(db: snapshotdb.SnapshotDB) -> None:
     assert ids(db.search("mart pau")) == ["pat-martinez"]
     assert ids(db.search("marie martin")) == ["pat-martin-1", "pat-martin-2"]
