@@ -20,7 +20,7 @@ def _weak_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
     made = make_rig(tmp_path)
-    made.ingest(made.make(1))
+    made.ingest(made.make(1, expires_in=dt.timedelta(hours=48)))  # expires at NOW + 47 h
     made.store.record_attempt(source="s", outcome="accepted", sequence=1, now=NOW)
     return made
 
