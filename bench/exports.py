@@ -1,6 +1,8 @@
 """Export benchmark: what reading a real-shaped export without silent loss costs at publish time.
 
-Run: `.venv/bin/python -m bench.exports [--patients 100000] [--rounds 3] [--baseline COMMIT] [--current COMMIT]`.
+Run: `.venv/bin/python -m bench.exports [--patients 100000] [--rounds 3] [--baseline COMMIT] [--current COMMIT]
+[--export DIR]` (``--export``: an export `publisher synth` already wrote with seed 1 for that many patients,
+e.g. /tmp/continuity-bench/fhir-100000, instead of writing one again in a temporary folder).
 
 Both codes are read with ``git archive`` into a temporary folder (``--current`` defaults to HEAD), so
 the worktree may change while the benchmark runs.
@@ -99,13 +101,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--current", default="HEAD")
+    parser.add_argument("--export", type=Path, help="a synthetic export already written (seed 1, --patients)")
     args = parser.parse_args()
     from continuity import synth
 
     with tempfile.TemporaryDirectory(prefix="bench-exports-") as work:
         workdir = Path(work)
-        export = workdir / "fhir"
-        synth.write_practice(export, patients=args.patients, seed=1, today=dt.date.fromisoformat(TODAY))
+        export = args.export or workdir / "fhir"
+        if args.export is None:
+            synth.write_practice(export, patients=args.patients, seed=1, today=dt.date.fromisoformat(TODAY))
         size_mb = sum(p.stat().st_size for p in export.iterdir()) / 1e6
         baseline_root = baseline_code(args.baseline, workdir / "baseline")
         current_root = baseline_code(args.current, workdir / "current")

@@ -15,6 +15,7 @@ digests (``digest``), the same in every process, so a reader may share its work 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import unicodedata
 from dataclasses import dataclass, field
@@ -36,6 +37,12 @@ def digest(text: str) -> int:
     return int.from_bytes(_blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest(), "little")
 
 
+# Lookups (pass 2: every reference of every resource) ask again and again for the same few keys: the
+# practitioners, the medications, the patient of a run of resources. ``remember`` sees each key about
+# once and digests it directly.
+_looked_up_digest = functools.lru_cache(maxsize=4096)(digest)
+
+
 @dataclass
 class Copies:
     """Last copy wins: the keys read (as digests) and, for the few read more than once, the copies left to skip."""
@@ -52,7 +59,7 @@ class Copies:
             self.seen.add(key_digest)
 
     def __contains__(self, key: str) -> bool:
-        return digest(key) in self.seen
+        return _looked_up_digest(key) in self.seen
 
     def is_last_copy(self, key: str) -> bool:
         """Whether this copy of ``key`` (second pass, same order) is the last one; the earlier ones say no."""

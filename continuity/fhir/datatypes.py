@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 
 from continuity.fhir.json import (
@@ -171,15 +172,24 @@ def extensions(node: JSON, url: str, path: str) -> list[tuple[JSON, str]]:
 
 def parse_date(value: str, path: str) -> tuple[dt.date | None, bool]:
     """(date, partial): a FHIR date or dateTime; a partial one ("1951", "1951-03") gives (None, True)."""
+    parsed = _parsed_date(value)
+    if isinstance(parsed, str):
+        raise Invalid(f"{path} {parsed}: {value[:40]!r}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=1 << 16)  # an export repeats its dates (birth dates, days of prescription) endlessly
+def _parsed_date(value: str) -> tuple[dt.date | None, bool] | str:
+    """``parse_date`` without the path; what is wrong with the value when it is not a date."""
     match = FHIR_DATE.fullmatch(value)
     if not match:
-        raise Invalid(f"{path} is not a FHIR date: {value[:40]!r}")
+        return "is not a FHIR date"
     if match["d"] is None:
         return None, True
     try:
         return dt.date(int(match["y"]), int(match["m"]), int(match["d"])), False
     except ValueError:
-        raise Invalid(f"{path} is not a valid date: {value[:40]!r}") from None
+        return "is not a valid date"
 
 
 def date_at(node: JSON, key: str, path: str) -> dt.date | None:

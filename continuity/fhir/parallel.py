@@ -4,8 +4,9 @@ The main process cuts a file into chunks (``sources.spans``), workers read each 
 what every resource says — pass 1: its effects on the indexes (``Learnt``); pass 2: its records
 (``Converted``) — and the main process applies the chunks in reading order. Workers are started with
 ``spawn`` and receive the pass-1 ``Indexes`` once. What crosses the process boundary are named tuples
-of plain values; records travel flattened (``flatten`` / ``rebuild``), several times cheaper to pickle
-than the frozen dataclasses with their enums and addresses.
+of plain values (a ``Converted``, one per resource, as its plain fields: ``ConvertedFields``); records
+travel flattened (``flatten`` / ``rebuild``), several times cheaper to pickle than the frozen
+dataclasses with their enums and addresses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import enum
+import gc
 import multiprocessing
 import operator
 import os
@@ -65,10 +67,11 @@ class Learnt(NamedTuple):
 
 
 class Light(NamedTuple):
-    """Pass 1 of an NDJSON line not even parsed (docs/fhir-input.md, "Memory"): only its key matters."""
+    """Pass 1 of successive NDJSON lines of one type not even parsed (docs/fhir-input.md, "Memory"): only
+    their keys matter. Most lines of a Bulk export are such: one of these stands for a whole run of them."""
 
     resource_type: str
-    key: str
+    keys: list[str]  # in reading order
 
 
 class Converted(NamedTuple):
@@ -86,6 +89,12 @@ class Converted(NamedTuple):
     stripped: bool
 
 
+ConvertedFields = tuple[int, str, str, str, list[FlatRecord], str, str, list[ImportProblem], bool, bool]
+"""A ``Converted`` as it crosses the process boundary: its fields in a plain tuple, ``Converted._make``
+names them again. A named tuple is pickled and unpickled through Python calls, a plain one is not: about
+twice cheaper on both sides, for every resource of a shared read."""
+
+
 def start_pool(workers: int, indexes: Indexes) -> concurrent.futures.ProcessPoolExecutor:
     """Worker processes holding a copy of ``indexes`` (pass 1: only the files; pass 2: everything pass 1 learnt).
 
@@ -100,11 +109,27 @@ def start_pool(workers: int, indexes: Indexes) -> concurrent.futures.ProcessPool
     )
 
 
+def file_spans(path: Path, known: dict[Path, list[Span]]) -> Generator[Span, None, None]:
+    """The chunks of a file: cut once (a whole read of the file), remembered in ``known`` for the next pass
+    once every chunk has been handed out."""
+    if path in known:
+        yield from known[path]
+        return
+    found: list[Span] = []
+    for span in spans(path, CHUNK_BYTES):
+        found.append(span)
+        yield span
+    known[path] = found  # not reached when the pass stopped early (an unreadable file)
+
+
 def chunks(
-    pool: concurrent.futures.ProcessPoolExecutor, workers: int, path: Path, task: Callable[..., bytes], *args: Any
+    pool: concurrent.futures.ProcessPoolExecutor,
+    workers: int,
+    file_spans: Generator[Span, None, None],
+    task: Callable[..., bytes],
+    *args: Any,
 ) -> Generator[list[Any], None, None]:
-    """The results of ``task(*args, span)`` for the chunks of a file, in order, a few in flight."""
-    file_spans = spans(path, CHUNK_BYTES)
+    """The results of ``task(*args, span)`` for the chunks of a file (``file_spans``), in order, a few in flight."""
     pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
 
     def submit() -> None:
@@ -134,6 +159,11 @@ def _worker_start(state: bytes) -> None:
     """Worker process initializer: the indexes, read-only from now on."""
     global _worker_indexes
     _worker_indexes = pickle.loads(state)
+    # The indexes live as long as the process and never change: kept out of every garbage collection
+    # (at 100,000 patients they are millions of objects the collector would walk again and again),
+    # and collections made rarer, as for the main process (snapshot_build.fewer_collections).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
 
 
 def learn_chunk(file_index: int, span: Span) -> bytes:
@@ -141,11 +171,16 @@ def learn_chunk(file_index: int, span: Span) -> bytes:
     indexes = _worker_indexes
     assert indexes is not None, "worker process not initialised"
     learnt: list[Unreadable | Learnt | Light] = []
+    run = Light("", [])  # the run of light lines being gathered
     for unit in SourceFile(indexes.files[file_index]).items(light=True, span=span):
         if isinstance(unit, Unreadable):
             learnt.append(unit)
-        elif unit.light:  # most lines: sent back as small as they can be
-            learnt.append(Light(unit.resource_type, unit.key))
+        elif unit.light:  # most lines: sent back as small as they can be, a run of keys at a time
+            if learnt and learnt[-1] is run and run.resource_type == unit.resource_type:
+                run.keys.append(unit.key)
+            else:
+                run = Light(unit.resource_type, [unit.key])
+                learnt.append(run)
         else:
             effects, problem = learn(unit)
             learnt.append(
@@ -171,7 +206,7 @@ def convert_chunk(file_index: int, sweep: frozenset[str], span: Span) -> bytes:
     """
     indexes = _worker_indexes
     assert indexes is not None, "worker process not initialised"
-    converted: list[Unreadable | Converted] = []
+    converted: list[Unreadable | ConvertedFields] = []
     for unit in SourceFile(indexes.files[file_index]).items(span=span):
         if isinstance(unit, Unreadable):
             converted.append(unit)
@@ -179,7 +214,7 @@ def convert_chunk(file_index: int, sweep: frozenset[str], span: Span) -> bytes:
             unit.key = indexes.collisions.key_of(unit.key, file_index, unit.ordinal)
             outcome = convert(indexes, file_index, unit)
             converted.append(
-                Converted(
+                (  # a Converted's fields, as a plain tuple (see ConvertedFields)
                     unit.ordinal,
                     unit.location,
                     unit.key,

@@ -43,6 +43,12 @@ from continuity.model import INS_OIDS, IdentityStatus, Patient, Practice, Practi
 
 def read_patient(resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
     """The Patient record (id = key's id) and whether an INS was dropped."""
+    fields, dropped = _patient_fields(resource, key, path)
+    return Patient(**fields), dropped
+
+
+def _patient_fields(resource: JSON, key: str, path: str) -> tuple[dict[str, Any], bool]:
+    """What ``read_patient`` makes a Patient of (the converter adds to it and makes the record once)."""
     names = objects_at(resource, "name", path)
     official = next(((n, p) for n, p in names if code_at(n, "use", p) == "official"), None)
     official = official or next(((n, p) for n, p in names if code_at(n, "use", p) == "maiden"), None)
@@ -118,21 +124,21 @@ def read_patient(resource: JSON, key: str, path: str) -> tuple[Patient, bool]:
         if not ins:
             ins, ins_oid = value, oid
 
-    patient = Patient(
-        id=key.split("/", 1)[1],
-        birth_name=birth_name,
-        birth_given_names=given,
-        sex=sex,
-        birth_date=birth_date,
-        used_name=used_name,
-        used_given_name=used_given,
-        birth_place_insee=insee,
-        identity_status=status,
-        ins=ins,
-        ins_oid=ins_oid,
-        flags=(IDENTITY_DOUBT,) if doubt else (),
-    )
-    return patient, dropped
+    fields = {
+        "id": key.split("/", 1)[1],
+        "birth_name": birth_name,
+        "birth_given_names": given,
+        "sex": sex,
+        "birth_date": birth_date,
+        "used_name": used_name,
+        "used_given_name": used_given,
+        "birth_place_insee": insee,
+        "identity_status": status,
+        "ins": ins,
+        "ins_oid": ins_oid,
+        "flags": (IDENTITY_DOUBT,) if doubt else (),
+    }
+    return fields, dropped
 
 
 def _patient_contact(conversion: Conversion) -> dict[str, Any]:
@@ -178,19 +184,16 @@ def learn_patient(item: Item) -> list[Effect]:
 def convert_patient(conversion: Conversion) -> list[Record]:
     item, indexes = conversion.item, conversion.indexes
     path = item.resource_type
-    patient, conversion.ins_dropped = read_patient(item.resource, item.key, path)
-    if patient.birth_date is None and code_at(item.resource, "birthDate", path):
+    fields, conversion.ins_dropped = _patient_fields(item.resource, item.key, path)
+    if fields["birth_date"] is None and code_at(item.resource, "birthDate", path):
         conversion.warn("partial birth date (no day): kept as unknown")
     canonical = indexes.canonical(item.key)
-    return [
-        dataclasses.replace(
-            patient,
-            id=canonical.split("/", 1)[1],
-            allergy_status=indexes.allergy.of(canonical, indexes.identities),
-            flags=patient.flags + ((INCOMPLETE,) if canonical in indexes.incomplete else ()),
-            **_patient_contact(conversion),
-        )
-    ]
+    fields["id"] = canonical.split("/", 1)[1]
+    fields["allergy_status"] = indexes.allergy.of(canonical, indexes.identities)
+    if canonical in indexes.incomplete:
+        fields["flags"] += (INCOMPLETE,)
+    fields.update(_patient_contact(conversion))
+    return [Patient(**fields)]  # made once (dataclasses.replace would make it, and check it, twice)
 
 
 # --- Practitioner, PractitionerRole and Practice --------------------------------------------------

@@ -44,7 +44,7 @@ from continuity.fhir.indexes import (
     Seen,
     SubjectRef,
 )
-from continuity.fhir.sources import Item, SourceFile, Unreadable, is_log_file, rejected_key
+from continuity.fhir.sources import Item, SourceFile, Span, Unreadable, is_log_file, rejected_key
 from continuity.fhir.vocabulary import IDENTITY_TYPES, INDEX_ONLY_TYPES, SWEEPS, USED_TYPES
 from continuity.import_report import ImportProblem, ImportReport
 from continuity.intake import Ambiguous, MergedRecords
@@ -68,6 +68,8 @@ class Reader:
         self.merged = MergedRecords(set())
         # Earlier copies of a duplicated clinical key, until its last copy: (patient id, file, location, type).
         self.earlier: dict[str, list[tuple[str, int, str, str]]] = {}
+        # The chunks of the files whose reading is shared, cut in pass 1 and used again in pass 2.
+        self.spans: dict[Path, list[Span]] = {}
 
     # -- reporting --
 
@@ -225,13 +227,16 @@ class Reader:
 
     def _learn_shared(self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path) -> None:
         """Pass 1 of one NDJSON file: the workers work out what each resource says, applied here in order."""
-        chunks = parallel.chunks(pool, self.workers, path, parallel.learn_chunk, file_index)
+        chunks = parallel.chunks(
+            pool, self.workers, parallel.file_spans(path, self.spans), parallel.learn_chunk, file_index
+        )
         types, remember = self.file_types[file_index], self.indexes.copies.remember
         for units in chunks:
             for unit in units:
-                if unit.__class__ is parallel.Light:  # most lines: only their key matters
+                if unit.__class__ is parallel.Light:  # most lines: only their keys matter
                     types.add(unit.resource_type)
-                    remember(unit.key)
+                    for key in unit.keys:
+                        remember(key)
                 elif isinstance(unit, Unreadable):
                     self._unreadable(file_index, unit)
                     if unit.ordinal < 0:  # the file itself could not be read: as a whole read, stop here
@@ -439,9 +444,11 @@ class Reader:
         self, pool: concurrent.futures.ProcessPoolExecutor, file_index: int, path: Path, sweep: frozenset[str]
     ) -> Iterator[Record]:
         """Pass 2 of one NDJSON file, its chunks of lines converted by the workers, applied here in order."""
-        chunks = parallel.chunks(pool, self.workers, path, parallel.convert_chunk, file_index, sweep)
+        chunks = parallel.chunks(
+            pool, self.workers, parallel.file_spans(path, self.spans), parallel.convert_chunk, file_index, sweep
+        )
         bad = {ordinal for bad_file, ordinal in self.indexes.bad if bad_file == file_index}  # workers skip pass 1's
-        merged, report, rebuild = self.merged, self.report, parallel.rebuild
+        merged, report, rebuild, named = self.merged, self.report, parallel.rebuild, parallel.Converted._make
         counts = report.counts
         copy_counts = self.indexes.copies.copies  # only keys read more than once: usually almost empty
         for units in chunks:
@@ -456,17 +463,17 @@ class Reader:
                         chunks.close()
                         return
                     continue
-                # A Converted: unpacked once (the main process is the bottleneck of a shared read).
+                # A Converted's fields: unpacked once (the main process is the bottleneck of a shared read).
                 ordinal, location, key, resource_type, flat, problem, reason, warnings, ins_dropped, stripped = unit
                 if bad and ordinal in bad:
                     continue
                 if copy_counts and not self._is_last_copy(file_index, resource_type, key, location):
                     if resource_type not in IDENTITY_TYPES:
-                        self._remember_earlier(file_index, unit, [rebuild(r) for r in flat])
+                        self._remember_earlier(file_index, named(unit), [rebuild(r) for r in flat])
                     continue
                 if problem or warnings or ins_dropped or stripped or not flat or self.earlier:
                     outcome = Outcome([rebuild(r) for r in flat], problem, reason, warnings, ins_dropped, stripped)
-                    yield from self._apply(file_index, unit, outcome)
+                    yield from self._apply(file_index, named(unit), outcome)
                     continue
                 # The usual case, as _apply does it.
                 kept = False

@@ -162,6 +162,9 @@ def is_bulk_manifest(value: Any) -> bool:
     )
 
 
+_NOTHING: JSON = {}  # the resource of a line not parsed (never read, never changed)
+
+
 class SourceFile:
     """Reads one file as a stream of items (and unreadable lines), the same way on every pass."""
 
@@ -206,12 +209,11 @@ class SourceFile:
                 position += len(raw)
                 number += 1
                 first = number << 32  # the ordinal of the line's first resource (see Ordinals)
-                location = f"line {number}"
                 if len(raw) > MAX_LINE_BYTES and raw[-1:] != b"\n":
                     while raw and raw[-1:] != b"\n":  # drop the rest of the line, chunk by chunk
                         raw = stream.readline(MAX_LINE_BYTES)
                         position += len(raw)
-                    yield Unreadable(first, location, "", f"line longer than {MAX_LINE_BYTES} bytes")
+                    yield Unreadable(first, f"line {number}", "", f"line longer than {MAX_LINE_BYTES} bytes")
                     continue
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
@@ -226,8 +228,9 @@ class SourceFile:
                 ):
                     resource_type = head[1].decode()
                     key = f"{resource_type}/{head[2].decode()}"
-                    yield Item(first, location, {}, resource_type, key, None, light=True)
+                    yield Item(first, "", _NOTHING, resource_type, key, None, light=True)  # no location needed
                     continue
+                location = f"line {number}"
                 try:
                     value = fast_line(raw)
                     if value is None:
