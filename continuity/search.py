@@ -362,28 +362,27 @@ def _prefix_bounds(word: str) -> tuple[str, str]:
 EXACT_BONUS = 4
 
 
-def _range_size(conn: sqlite3.Connection, word: str, cap: int | None = None) -> int:
-    """Index entries for the word's prefix, counted up to `cap` (a bounded walk of the index)."""
+def _range_size(conn: sqlite3.Connection, word: str) -> int:
+    """Index rows for the word's prefix: the sum of the `name_count` of the words it starts (a few
+    hundred rows at most for one letter, against thousands of index rows to count)."""
     low, high = _prefix_bounds(word)
     (size,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM name_token WHERE token >= ? AND token < ? LIMIT ?)",
-        (low, high, cap or DENSE_PREFIX_ROWS),
+        "SELECT coalesce(sum(rows), 0) FROM name_count WHERE token >= ? AND token < ?", (low, high)
     ).fetchone()
     return int(size)
 
 
-# When several words are all common, they are counted further to pick the one whose index range is
-# the shortest to walk: with few matches in all, the walk covers the driver's whole range. Counting
-# costs about a quarter of walking the same rows (the walk checks the other words on each row), so
-# the count stops here: past it, the other words are common too and the walk fills a page within a
-# few thousand rows whichever word drives.
+# Counting a range of the index itself (the second tier's constraints) stops here when several are
+# common: past it, the other words are common too and the walk fills a page within a few thousand
+# rows whichever drives.
 RECOUNT_CAP = 4 * 1024
 
 
-def _birth_size(conn: sqlite3.Connection, birth: DateFilter) -> int:
+def _birth_size(conn: sqlite3.Connection, birth: DateFilter, cap: int) -> int:
+    """Patients born in the date range, counted up to `cap` (a bounded walk of the index)."""
     (size,) = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM patient WHERE birth_date BETWEEN ? AND ? LIMIT ?)",
-        (birth.first.isoformat(), birth.last.isoformat(), DENSE_PREFIX_ROWS),
+        (birth.first.isoformat(), birth.last.isoformat(), cap),
     ).fetchone()
     return int(size)
 
@@ -462,13 +461,9 @@ def _first_tier(conn: sqlite3.Connection, query: Query, limit: int) -> list[tupl
         sql = "SELECT rank FROM patient WHERE birth_date BETWEEN ? AND ? ORDER BY rank LIMIT ?"
         return [(0, rank, "") for (rank,) in conn.execute(sql, [*birth_bounds, limit])]
     sizes = {word: _range_size(conn, word) for word in words}
-    born = _birth_size(conn, birth) if birth is not None else DENSE_PREFIX_ROWS
-    common = [word for word in words if sizes[word] >= DENSE_PREFIX_ROWS]
-    if len(common) > 1 and len(common) == len(words) and born >= DENSE_PREFIX_ROWS:
-        sizes.update({word: _range_size(conn, word, RECOUNT_CAP) for word in common})
     driver = min(words, key=lambda word: (sizes[word], -len(word)))
 
-    if birth is not None and born <= sizes[driver]:
+    if birth is not None and _birth_size(conn, birth, min(sizes[driver], RECOUNT_CAP) + 1) <= sizes[driver]:
         # Fewer patients were born then than have the rarest word: walk the birth-date index, whose
         # entries carry the names.
         checks, check_params = _starts_a_name("p", words)

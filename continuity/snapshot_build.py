@@ -327,9 +327,14 @@ class _Builder:
         # One row per distinct word: its phonetic key (the search's second tier) and whether it is a
         # surname (typo tolerance). Sorted by quality descending within a token: the first is the best.
         best: dict[str, int] = {}
+        rows: Counter[str] = Counter()
         for token, negated, *_ in token_rows:
             best.setdefault(token, -negated)
+            rows[token] += 1
         self.conn.executemany("INSERT INTO name_word VALUES (?, ?, ?)", sorted(search.word_rows(best)))
+        # How many index rows each word has: a lookup sizes a typed word's prefix range from these few
+        # rows instead of counting the index itself (search._range_size).
+        self.conn.executemany("INSERT INTO name_count VALUES (?, ?)", sorted(rows.items()))
         return self.warnings
 
 

@@ -51,7 +51,7 @@ from continuity.model import (
 # 2: flags, allergy statuses, treatment codes/course/end date; 3: the drug reference tables and
 # treatment.drug; 4: name_word (phonetic keys), patient deceased_date, the (rank, birth_date) index;
 # 5: the patient's names and birth date on every name_token row and patient.names, for lookups that
-# check every criterion on the index row they walk (docs/snapshot-database.md).
+# check every criterion on the index row they walk, and name_count (docs/snapshot-database.md).
 SCHEMA_VERSION = 5
 
 # A database larger than this is refused before it is even deserialised (100,000 patients ≈ 120 MB).
@@ -110,6 +110,10 @@ CREATE TABLE name_token (
     names TEXT NOT NULL,
     birth_date TEXT,
     PRIMARY KEY (token, quality DESC, rank)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE name_count (
+    token TEXT PRIMARY KEY,
+    rows INTEGER NOT NULL CHECK (rows > 0)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE name_word (
     sound TEXT NOT NULL,

@@ -399,7 +399,7 @@ def test_name_driven_paths_apply_the_birth_date_like_the_date_driven_path(
     from continuity import search
 
     by_date = sorted((r.patient.id, r.score) for r in db.search(typed))
-    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 10**9)  # the name drives instead
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth, cap: 10**9)  # the name drives instead
     if dense:
         monkeypatch.setattr(search, "DENSE_PREFIX_ROWS", 1)
     by_name = sorted((r.patient.id, r.score) for r in db.search(typed))
@@ -525,8 +525,8 @@ def test_names_as_heard_with_a_date_give_the_same_patients_whichever_drives(
 ) -> None:
     from continuity import search
 
-    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 0)  # the birth date drives
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth, cap: 0)  # the birth date drives
     by_date = sorted((r.patient.id, r.score, r.close) for r in heard_db.search(typed))
-    monkeypatch.setattr(search, "_birth_size", lambda conn, birth: 10**9)  # the words heard drive
+    monkeypatch.setattr(search, "_birth_size", lambda conn, birth, cap: 10**9)  # the words heard drive
     by_name = sorted((r.patient.id, r.score, r.close) for r in heard_db.search(typed))
     assert by_date == by_name and any(close for _, _, close in by_name)
