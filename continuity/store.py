@@ -34,6 +34,7 @@ from continuity.errors import (
     SnapshotDatabaseError,
     SnapshotRejected,
     StoreError,
+    UnsupportedFormat,
 )
 from continuity.safe_text import printable, printable_or_none
 from continuity.snapshotdb import SCHEMA_VERSION, SnapshotDB, open_bytes
@@ -494,6 +495,15 @@ class Store:
             return IngestResult("quarantined", header, waiting, shrink, again=True)
 
         header = envelope.read_header(stream, trusted, max_file_size=config.max_file_size)
+        if header.schema_version != SCHEMA_VERSION:
+            # Stored, it would become current and fail at unlock; after a few nights retention would
+            # leave nothing this appliance can open. Refused here, the last good snapshot stays.
+            raise UnsupportedFormat(
+                f"snapshot schema version {header.schema_version}, this appliance reads {SCHEMA_VERSION}: "
+                "update Continuity",
+                message_fr="Le fichier reçu vient d'une version plus récente de Continuity : mettez à jour "
+                "ce poste. Les données précédentes restent utilisées.",
+            )
         early = decide(header, self.read_state())
         if early is not None:
             return early

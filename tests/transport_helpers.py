@@ -71,6 +71,7 @@ class Rig:
         counts: dict[str, int] | None = None,
         name: str | None = None,
         compression: str = envelope.DEFAULT_COMPRESSION,
+        schema_version: int = snapshotdb.SCHEMA_VERSION,
     ) -> Path:
         created = created_at or (NOW - dt.timedelta(hours=1) + dt.timedelta(seconds=sequence))
         if expires_in is None:
@@ -89,7 +90,7 @@ class Rig:
             sequence=sequence,
             created_at=created,
             expires_at=expires_at,
-            schema_version=snapshotdb.SCHEMA_VERSION,
+            schema_version=schema_version,
             counts=self.counts if counts is None else counts,
             compression=compression,
         )

@@ -10,17 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from continuity import publish, snapshot_build, store
+from continuity import publish, snapshot_build, snapshotdb, store
 from continuity.errors import (
     NoSnapshot,
     NotInitialized,
     PayloadCorrupt,
     Rollback,
     SnapshotDatabaseError,
+    UnsupportedFormat,
     UntrustedSigner,
 )
 from continuity.store import Store, StoreConfig
-from tests.transport_helpers import NOW, Rig, flip_byte, make_rig, use_weak_kdf
+from tests.transport_helpers import NOW, Rig, assert_untouched, flip_byte, make_rig, use_weak_kdf
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +62,23 @@ def test_accept_then_open_latest(rig: Rig) -> None:
     assert current["file"] == f"{1:020d}.snap"
     assert current["publisher_fingerprint"] == opened.header.signer_fingerprint
     assert stat_mode(rig.home / "state.json") == 0o600
+
+
+def test_a_snapshot_of_another_schema_is_refused_at_the_pull_and_the_current_one_stays(rig: Rig) -> None:
+    # Stored, a snapshot this release cannot open would become current, fail at every unlock, and
+    # after `keep` nights retention would have deleted every snapshot it can open.
+    assert rig.ingest(rig.make(1)) == "accepted"
+    before = rig.snapshot_state()
+    newer = rig.make(2, schema_version=snapshotdb.SCHEMA_VERSION + 1)
+    with pytest.raises(UnsupportedFormat) as refused:
+        rig.ingest(newer)
+    assert "update Continuity" in str(refused.value) and "mettez à jour" in refused.value.message_fr
+    assert_untouched(rig, before)
+    opened = rig.store.open_latest(rig.secrets)
+    try:
+        assert opened.header.sequence == 1 and opened.fell_back_from is None
+    finally:
+        opened.close()
 
 
 def stat_mode(path: Path) -> int:
