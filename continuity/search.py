@@ -364,12 +364,11 @@ EXACT_BONUS = 4
 
 def _range_size(conn: sqlite3.Connection, word: str) -> int:
     """Index rows for the word's prefix: the sum of the `name_count` of the words it starts (a few
-    hundred rows at most for one letter, against thousands of index rows to count)."""
+    hundred rows at most for one letter, against thousands of index rows to count). `total` is a
+    float that cannot overflow: a hostile snapshot's counts only misguide the choice of driver."""
     low, high = _prefix_bounds(word)
-    (size,) = conn.execute(
-        "SELECT coalesce(sum(rows), 0) FROM name_count WHERE token >= ? AND token < ?", (low, high)
-    ).fetchone()
-    return int(size)
+    (size,) = conn.execute("SELECT total(rows) FROM name_count WHERE token >= ? AND token < ?", (low, high)).fetchone()
+    return int(min(size, 1 << 62))
 
 
 # Counting a range of the index itself (the second tier's constraints) stops here when several are
