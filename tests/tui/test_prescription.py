@@ -43,6 +43,25 @@ def rows_text(screen: PrescriptionScreen) -> list[str]:
     return [str(box.get_option_at_index(i).prompt) for i in range(box.option_count)]
 
 
+async def ordonnance_for_rousseau(pilot: Pilot[None]) -> PrescriptionScreen:
+    """Unlocked as the prescriber, ROUSSEAU's ordonnance screen open (two treatments to renew)."""
+    await unlock(pilot)
+    await open_by_search(pilot, "rousseau")
+    await pilot.press("o")
+    screen = pilot.app.screen
+    assert isinstance(screen, PrescriptionScreen)
+    return screen
+
+
+async def add_line_for_rousseau(pilot: Pilot[None]) -> AddLineScreen:
+    """The same, with the add-line form open on top."""
+    await ordonnance_for_rousseau(pilot)
+    await pilot.press("a")
+    form = pilot.app.screen
+    assert isinstance(form, AddLineScreen)
+    return form
+
+
 async def wait_printed(pilot: Pilot[None]) -> None:
     for _ in range(100):
         await pilot.app.workers.wait_for_complete()
@@ -71,11 +90,7 @@ def test_count_text_agrees() -> None:
 async def test_renew_everything_in_two_keys_preview_and_print(make_app: AppMaker, home: Path) -> None:
     app = make_app(prescriber=True)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, PrescriptionScreen)
+        screen = await ordonnance_for_rousseau(pilot)
         assert screen.plan is not None and len(screen.plan.prescription.lines) == 2
         assert all(row.startswith("[✓]") for row in rows_text(screen))
         assert text_of(screen.query_one("#rx-count", Static)) == "2 lignes cochées sur 2"
@@ -124,11 +139,7 @@ async def test_reception_cannot_open_an_ordonnance(make_app: AppMaker, home: Pat
 async def test_narcotic_and_acute_course_are_never_pre_ticked_and_say_why(make_app: AppMaker, drug_db: Path) -> None:
     app = make_app(prescriber=True, db=drug_db)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, PrescriptionScreen)
+        screen = await ordonnance_for_rousseau(pilot)
         rows = rows_text(screen)
         skenan = next(row for row in rows if "SKENAN" in row)
         course = next(row for row in rows if "amoxicilline" in row)
@@ -158,11 +169,7 @@ async def test_narcotic_and_acute_course_are_never_pre_ticked_and_say_why(make_a
 async def test_add_a_line_with_separate_fields_untick_and_remove_it(make_app: AppMaker, drug_db: Path) -> None:
     app = make_app(prescriber=True, db=drug_db)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o", "a")
-        form = app.screen
-        assert isinstance(form, AddLineScreen)
+        form = await add_line_for_rousseau(pilot)
         await pilot.press(*"levoth")
         await pilot.pause()
         assert "lévothyroxine" in text_of(form.query_one("#add-hint", Static))  # from the drug reference
@@ -194,11 +201,7 @@ async def test_add_a_line_with_separate_fields_untick_and_remove_it(make_app: Ap
 async def test_an_ald_line_from_the_form_goes_to_the_top_zone(make_app: AppMaker, drug_db: Path) -> None:
     app = make_app(prescriber=True, db=drug_db)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o", "a")
-        form = app.screen
-        assert isinstance(form, AddLineScreen)
+        form = await add_line_for_rousseau(pilot)
         for name, value in (("dci", "metformine"), ("strength", "1000 mg"), ("form", "comprimé pelliculé"),
                             ("posology", "1 comprimé le soir"), ("duration", "1 mois")):
             form.query_one(f"#add-{name}", Input).value = value
@@ -216,11 +219,7 @@ async def test_an_ald_line_from_the_form_goes_to_the_top_zone(make_app: AppMaker
 async def test_several_routes_are_chosen_on_that_line(make_app: AppMaker, drug_db: Path) -> None:
     app = make_app(prescriber=True, db=drug_db)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o", "a")
-        form = app.screen
-        assert isinstance(form, AddLineScreen)
+        form = await add_line_for_rousseau(pilot)
         for name, value in (("dci", "ceftriaxone"), ("strength", "1 g"),
                             ("form", "poudre et solvant pour solution injectable"),
                             ("posology", "1 injection par jour"), ("duration", "5 j")):
@@ -242,11 +241,7 @@ async def test_several_routes_are_chosen_on_that_line(make_app: AppMaker, drug_d
 async def test_each_danger_is_acknowledged_on_its_own_never_by_the_print_key(make_app: AppMaker, home: Path) -> None:
     app = make_app(prescriber=True)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")  # allergic to amoxicilline, and a homonym-free identity
-        await pilot.press("o", "a")
-        form = app.screen
-        assert isinstance(form, AddLineScreen)
+        form = await add_line_for_rousseau(pilot)  # allergic to amoxicilline, and a homonym-free identity
         for name, value in (("dci", "amoxicilline"), ("strength", ""), ("form", "gélule"),
                             ("posology", "1 gélule 3 fois par jour pendant 7 jours"), ("duration", "7 j")):
             form.query_one(f"#add-{name}", Input).value = value
@@ -279,11 +274,7 @@ async def test_each_danger_is_acknowledged_on_its_own_never_by_the_print_key(mak
 async def test_a_refused_line_prints_nothing(make_app: AppMaker, home: Path) -> None:
     app = make_app(prescriber=True)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o", "a")
-        form = app.screen
-        assert isinstance(form, AddLineScreen)
+        form = await add_line_for_rousseau(pilot)
         for name, value in (("dci", "morphine"), ("strength", "10 mg"), ("form", "comprimé"),
                             ("posology", "1 comprimé matin et soir"), ("duration", "7 j")):
             form.query_one(f"#add-{name}", Input).value = value
@@ -344,11 +335,7 @@ async def test_thousands_of_treatments_tick_nothing_and_the_cap_refuses_clearly(
                                            created_at=CREATED_AT).path
     app = make_app(prescriber=True, db=db)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, PrescriptionScreen)
+        screen = await ordonnance_for_rousseau(pilot)
         assert text_of(screen.query_one("#rx-count", Static)) == "Aucune ligne cochée sur 5002"
         for row in screen.rows[:31]:
             row.ticked = True
@@ -380,11 +367,7 @@ async def test_an_outcome_arriving_under_another_screen_never_pops_that_screen(m
     the ordonnance screen must not pop it (the kept screens would show without a passphrase)."""
     app = make_app(prescriber=True)
     async with app.run_test(size=SIZE) as pilot:
-        await unlock(pilot)
-        await open_by_search(pilot, "rousseau")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, PrescriptionScreen)
+        screen = await ordonnance_for_rousseau(pilot)
         on_top = MessageScreen("Au-dessus", "un autre écran")
         await app.push_screen(on_top)
         screen.post_message(PrescriptionPrinted("Envoyé à l'imprimante « essai »"))
